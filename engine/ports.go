@@ -1,0 +1,126 @@
+package engine
+
+import (
+	"context"
+	"time"
+)
+
+// Store is everything Kefu persists. Adapters (store/sqlite, store/mongo)
+// implement it and pass the store/storetest conformance suite. Every method
+// is scoped by tenant; none trusts an id without it. Methods are safe for
+// concurrent use and may block on I/O: never call them inside an actor's
+// Receive.
+type Store interface {
+	MessageStore
+	ConversationStore
+	AccountStore
+	// Close flushes pending writes and releases the database.
+	Close() error
+}
+
+// MessageStore keeps the messages of conversations.
+type MessageStore interface {
+	// Append durably stores msgs, which all belong to one conversation and
+	// carry consecutive seqs, in order. It returns how many leading messages
+	// are stored; when that is less than len(msgs) the error says why the
+	// next one was not: a *DuplicateError (its client_msg_id is stored
+	// already), ErrSeqConflict (its seq is taken), or a storage failure.
+	// Messages after the first failed one are never stored, so a caller can
+	// renumber and resubmit them without leaving a gap.
+	Append(ctx context.Context, msgs []Message) (int, error)
+	// Messages returns up to limit messages with seq > afterSeq, ascending.
+	Messages(ctx context.Context, tenant, conv string, afterSeq int64, limit int) ([]Message, error)
+	// Recent returns the newest n messages, ascending.
+	Recent(ctx context.Context, tenant, conv string, n int) ([]Message, error)
+	// LastSeq returns the highest stored seq, 0 for an empty conversation.
+	LastSeq(ctx context.Context, tenant, conv string) (int64, error)
+	// MessageByClientID finds a message by its client_msg_id (ErrNotFound).
+	MessageByClientID(ctx context.Context, tenant, conv, clientMsgID string) (Message, error)
+}
+
+// DuplicateError reports that a message's client_msg_id is already stored.
+type DuplicateError struct {
+	ClientMsgID string
+	Seq         int64 // the seq the original was stored under
+}
+
+func (e *DuplicateError) Error() string {
+	return "engine: duplicate client_msg_id " + e.ClientMsgID
+}
+
+// ConversationStore keeps conversation headers and read pointers.
+type ConversationStore interface {
+	// CreateConversation stores a new conversation (ErrExists if its id is taken).
+	CreateConversation(ctx context.Context, c Conversation) error
+	// Conversation returns one conversation of the tenant (ErrNotFound).
+	Conversation(ctx context.Context, tenant, id string) (Conversation, error)
+	// ListConversations returns the tenant's conversations, newest first.
+	ListConversations(ctx context.Context, tenant string, q ConversationQuery) ([]Conversation, error)
+	// SetReadPointer moves p's read pointer forward to seq; it never moves
+	// backwards. It returns the pointer's value afterwards.
+	SetReadPointer(ctx context.Context, tenant, conv string, p Party, seq int64) (int64, error)
+	// ReadPointers returns every participant's read pointer.
+	ReadPointers(ctx context.Context, tenant, conv string) ([]ReadPointer, error)
+}
+
+// ConversationQuery filters ListConversations. Zero values match anything.
+type ConversationQuery struct {
+	UserID string
+	State  ConvState
+	Before time.Time // only conversations created before this instant
+	Limit  int       // at most this many; 0 means 50
+}
+
+// AccountStore keeps tenants, staff accounts and server settings.
+type AccountStore interface {
+	CreateTenant(ctx context.Context, t Tenant) error
+	Tenant(ctx context.Context, id string) (Tenant, error)
+	CountTenants(ctx context.Context) (int, error)
+	CreateStaff(ctx context.Context, s Staff) error
+	StaffByUsername(ctx context.Context, tenant, username string) (Staff, error)
+	// PutSettingIfAbsent stores value under key unless the key exists, and
+	// returns the stored value either way: the first writer wins, even
+	// across nodes.
+	PutSettingIfAbsent(ctx context.Context, key, value string) (string, error)
+}
+
+// Tenant is a merchant: one mini-program appid.
+type Tenant struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	AppID     string    `json:"app_id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// StaffRole is what a member of staff may do.
+type StaffRole string
+
+// Staff roles.
+const (
+	StaffAgent      StaffRole = "agent"
+	StaffSupervisor StaffRole = "supervisor"
+	StaffAdmin      StaffRole = "admin"
+)
+
+// Staff is an agent, supervisor or admin account of a tenant.
+type Staff struct {
+	Tenant       string    `json:"tenant"`
+	ID           string    `json:"id"`
+	Username     string    `json:"username"`
+	DisplayName  string    `json:"display_name"`
+	Role         StaffRole `json:"role"`
+	PasswordHash string    `json:"-"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// Clock tells the time. Code that schedules or timestamps takes a Clock so
+// tests can control time instead of sleeping.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock is the wall clock.
+type SystemClock struct{}
+
+// Now returns the current time in UTC.
+func (SystemClock) Now() time.Time { return time.Now().UTC() }

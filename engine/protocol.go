@@ -1,0 +1,239 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"unicode/utf8"
+)
+
+// ProtocolVersion is the client protocol version this build speaks.
+const ProtocolVersion = 1
+
+// Client frame types.
+const (
+	FrameHello  = "hello"  // authenticate: {v, token}
+	FrameSend   = "send"   // {conv, client_msg_id, body}
+	FrameResume = "resume" // {conv, last_seq, limit}: subscribe and page history
+	FrameLeave  = "leave"  // {conv}: stop receiving pushes for conv
+	FrameTyping = "typing" // {conv, on}
+	FrameRead   = "read"   // {conv, seq}
+	FramePing   = "ping"   // {}
+)
+
+// Server frame types.
+const (
+	FrameWelcome = "welcome"
+	FrameAck     = "ack"
+	FrameMessage = "message"
+	FrameHistory = "history"
+	FrameError   = "error"
+	FramePong    = "pong"
+	// FrameTyping and FrameRead are also pushed to the other participants.
+)
+
+// MaxClientMsgIDLen bounds client_msg_id.
+const MaxClientMsgIDLen = 64
+
+// MaxHistoryPage is the largest page a resume may ask for; DefaultHistoryPage
+// is used when it asks for none.
+const (
+	MaxHistoryPage     = 200
+	DefaultHistoryPage = 50
+)
+
+// ClientFrame is a decoded, validated frame from a client. Only the fields
+// of its Type are meaningful.
+type ClientFrame struct {
+	Type        string `json:"type"`
+	ID          string `json:"id,omitempty"` // optional request id, echoed in replies
+	V           int    `json:"v,omitempty"`
+	Token       string `json:"token,omitempty"`
+	Conv        string `json:"conv,omitempty"`
+	ClientMsgID string `json:"client_msg_id,omitempty"`
+	Body        *Body  `json:"body,omitempty"`
+	LastSeq     *int64 `json:"last_seq,omitempty"`
+	Limit       int    `json:"limit,omitempty"`
+	Seq         int64  `json:"seq,omitempty"`
+	On          bool   `json:"on,omitempty"`
+}
+
+// DecodeClientFrame parses and validates one client frame. The error is
+// always an *Error with the code the client will see. Unknown fields are
+// ignored so newer clients can talk to older servers.
+func DecodeClientFrame(data []byte) (ClientFrame, error) {
+	var f ClientFrame
+	if !utf8.Valid(data) {
+		return f, NewError(CodeInvalidUTF8, "frame is not valid UTF-8")
+	}
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return f, NewError(CodeBadFrame, "frame must be a JSON object")
+	}
+	if err := json.Unmarshal(data, &f); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return ClientFrame{Type: f.Type, ID: f.ID}, Errorf(CodeInvalidField, "field %q has the wrong type", typeErr.Field)
+		}
+		return ClientFrame{}, NewError(CodeBadFrame, "frame is not valid JSON")
+	}
+	if len(f.ID) > 64 {
+		return f, NewError(CodeInvalidField, "id is longer than 64 bytes")
+	}
+	return f, f.validate()
+}
+
+func (f *ClientFrame) validate() error {
+	switch f.Type {
+	case "":
+		return NewError(CodeMissingField, "type is missing")
+	case FrameHello:
+		if f.V != ProtocolVersion {
+			return Errorf(CodeVersion, "protocol version %d is not supported; this server speaks v%d", f.V, ProtocolVersion)
+		}
+		if f.Token == "" {
+			return NewError(CodeMissingField, "token is missing")
+		}
+		return nil
+	case FrameSend:
+		if err := f.requireConv(); err != nil {
+			return err
+		}
+		if f.ClientMsgID == "" {
+			return NewError(CodeMissingField, "client_msg_id is missing")
+		}
+		if len(f.ClientMsgID) > MaxClientMsgIDLen || strings.ContainsFunc(f.ClientMsgID, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+			return Errorf(CodeInvalidField, "client_msg_id must be 1-%d printable ASCII characters", MaxClientMsgIDLen)
+		}
+		if f.Body == nil {
+			return NewError(CodeMissingField, "body is missing")
+		}
+		return ValidateClientBody(*f.Body)
+	case FrameResume:
+		if err := f.requireConv(); err != nil {
+			return err
+		}
+		if f.LastSeq != nil && *f.LastSeq < 0 {
+			return NewError(CodeInvalidField, "last_seq must not be negative")
+		}
+		if f.Limit < 0 || f.Limit > MaxHistoryPage {
+			return Errorf(CodeInvalidField, "limit must be between 1 and %d", MaxHistoryPage)
+		}
+		return nil
+	case FrameLeave, FrameTyping:
+		return f.requireConv()
+	case FrameRead:
+		if err := f.requireConv(); err != nil {
+			return err
+		}
+		if f.Seq < 1 {
+			return NewError(CodeInvalidField, "seq must be at least 1")
+		}
+		return nil
+	case FramePing:
+		return nil
+	default:
+		return Errorf(CodeUnknownType, "unknown frame type %q", truncate(f.Type, 32))
+	}
+}
+
+func (f *ClientFrame) requireConv() error {
+	if f.Conv == "" {
+		return NewError(CodeMissingField, "conv is missing")
+	}
+	if !ValidID(f.Conv) {
+		return NewError(CodeInvalidField, "conv is not a valid id")
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// Server frames. Each is marshalled as one JSON text frame.
+
+// WelcomeFrame answers a successful hello.
+type WelcomeFrame struct {
+	Type       string `json:"type"`
+	V          int    `json:"v"`
+	Session    string `json:"session"`
+	Tenant     string `json:"tenant"`
+	You        Party  `json:"you"`
+	ServerTime int64  `json:"server_time"`
+	MaxFrame   int    `json:"max_frame"`
+	RatePerSec int    `json:"rate_per_sec"`
+}
+
+// AckFrame confirms that a sent message is durably stored under Seq. Dup is
+// true when the client_msg_id had been stored before (a resend).
+type AckFrame struct {
+	Type        string `json:"type"`
+	Conv        string `json:"conv"`
+	ClientMsgID string `json:"client_msg_id"`
+	Seq         int64  `json:"seq"`
+	TS          int64  `json:"ts"`
+	Dup         bool   `json:"dup,omitempty"`
+}
+
+// MessageFrame pushes a stored message to a subscribed session.
+type MessageFrame struct {
+	Type string  `json:"type"`
+	Conv string  `json:"conv"`
+	Msg  Message `json:"msg"`
+}
+
+// HistoryFrame is one page of a resume. More is true when messages after
+// this page exist; the client asks again with the last seq it received.
+// Live pushes for Conv start only after a page with More false.
+type HistoryFrame struct {
+	Type     string        `json:"type"`
+	ID       string        `json:"id,omitempty"`
+	Conv     string        `json:"conv"`
+	Messages []Message     `json:"messages"`
+	More     bool          `json:"more"`
+	LastSeq  int64         `json:"last_seq"`
+	State    ConvState     `json:"state"`
+	Read     []ReadPointer `json:"read"`
+}
+
+// TypingFrame tells the other participants someone is typing.
+type TypingFrame struct {
+	Type string `json:"type"`
+	Conv string `json:"conv"`
+	From Party  `json:"from"`
+	On   bool   `json:"on"`
+}
+
+// ReadFrame tells participants how far someone has read.
+type ReadFrame struct {
+	Type string `json:"type"`
+	Conv string `json:"conv"`
+	By   Party  `json:"by"`
+	Seq  int64  `json:"seq"`
+}
+
+// ErrorFrame reports a failed request. ID, Conv and ClientMsgID echo the
+// request it answers, when known.
+type ErrorFrame struct {
+	Type        string `json:"type"`
+	ID          string `json:"id,omitempty"`
+	Code        Code   `json:"code"`
+	Message     string `json:"message"`
+	Conv        string `json:"conv,omitempty"`
+	ClientMsgID string `json:"client_msg_id,omitempty"`
+}
+
+// PongFrame answers a ping.
+type PongFrame struct {
+	Type       string `json:"type"`
+	ID         string `json:"id,omitempty"`
+	ServerTime int64  `json:"server_time"`
+}
