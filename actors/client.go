@@ -1,0 +1,183 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/kefu-dev/kefu/actors/actorpb"
+	"github.com/kefu-dev/kefu/engine"
+)
+
+// Client is the edge's narrow way into the cluster: it never touches a
+// database, only actors. It is safe for concurrent use.
+type Client struct {
+	system  *actor.ActorSystem
+	cluster *cluster.Cluster
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+// NewClient returns a client of the member c. timeout bounds one request.
+func NewClient(c *cluster.Cluster, timeout time.Duration, logger *slog.Logger) *Client {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Client{system: c.ActorSystem, cluster: c, timeout: timeout, log: logger}
+}
+
+// ErrUnavailable is returned, wrapped, when the cluster does not answer.
+var ErrUnavailable = engine.NewError(engine.CodeUnavailable, "the service did not answer in time; try again")
+
+// request sends msg to a virtual actor and waits for its reply. A request
+// that finds the activation gone is retried on a fresh lookup; every
+// request the edge makes is idempotent.
+func (c *Client) request(ctx context.Context, kind, identity string, msg any) (any, error) {
+	timeout := c.timeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	var lastErr error
+	for attempt := range 3 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+			case <-time.After(time.Duration(attempt*attempt) * 50 * time.Millisecond):
+			}
+		}
+		pid, _ := c.cluster.PidCache.Get(identity, kind)
+		if pid == nil {
+			if pid = c.cluster.Get(identity, kind); pid == nil {
+				lastErr = errNoActivation
+				continue
+			}
+			c.cluster.PidCache.Set(identity, kind, pid)
+		}
+		res, err := c.system.Root.RequestFuture(pid, msg, timeout).Result()
+		if err == nil {
+			return res, nil
+		}
+		lastErr = err
+		if !errors.Is(err, actor.ErrDeadLetter) && !errors.Is(err, actor.ErrTimeout) {
+			break
+		}
+		c.cluster.PidCache.Remove(identity, kind)
+	}
+	c.log.Warn("cluster request failed", "kind", kind, "identity", identity, "err", lastErr)
+	return nil, fmt.Errorf("%w (%v)", ErrUnavailable, lastErr)
+}
+
+// CreateConversation opens a new conversation for the calling customer.
+func (c *Client) CreateConversation(ctx context.Context, caller Caller) (engine.Conversation, error) {
+	id := engine.NewID(time.Now())
+	res, err := c.request(ctx, KindConversation, ConversationIdentity(caller.Tenant, id), &actorpb.CreateConversation{Caller: callerToPB(caller)})
+	if err != nil {
+		return engine.Conversation{}, err
+	}
+	resp := res.(*actorpb.ConversationResponse)
+	if err := errFromPB(resp.Error); err != nil {
+		return engine.Conversation{}, err
+	}
+	return ConversationFromPB(resp.Conversation), nil
+}
+
+// HistoryPage is one page of a conversation's messages.
+type HistoryPage struct {
+	Messages []engine.Message     `json:"messages"`
+	More     bool                 `json:"more"`
+	LastSeq  int64                `json:"last_seq"`
+	State    engine.ConvState     `json:"state"`
+	Read     []engine.ReadPointer `json:"read"`
+}
+
+// History returns up to limit messages after afterSeq.
+func (c *Client) History(ctx context.Context, caller Caller, conv string, afterSeq int64, limit int) (HistoryPage, error) {
+	req := &actorpb.Resume{Caller: callerToPB(caller), LastSeq: afterSeq, Limit: int32(limit)}
+	res, err := c.request(ctx, KindConversation, ConversationIdentity(caller.Tenant, conv), req)
+	if err != nil {
+		return HistoryPage{}, err
+	}
+	resp := res.(*actorpb.ResumeResponse)
+	if err := errFromPB(resp.Error); err != nil {
+		return HistoryPage{}, err
+	}
+	page := HistoryPage{More: resp.More, LastSeq: resp.LastSeq, State: engine.ConvState(resp.State),
+		Messages: make([]engine.Message, len(resp.Messages)), Read: make([]engine.ReadPointer, len(resp.Read))}
+	for i, m := range resp.Messages {
+		page.Messages[i] = messageFromPB(caller.Tenant, m)
+	}
+	for i, rp := range resp.Read {
+		page.Read[i] = engine.ReadPointer{Party: partyFromPB(rp.By), Seq: rp.Seq}
+	}
+	return page, nil
+}
+
+// Login checks a staff member's password and returns the account.
+func (c *Client) Login(ctx context.Context, tenant, username, password string) (engine.Staff, error) {
+	res, err := c.request(ctx, KindTenant, tenant, &actorpb.Login{Username: username, Password: password})
+	if err != nil {
+		return engine.Staff{}, err
+	}
+	resp := res.(*actorpb.LoginResponse)
+	if err := errFromPB(resp.Error); err != nil {
+		return engine.Staff{}, err
+	}
+	s := resp.Staff
+	return engine.Staff{Tenant: tenant, ID: s.Id, Username: s.Username, DisplayName: s.DisplayName, Role: engine.StaffRole(s.Role)}, nil
+}
+
+// CheckTenant returns nil if the tenant exists.
+func (c *Client) CheckTenant(ctx context.Context, tenant string) error {
+	res, err := c.request(ctx, KindTenant, tenant, &actorpb.CheckTenant{})
+	if err != nil {
+		return err
+	}
+	return errFromPB(res.(*actorpb.CheckTenantResponse).Error)
+}
+
+// ListConversations lists the tenant's conversations for a member of staff.
+func (c *Client) ListConversations(ctx context.Context, caller Caller, q engine.ConversationQuery) ([]engine.Conversation, error) {
+	req := &actorpb.ListConversations{Caller: callerToPB(caller), State: string(q.State), Limit: int32(q.Limit)}
+	if !q.Before.IsZero() {
+		req.BeforeMs = q.Before.UnixMilli()
+	}
+	res, err := c.request(ctx, KindTenant, caller.Tenant, req)
+	if err != nil {
+		return nil, err
+	}
+	resp := res.(*actorpb.ListConversationsResponse)
+	if err := errFromPB(resp.Error); err != nil {
+		return nil, err
+	}
+	out := make([]engine.Conversation, len(resp.Conversations))
+	for i, conv := range resp.Conversations {
+		out[i] = ConversationFromPB(conv)
+	}
+	return out, nil
+}
+
+// Session is the handle of one connected client's session actor.
+type Session struct {
+	pid  *actor.PID
+	root *actor.RootContext
+}
+
+// StartSession spawns the session actor of a newly authenticated socket.
+func (c *Client) StartSession(caller Caller, out Outbox) *Session {
+	props := actor.PropsFromProducer(func() actor.Actor {
+		return &sessionActor{caller: caller, out: out, cl: c.cluster, timeout: c.timeout, log: c.log, links: make(map[string]*convLink)}
+	})
+	return &Session{pid: c.system.Root.Spawn(props), root: c.system.Root}
+}
+
+// Deliver hands a validated client frame to the session. It never blocks.
+func (s *Session) Deliver(f engine.ClientFrame) { s.root.Send(s.pid, &inbound{frame: f}) }
+
+// Stop ends the session; its subscriptions are dropped.
+func (s *Session) Stop() { s.root.Stop(s.pid) }

@@ -1,0 +1,78 @@
+package actors
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/kefu-dev/kefu/engine"
+)
+
+// Kind names of the virtual actors.
+const (
+	KindConversation = "conversation"
+	KindTenant       = "tenant"
+)
+
+// Deps is what the actors need from the rest of the process. Zero values
+// of the tuning fields mean the documented defaults.
+type Deps struct {
+	Store   engine.Store
+	Clock   engine.Clock // nil: engine.SystemClock
+	Logger  *slog.Logger // nil: discard
+	Metrics *Metrics     // nil: not measured
+	// Recent is how many of its newest messages a conversation keeps in
+	// memory to serve resumes and recognise resends. Zero means 200.
+	Recent int
+	// IdleTimeout passivates a conversation nobody is subscribed to after
+	// this long without a message. Zero means 2 minutes.
+	IdleTimeout time.Duration
+	// MaxBatch is the most messages of one conversation written in one
+	// store call. Zero means 256.
+	MaxBatch int
+	// StoreTimeout bounds one store call. Zero means 10s.
+	StoreTimeout time.Duration
+}
+
+func (d Deps) withDefaults() Deps {
+	if d.Clock == nil {
+		d.Clock = engine.SystemClock{}
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Recent <= 0 {
+		d.Recent = 200
+	}
+	if d.IdleTimeout <= 0 {
+		d.IdleTimeout = 2 * time.Minute
+	}
+	if d.MaxBatch <= 0 {
+		d.MaxBatch = 256
+	}
+	if d.StoreTimeout <= 0 {
+		d.StoreTimeout = 10 * time.Second
+	}
+	return d
+}
+
+// Kinds returns the cluster kinds this package hosts.
+func Kinds(d Deps) []*cluster.Kind {
+	d = d.withDefaults()
+	return []*cluster.Kind{
+		cluster.NewKind(KindConversation, actor.PropsFromProducer(func() actor.Actor { return newConversation(&d) })),
+		cluster.NewKind(KindTenant, actor.PropsFromProducer(func() actor.Actor { return newTenant(&d) })),
+	}
+}
+
+// Caller is who makes a request, as the edge authenticated them.
+type Caller struct {
+	Tenant    string
+	Party     engine.Party
+	StaffRole engine.StaffRole // empty for customers
+}
+
+// IsStaff reports whether the caller is a member of staff.
+func (c Caller) IsStaff() bool { return c.Party.Role == engine.RoleAgent && c.StaffRole != "" }

@@ -1,0 +1,604 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/kefu-dev/kefu/actors/actorpb"
+	"github.com/kefu-dev/kefu/engine"
+)
+
+// ConversationIdentity is the cluster identity of a conversation actor. The
+// tenant is part of it, so a request can only ever reach a conversation of
+// the tenant it names.
+func ConversationIdentity(tenant, conv string) string { return tenant + "/" + conv }
+
+type convPhase int
+
+const (
+	phaseLoading  convPhase = iota // reading the conversation from the store
+	phaseMissing                   // no such conversation (yet)
+	phaseCreating                  // storing a new conversation
+	phaseReady
+)
+
+// pendingAppend is a message waiting for its durable write, with everyone
+// to ack once it is stored (a resend while it waits joins the list).
+type pendingAppend struct {
+	msg     engine.Message
+	origin  *actor.PID
+	waiters []*actor.PID
+	since   time.Time
+}
+
+// stashed is a request that arrived while the conversation was loading.
+type stashed struct {
+	sender *actor.PID
+	msg    any
+}
+
+// Results of work the actor started off its mailbox.
+type (
+	loadedMsg struct {
+		conv   engine.Conversation
+		recent []engine.Message
+		read   []engine.ReadPointer
+		err    error
+	}
+	createdMsg struct {
+		conv   engine.Conversation
+		sender *actor.PID
+		err    error
+	}
+	committedMsg struct {
+		n   int
+		err error
+	}
+	reloadedMsg struct {
+		recent []engine.Message
+		err    error
+	}
+	pageMsg struct {
+		sender  *actor.PID
+		msgs    []engine.Message
+		lastSeq int64
+		err     error
+	}
+	readStoredMsg struct {
+		sender *actor.PID
+		origin *actor.PID
+		party  engine.Party
+		seq    int64
+		err    error
+	}
+)
+
+// conversationActor is the single writer of one conversation. See doc.go.
+type conversationActor struct {
+	d      *Deps
+	log    *slog.Logger
+	tenant string
+	id     string
+	phase  convPhase
+	conv   engine.Conversation
+
+	lastSeq int64            // highest durably stored seq
+	recent  []engine.Message // newest stored messages, ascending, at most 2*d.Recent
+	known   map[string]int   // client_msg_id -> index in recent
+
+	queue     []*pendingAppend // waiting for the next write
+	inflight  []*pendingAppend // being written; at most one write at a time
+	reloading bool             // re-reading the store after a conflict
+
+	stash []stashed
+	subs  map[string]*actor.PID // subscribed sessions by PID string
+	read  map[engine.Party]int64
+}
+
+func newConversation(d *Deps) actor.Actor {
+	return &conversationActor{
+		d:     d,
+		log:   d.Logger,
+		known: make(map[string]int),
+		subs:  make(map[string]*actor.PID),
+		read:  make(map[engine.Party]int64),
+	}
+}
+
+func (a *conversationActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *cluster.ClusterInit:
+		a.tenant, a.id, _ = strings.Cut(m.Identity.Identity, "/")
+		a.log = a.d.Logger.With("tenant", a.tenant, "conv", a.id)
+		a.d.Metrics.conversationStarted()
+		ctx.SetReceiveTimeout(a.d.IdleTimeout)
+		a.async(ctx, a.load)
+	case *actor.Stopped:
+		if a.tenant != "" {
+			a.d.Metrics.conversationStopped()
+		}
+	case *actor.ReceiveTimeout:
+		a.maybePassivate(ctx)
+	case *actor.Terminated:
+		delete(a.subs, m.Who.String())
+	case *loadedMsg:
+		a.onLoaded(ctx, m)
+	case *createdMsg:
+		a.onCreated(ctx, m)
+	case *committedMsg:
+		a.onCommitted(ctx, m)
+	case *reloadedMsg:
+		a.onReloaded(ctx, m)
+	case *pageMsg:
+		a.onPage(ctx, m)
+	case *readStoredMsg:
+		a.onReadStored(ctx, m)
+	case *actorpb.CreateConversation, *actorpb.Append, *actorpb.Resume, *actorpb.Unsubscribe,
+		*actorpb.Typing, *actorpb.MarkRead:
+		if a.phase == phaseLoading || a.phase == phaseCreating {
+			a.stash = append(a.stash, stashed{sender: ctx.Sender(), msg: m})
+			return
+		}
+		a.handle(ctx, ctx.Sender(), m)
+	}
+}
+
+// async runs f off the mailbox and delivers its result to the actor.
+func (a *conversationActor) async(ctx actor.Context, f func(context.Context) any) {
+	self, root, timeout := ctx.Self(), ctx.ActorSystem().Root, a.d.StoreTimeout
+	go func() {
+		c, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		root.Send(self, f(c))
+	}()
+}
+
+func (a *conversationActor) load(c context.Context) any {
+	conv, err := a.d.Store.Conversation(c, a.tenant, a.id)
+	if err != nil {
+		return &loadedMsg{err: err}
+	}
+	recent, err := a.d.Store.Recent(c, a.tenant, a.id, a.d.Recent)
+	if err != nil {
+		return &loadedMsg{err: err}
+	}
+	read, err := a.d.Store.ReadPointers(c, a.tenant, a.id)
+	return &loadedMsg{conv: conv, recent: recent, read: read, err: err}
+}
+
+func (a *conversationActor) onLoaded(ctx actor.Context, m *loadedMsg) {
+	switch {
+	case errors.Is(m.err, engine.ErrNotFound):
+		a.phase = phaseMissing
+		// Nothing to keep in memory: leave soon unless it is being created.
+		ctx.SetReceiveTimeout(5 * time.Second)
+	case m.err != nil:
+		a.log.Error("loading conversation", "err", m.err)
+		a.failStash(ctx, engine.NewError(engine.CodeUnavailable, "the conversation could not be loaded; try again"))
+		ctx.Stop(ctx.Self()) // the next request activates a fresh copy
+		return
+	default:
+		a.phase = phaseReady
+		a.conv = m.conv
+		a.setRecent(m.recent)
+		for _, rp := range m.read {
+			a.read[rp.Party] = rp.Seq
+		}
+	}
+	a.replayStash(ctx)
+}
+
+func (a *conversationActor) replayStash(ctx actor.Context) {
+	stash := a.stash
+	a.stash = nil
+	for i, s := range stash {
+		if a.phase == phaseCreating { // a create in the stash: keep the rest for later
+			a.stash = append(a.stash, stash[i:]...)
+			return
+		}
+		a.handle(ctx, s.sender, s.msg)
+	}
+}
+
+func (a *conversationActor) failStash(ctx actor.Context, err error) {
+	for _, s := range a.stash {
+		a.replyError(ctx, s.sender, s.msg, err)
+	}
+	a.stash = nil
+}
+
+func (a *conversationActor) handle(ctx actor.Context, sender *actor.PID, msg any) {
+	if c, ok := msg.(*actorpb.CreateConversation); ok {
+		a.create(ctx, sender, c)
+		return
+	}
+	if a.phase != phaseReady {
+		a.replyError(ctx, sender, msg, engine.NewError(engine.CodeNotFound, "no such conversation"))
+		return
+	}
+	switch m := msg.(type) {
+	case *actorpb.Append:
+		a.append(ctx, sender, m)
+	case *actorpb.Resume:
+		a.resume(ctx, sender, m)
+	case *actorpb.Unsubscribe:
+		if pid := pidFromRef(m.Subscriber); pid != nil {
+			delete(a.subs, pid.String())
+			ctx.Unwatch(pid)
+		}
+	case *actorpb.Typing:
+		if a.authorize(m.Caller) != nil {
+			return
+		}
+		a.push(ctx, pidFromRef(m.Origin), &actorpb.Push{Conv: a.id, Event: &actorpb.Push_Typing{Typing: &actorpb.Typing{On: m.On}}, From: m.Caller.GetParty()})
+	case *actorpb.MarkRead:
+		a.markRead(ctx, sender, m)
+	}
+}
+
+// authorize checks that the caller may use this conversation: staff of its
+// tenant, or the customer it belongs to. A customer asking for somebody
+// else's conversation is told it does not exist.
+func (a *conversationActor) authorize(c *actorpb.Caller) error {
+	caller := callerFromPB(c)
+	switch {
+	case caller.Tenant != a.tenant:
+		return engine.NewError(engine.CodeNotFound, "no such conversation")
+	case caller.IsStaff():
+		return nil
+	case caller.Party.Role == engine.RoleUser && caller.Party.ID == a.conv.UserID:
+		return nil
+	default:
+		return engine.NewError(engine.CodeNotFound, "no such conversation")
+	}
+}
+
+func (a *conversationActor) create(ctx actor.Context, sender *actor.PID, m *actorpb.CreateConversation) {
+	caller := callerFromPB(m.Caller)
+	switch {
+	case caller.Tenant != a.tenant || caller.Party.Role != engine.RoleUser:
+		a.reply(ctx, sender, &actorpb.ConversationResponse{Error: errToPB(engine.NewError(engine.CodeForbidden, "only a customer opens a conversation"))})
+		return
+	case a.phase == phaseReady:
+		// A retried create of the same conversation is answered, not refused.
+		if err := a.authorize(m.Caller); err != nil {
+			a.reply(ctx, sender, &actorpb.ConversationResponse{Error: errToPB(err)})
+			return
+		}
+		a.reply(ctx, sender, &actorpb.ConversationResponse{Conversation: conversationToPB(a.conv)})
+		return
+	}
+	now := a.d.Clock.Now()
+	conv := engine.Conversation{Tenant: a.tenant, ID: a.id, UserID: caller.Party.ID, State: engine.StateBot, CreatedAt: now, UpdatedAt: now}
+	a.phase = phaseCreating
+	ctx.SetReceiveTimeout(a.d.IdleTimeout)
+	a.async(ctx, func(c context.Context) any {
+		return &createdMsg{conv: conv, sender: sender, err: a.d.Store.CreateConversation(c, conv)}
+	})
+}
+
+func (a *conversationActor) onCreated(ctx actor.Context, m *createdMsg) {
+	if m.err != nil {
+		a.log.Error("creating conversation", "err", m.err)
+		a.reply(ctx, m.sender, &actorpb.ConversationResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "the conversation could not be created; try again"))})
+		a.failStash(ctx, engine.NewError(engine.CodeUnavailable, "the conversation could not be created; try again"))
+		ctx.Stop(ctx.Self())
+		return
+	}
+	a.phase = phaseReady
+	a.conv = m.conv
+	a.reply(ctx, m.sender, &actorpb.ConversationResponse{Conversation: conversationToPB(a.conv)})
+	a.replayStash(ctx)
+}
+
+func (a *conversationActor) append(ctx actor.Context, sender *actor.PID, m *actorpb.Append) {
+	if err := a.authorize(m.Caller); err != nil {
+		a.reply(ctx, sender, &actorpb.AppendResponse{Error: errToPB(err)})
+		return
+	}
+	if a.conv.State == engine.StateClosed {
+		a.reply(ctx, sender, &actorpb.AppendResponse{Error: errToPB(engine.NewError(engine.CodeConvClosed, "the conversation is closed"))})
+		return
+	}
+	body := bodyFromPB(m.Body)
+	if err := engine.ValidateClientBody(body); err != nil {
+		a.reply(ctx, sender, &actorpb.AppendResponse{Error: errToPB(err)})
+		return
+	}
+	if i, ok := a.known[m.ClientMsgId]; ok {
+		a.reply(ctx, sender, ackOf(a.recent[i], true))
+		return
+	}
+	for _, p := range a.queue {
+		if p.msg.ClientMsgID == m.ClientMsgId {
+			p.waiters = append(p.waiters, sender)
+			return
+		}
+	}
+	for _, p := range a.inflight {
+		if p.msg.ClientMsgID == m.ClientMsgId {
+			p.waiters = append(p.waiters, sender)
+			return
+		}
+	}
+	now := a.d.Clock.Now()
+	a.queue = append(a.queue, &pendingAppend{
+		msg: engine.Message{
+			Tenant: a.tenant, Conv: a.id, ClientMsgID: m.ClientMsgId,
+			From: partyFromPB(m.Caller.GetParty()), Body: body, CreatedAt: now,
+		},
+		origin:  pidFromRef(m.Origin),
+		waiters: []*actor.PID{sender},
+		since:   time.Now(),
+	})
+	a.pump(ctx)
+}
+
+func ackOf(msg engine.Message, dup bool) *actorpb.AppendResponse {
+	return &actorpb.AppendResponse{Seq: msg.Seq, TsMs: msg.CreatedAt.UnixMilli(), Dup: dup}
+}
+
+// pump starts the next write if none is running. One write at a time keeps
+// the store's prefix guarantee meaningful: nothing after a failed message
+// can be stored, so the queue can be renumbered without a gap.
+func (a *conversationActor) pump(ctx actor.Context) {
+	if len(a.inflight) > 0 || a.reloading || len(a.queue) == 0 {
+		return
+	}
+	n := min(len(a.queue), a.d.MaxBatch)
+	a.inflight = append([]*pendingAppend(nil), a.queue[:n]...)
+	a.queue = append(a.queue[:0:0], a.queue[n:]...)
+	msgs := make([]engine.Message, n)
+	for i, p := range a.inflight {
+		p.msg.Seq = a.lastSeq + int64(i) + 1
+		msgs[i] = p.msg
+	}
+	a.async(ctx, func(c context.Context) any {
+		k, err := a.d.Store.Append(c, msgs)
+		return &committedMsg{n: k, err: err}
+	})
+}
+
+func (a *conversationActor) onCommitted(ctx actor.Context, m *committedMsg) {
+	batch := a.inflight
+	a.inflight = nil
+	for _, p := range batch[:m.n] {
+		a.lastSeq = p.msg.Seq
+		a.remember(p.msg)
+		ack := ackOf(p.msg, false)
+		for _, w := range p.waiters {
+			a.reply(ctx, w, ack)
+		}
+		a.d.Metrics.appended(p.msg.From.Role, time.Since(p.since))
+		a.push(ctx, p.origin, &actorpb.Push{Conv: a.id, Event: &actorpb.Push_Message{Message: messageToPB(p.msg)}})
+	}
+	rest := batch[m.n:]
+	var dup *engine.DuplicateError
+	switch {
+	case m.err == nil:
+	case errors.As(m.err, &dup):
+		// Stored long ago, outside the window we remember: ack the original.
+		first := rest[0]
+		for _, w := range first.waiters {
+			a.reply(ctx, w, &actorpb.AppendResponse{Seq: dup.Seq, Dup: true})
+		}
+		a.queue = append(rest[1:], a.queue...)
+	case errors.Is(m.err, engine.ErrSeqConflict):
+		// Another activation wrote this seq: learn what is stored, then
+		// renumber and retry. Never skip or reuse a number.
+		a.log.Warn("seq conflict; reloading", "seq", rest[0].msg.Seq)
+		a.queue = append(rest, a.queue...)
+		a.reload(ctx)
+	default:
+		a.log.Error("storing messages", "err", m.err)
+		for _, p := range rest {
+			for _, w := range p.waiters {
+				a.reply(ctx, w, &actorpb.AppendResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "the message was not stored; send it again"))})
+			}
+		}
+		// Whether the failed write landed is unknown: re-read before the next.
+		a.reload(ctx)
+	}
+	a.pump(ctx)
+}
+
+func (a *conversationActor) reload(ctx actor.Context) {
+	a.reloading = true
+	a.async(ctx, func(c context.Context) any {
+		recent, err := a.d.Store.Recent(c, a.tenant, a.id, a.d.Recent)
+		return &reloadedMsg{recent: recent, err: err}
+	})
+}
+
+func (a *conversationActor) onReloaded(ctx actor.Context, m *reloadedMsg) {
+	if m.err != nil {
+		a.log.Error("reloading conversation", "err", m.err)
+		for _, p := range a.queue {
+			for _, w := range p.waiters {
+				a.reply(ctx, w, &actorpb.AppendResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "the message was not stored; send it again"))})
+			}
+		}
+		a.queue = nil
+		ctx.Stop(ctx.Self())
+		return
+	}
+	a.reloading = false
+	a.setRecent(m.recent)
+	// Messages the other activation stored are resends now: ack them.
+	queue := a.queue[:0]
+	for _, p := range a.queue {
+		if i, ok := a.known[p.msg.ClientMsgID]; ok {
+			for _, w := range p.waiters {
+				a.reply(ctx, w, ackOf(a.recent[i], true))
+			}
+			continue
+		}
+		queue = append(queue, p)
+	}
+	a.queue = queue
+	a.pump(ctx)
+}
+
+// setRecent replaces the in-memory window with msgs (ascending).
+func (a *conversationActor) setRecent(msgs []engine.Message) {
+	a.recent = append(a.recent[:0], msgs...)
+	clear(a.known)
+	for i, m := range a.recent {
+		a.known[m.ClientMsgID] = i
+	}
+	if len(a.recent) > 0 {
+		a.lastSeq = a.recent[len(a.recent)-1].Seq
+	}
+}
+
+// remember adds a stored message to the window, trimming it to d.Recent
+// once it has grown to twice that, so trimming is amortised.
+func (a *conversationActor) remember(m engine.Message) {
+	a.recent = append(a.recent, m)
+	a.known[m.ClientMsgID] = len(a.recent) - 1
+	if len(a.recent) >= 2*a.d.Recent {
+		a.setRecent(a.recent[len(a.recent)-a.d.Recent:])
+	}
+}
+
+func (a *conversationActor) resume(ctx actor.Context, sender *actor.PID, m *actorpb.Resume) {
+	if err := a.authorize(m.Caller); err != nil {
+		a.reply(ctx, sender, &actorpb.ResumeResponse{Error: errToPB(err)})
+		return
+	}
+	if m.LastSeq > a.lastSeq {
+		a.reply(ctx, sender, &actorpb.ResumeResponse{Error: errToPB(engine.Errorf(engine.CodeSeqAhead,
+			"last_seq %d is ahead of the conversation's last message %d", m.LastSeq, a.lastSeq))})
+		return
+	}
+	if sub := pidFromRef(m.Subscriber); sub != nil {
+		if _, ok := a.subs[sub.String()]; !ok {
+			a.subs[sub.String()] = sub
+			ctx.Watch(sub)
+		}
+	}
+	limit := int(m.Limit)
+	if limit <= 0 || limit > engine.MaxHistoryPage {
+		limit = engine.DefaultHistoryPage
+	}
+	oldest := a.lastSeq + 1
+	if len(a.recent) > 0 {
+		oldest = a.recent[0].Seq
+	}
+	if m.LastSeq+1 >= oldest {
+		// Served from memory: the window is contiguous up to lastSeq.
+		start := int(m.LastSeq + 1 - oldest)
+		end := min(start+limit, len(a.recent))
+		a.reply(ctx, sender, a.page(a.recent[start:end], a.lastSeq))
+		return
+	}
+	lastSeq, after := a.lastSeq, m.LastSeq
+	a.async(ctx, func(c context.Context) any {
+		msgs, err := a.d.Store.Messages(c, a.tenant, a.id, after, limit)
+		return &pageMsg{sender: sender, msgs: msgs, lastSeq: lastSeq, err: err}
+	})
+}
+
+func (a *conversationActor) onPage(ctx actor.Context, m *pageMsg) {
+	if m.err != nil {
+		a.log.Error("reading history", "err", m.err)
+		a.reply(ctx, m.sender, &actorpb.ResumeResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "history could not be read; try again"))})
+		return
+	}
+	a.reply(ctx, m.sender, a.page(m.msgs, m.lastSeq))
+}
+
+// page builds a resume response; more is true when messages after the page
+// existed when it was asked for.
+func (a *conversationActor) page(msgs []engine.Message, lastSeq int64) *actorpb.ResumeResponse {
+	resp := &actorpb.ResumeResponse{LastSeq: lastSeq, State: string(a.conv.State)}
+	resp.Messages = make([]*actorpb.Message, len(msgs))
+	for i, msg := range msgs {
+		resp.Messages[i] = messageToPB(msg)
+	}
+	resp.More = len(msgs) > 0 && msgs[len(msgs)-1].Seq < lastSeq
+	for p, seq := range a.read {
+		resp.Read = append(resp.Read, &actorpb.ReadPointer{By: partyToPB(p), Seq: seq})
+	}
+	return resp
+}
+
+func (a *conversationActor) markRead(ctx actor.Context, sender *actor.PID, m *actorpb.MarkRead) {
+	if err := a.authorize(m.Caller); err != nil {
+		a.reply(ctx, sender, &actorpb.MarkReadResponse{Error: errToPB(err)})
+		return
+	}
+	if m.Seq > a.lastSeq {
+		a.reply(ctx, sender, &actorpb.MarkReadResponse{Error: errToPB(engine.Errorf(engine.CodeSeqAhead,
+			"seq %d is ahead of the conversation's last message %d", m.Seq, a.lastSeq))})
+		return
+	}
+	party := partyFromPB(m.Caller.GetParty())
+	if cur := a.read[party]; m.Seq <= cur {
+		a.reply(ctx, sender, &actorpb.MarkReadResponse{Seq: cur}) // never backwards
+		return
+	}
+	origin, seq := pidFromRef(m.Origin), m.Seq
+	a.async(ctx, func(c context.Context) any {
+		stored, err := a.d.Store.SetReadPointer(c, a.tenant, a.id, party, seq)
+		return &readStoredMsg{sender: sender, origin: origin, party: party, seq: stored, err: err}
+	})
+}
+
+func (a *conversationActor) onReadStored(ctx actor.Context, m *readStoredMsg) {
+	if m.err != nil {
+		a.log.Error("storing read pointer", "err", m.err)
+		a.reply(ctx, m.sender, &actorpb.MarkReadResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "the read pointer was not stored; try again"))})
+		return
+	}
+	if m.seq > a.read[m.party] {
+		a.read[m.party] = m.seq
+		a.push(ctx, m.origin, &actorpb.Push{Conv: a.id, Event: &actorpb.Push_Read{Read: &actorpb.ReadPointer{By: partyToPB(m.party), Seq: m.seq}}})
+	}
+	a.reply(ctx, m.sender, &actorpb.MarkReadResponse{Seq: a.read[m.party]})
+}
+
+// push sends an event to every subscribed session except the one it came
+// from (that one already has its ack).
+func (a *conversationActor) push(ctx actor.Context, origin *actor.PID, p *actorpb.Push) {
+	for _, sub := range a.subs {
+		if origin != nil && sub.Equal(origin) {
+			continue
+		}
+		ctx.Send(sub, p)
+	}
+}
+
+func (a *conversationActor) maybePassivate(ctx actor.Context) {
+	if len(a.subs) == 0 && len(a.queue) == 0 && len(a.inflight) == 0 && !a.reloading &&
+		len(a.stash) == 0 && a.phase != phaseCreating && a.phase != phaseLoading {
+		ctx.Stop(ctx.Self())
+	}
+}
+
+func (a *conversationActor) reply(ctx actor.Context, to *actor.PID, msg any) {
+	if to != nil {
+		ctx.Send(to, msg)
+	}
+}
+
+// replyError answers a request of any kind with err.
+func (a *conversationActor) replyError(ctx actor.Context, to *actor.PID, req any, err error) {
+	e := errToPB(err)
+	switch req.(type) {
+	case *actorpb.CreateConversation:
+		a.reply(ctx, to, &actorpb.ConversationResponse{Error: e})
+	case *actorpb.Append:
+		a.reply(ctx, to, &actorpb.AppendResponse{Error: e})
+	case *actorpb.Resume:
+		a.reply(ctx, to, &actorpb.ResumeResponse{Error: e})
+	case *actorpb.MarkRead:
+		a.reply(ctx, to, &actorpb.MarkReadResponse{Error: e})
+	}
+}

@@ -1,0 +1,121 @@
+package actors
+
+import (
+	"errors"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/kefu-dev/kefu/actors/actorpb"
+	"github.com/kefu-dev/kefu/engine"
+)
+
+func partyToPB(p engine.Party) *actorpb.Party { return &actorpb.Party{Role: string(p.Role), Id: p.ID} }
+
+func partyFromPB(p *actorpb.Party) engine.Party {
+	if p == nil {
+		return engine.Party{}
+	}
+	return engine.Party{Role: engine.Role(p.Role), ID: p.Id}
+}
+
+func bodyToPB(b engine.Body) *actorpb.Body { return &actorpb.Body{Type: string(b.Type), Text: b.Text} }
+
+func bodyFromPB(b *actorpb.Body) engine.Body {
+	if b == nil {
+		return engine.Body{}
+	}
+	return engine.Body{Type: engine.BodyType(b.Type), Text: b.Text}
+}
+
+func messageToPB(m engine.Message) *actorpb.Message {
+	return &actorpb.Message{
+		Conv:        m.Conv,
+		Seq:         m.Seq,
+		ClientMsgId: m.ClientMsgID,
+		From:        partyToPB(m.From),
+		Body:        bodyToPB(m.Body),
+		TsMs:        m.CreatedAt.UnixMilli(),
+	}
+}
+
+func messageFromPB(tenant string, m *actorpb.Message) engine.Message {
+	return engine.Message{
+		Tenant:      tenant,
+		Conv:        m.Conv,
+		Seq:         m.Seq,
+		ClientMsgID: m.ClientMsgId,
+		From:        partyFromPB(m.From),
+		Body:        bodyFromPB(m.Body),
+		CreatedAt:   time.UnixMilli(m.TsMs).UTC(),
+	}
+}
+
+func conversationToPB(c engine.Conversation) *actorpb.Conversation {
+	return &actorpb.Conversation{
+		Tenant:    c.Tenant,
+		Id:        c.ID,
+		UserId:    c.UserID,
+		State:     string(c.State),
+		CreatedMs: c.CreatedAt.UnixMilli(),
+		UpdatedMs: c.UpdatedAt.UnixMilli(),
+	}
+}
+
+// ConversationFromPB converts a conversation received from an actor.
+func ConversationFromPB(c *actorpb.Conversation) engine.Conversation {
+	return engine.Conversation{
+		Tenant:    c.Tenant,
+		ID:        c.Id,
+		UserID:    c.UserId,
+		State:     engine.ConvState(c.State),
+		CreatedAt: time.UnixMilli(c.CreatedMs).UTC(),
+		UpdatedAt: time.UnixMilli(c.UpdatedMs).UTC(),
+	}
+}
+
+func pidToRef(p *actor.PID) *actorpb.PIDRef {
+	if p == nil {
+		return nil
+	}
+	return &actorpb.PIDRef{Address: p.Address, Id: p.Id}
+}
+
+func pidFromRef(r *actorpb.PIDRef) *actor.PID {
+	if r == nil || r.Id == "" {
+		return nil
+	}
+	return actor.NewPID(r.Address, r.Id)
+}
+
+func errToPB(err error) *actorpb.Error {
+	if err == nil {
+		return nil
+	}
+	code := engine.CodeOf(err)
+	msg := string(code)
+	var e *engine.Error
+	if errors.As(err, &e) {
+		msg = e.Message
+	}
+	return &actorpb.Error{Code: string(code), Message: msg}
+}
+
+// errFromPB turns an error carried in a response back into an *engine.Error.
+func errFromPB(e *actorpb.Error) error {
+	if e == nil || e.Code == "" {
+		return nil
+	}
+	return engine.NewError(engine.Code(e.Code), e.Message)
+}
+
+func callerToPB(c Caller) *actorpb.Caller {
+	return &actorpb.Caller{Tenant: c.Tenant, Party: partyToPB(c.Party), StaffRole: string(c.StaffRole)}
+}
+
+func callerFromPB(c *actorpb.Caller) Caller {
+	if c == nil {
+		return Caller{}
+	}
+	return Caller{Tenant: c.Tenant, Party: partyFromPB(c.Party), StaffRole: engine.StaffRole(c.StaffRole)}
+}

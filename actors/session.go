@@ -1,0 +1,362 @@
+package actors
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/kefu-dev/kefu/actors/actorpb"
+	"github.com/kefu-dev/kefu/engine"
+)
+
+// Outbox is a session's way to its socket. Enqueue never blocks: it returns
+// false when the frame cannot be queued because the socket is closing or
+// its bounded queue is full (the edge then disconnects the slow client).
+type Outbox interface {
+	Enqueue(frame []byte) bool
+}
+
+// Limits of one session.
+const (
+	// maxInflightSends bounds sends waiting for their ack; more are refused
+	// with rate_limited rather than queued without bound.
+	maxInflightSends = 256
+	// maxBufferedPushes bounds pushes held while a client pages history.
+	maxBufferedPushes = 512
+	// fillPage is the page size the session uses to fill a gap itself.
+	fillPage = engine.MaxHistoryPage
+)
+
+// inbound carries a decoded client frame from the socket to its session.
+type inbound struct{ frame engine.ClientFrame }
+
+// resolvedMsg reports the PID of a conversation activation.
+type resolvedMsg struct {
+	conv string
+	pid  *actor.PID
+}
+
+// convLink is one session's view of one conversation.
+type convLink struct {
+	conv, identity string
+	pid            *actor.PID
+	resolving      bool
+	waiting        []func(pid *actor.PID, err error) // in arrival order
+
+	subscribed bool  // the conversation pushes to this session
+	caughtUp   bool  // pushes go straight to the client
+	delivered  int64 // highest seq the client has been sent
+	buffer     []*actorpb.Message
+	overflow   bool // buffer was dropped: the client must page again
+	filling    bool // the session is fetching a gap itself
+}
+
+var errNoActivation = errors.New("actors: conversation could not be activated")
+
+// sessionActor serves one connected client. See doc.go.
+type sessionActor struct {
+	caller   Caller
+	out      Outbox
+	cl       *cluster.Cluster
+	timeout  time.Duration
+	log      *slog.Logger
+	links    map[string]*convLink
+	inflight int
+}
+
+func (s *sessionActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *inbound:
+		s.onFrame(ctx, m.frame)
+	case *resolvedMsg:
+		s.onResolved(m)
+	case *actorpb.Push:
+		s.onPush(ctx, m)
+	case *actor.Stopping:
+		for _, l := range s.links {
+			if l.subscribed && l.pid != nil {
+				ctx.Send(l.pid, &actorpb.Unsubscribe{Subscriber: pidToRef(ctx.Self())})
+			}
+		}
+	}
+}
+
+func (s *sessionActor) link(conv string) *convLink {
+	l, ok := s.links[conv]
+	if !ok {
+		l = &convLink{conv: conv, identity: ConversationIdentity(s.caller.Tenant, conv)}
+		s.links[conv] = l
+	}
+	return l
+}
+
+// withPID runs fn with the conversation's PID, resolving it off the mailbox
+// first if needed. Functions run in the order they were given.
+func (s *sessionActor) withPID(ctx actor.Context, l *convLink, fn func(pid *actor.PID, err error)) {
+	if l.pid != nil && len(l.waiting) == 0 {
+		fn(l.pid, nil)
+		return
+	}
+	l.waiting = append(l.waiting, fn)
+	if l.resolving {
+		return
+	}
+	l.resolving = true
+	self, root, cl, identity, conv := ctx.Self(), ctx.ActorSystem().Root, s.cl, l.identity, l.conv
+	go func() {
+		root.Send(self, &resolvedMsg{conv: conv, pid: cl.Get(identity, KindConversation)})
+	}()
+}
+
+func (s *sessionActor) onResolved(m *resolvedMsg) {
+	l, ok := s.links[m.conv]
+	if !ok {
+		return
+	}
+	l.resolving = false
+	l.pid = m.pid
+	waiting := l.waiting
+	l.waiting = nil
+	for _, fn := range waiting {
+		if m.pid == nil {
+			fn(nil, errNoActivation)
+		} else {
+			fn(m.pid, nil)
+		}
+	}
+}
+
+// request asks the conversation and hands the reply to onReply. A request
+// that finds its activation gone (passivated, or its node dead) resolves the
+// conversation again and is retried; every request is idempotent.
+func (s *sessionActor) request(ctx actor.Context, l *convLink, msg any, attempt int, onReply func(res any, err error)) {
+	s.withPID(ctx, l, func(pid *actor.PID, err error) {
+		if err != nil {
+			onReply(nil, err)
+			return
+		}
+		ctx.ReenterAfter(ctx.RequestFuture(pid, msg, s.timeout), func(res any, err error) {
+			if (errors.Is(err, actor.ErrDeadLetter) || errors.Is(err, actor.ErrTimeout)) && attempt < 2 {
+				if l.pid != nil && l.pid.Equal(pid) {
+					l.pid = nil
+					s.cl.PidCache.Remove(l.identity, KindConversation)
+				}
+				s.request(ctx, l, msg, attempt+1, onReply)
+				return
+			}
+			onReply(res, err)
+		})
+	})
+}
+
+func (s *sessionActor) onFrame(ctx actor.Context, f engine.ClientFrame) {
+	self := pidToRef(ctx.Self())
+	caller := callerToPB(s.caller)
+	switch f.Type {
+	case engine.FrameSend:
+		if s.inflight >= maxInflightSends {
+			s.emitError(f, engine.Errorf(engine.CodeRateLimited, "more than %d messages are waiting for their ack", maxInflightSends))
+			return
+		}
+		s.inflight++
+		req := &actorpb.Append{Caller: caller, ClientMsgId: f.ClientMsgID, Body: bodyToPB(*f.Body), Origin: self}
+		s.request(ctx, s.link(f.Conv), req, 0, func(res any, err error) {
+			s.inflight--
+			resp, _ := res.(*actorpb.AppendResponse)
+			switch {
+			case err != nil || resp == nil:
+				s.emitError(f, engine.NewError(engine.CodeUnavailable, "no ack in time; send the message again with the same client_msg_id"))
+			case resp.Error != nil:
+				s.emitError(f, errFromPB(resp.Error))
+			default:
+				s.emit(engine.AckFrame{Type: engine.FrameAck, Conv: f.Conv, ClientMsgID: f.ClientMsgID, Seq: resp.Seq, TS: resp.TsMs, Dup: resp.Dup})
+			}
+		})
+	case engine.FrameResume:
+		l := s.link(f.Conv)
+		wasSubscribed, wasCaughtUp := l.subscribed, l.caughtUp
+		l.subscribed, l.caughtUp = true, false
+		var last int64
+		if f.LastSeq != nil {
+			last = *f.LastSeq
+		}
+		req := &actorpb.Resume{Caller: caller, LastSeq: last, Limit: int32(f.Limit), Subscriber: self}
+		s.request(ctx, l, req, 0, func(res any, err error) {
+			resp, _ := res.(*actorpb.ResumeResponse)
+			switch {
+			case err != nil || resp == nil:
+				l.subscribed, l.caughtUp = wasSubscribed, wasCaughtUp
+				s.emitError(f, engine.NewError(engine.CodeUnavailable, "history could not be read in time; resume again"))
+			case resp.Error != nil:
+				l.subscribed, l.caughtUp = wasSubscribed, wasCaughtUp
+				s.emitError(f, errFromPB(resp.Error))
+			default:
+				s.onHistory(ctx, l, f, last, resp)
+			}
+		})
+	case engine.FrameLeave:
+		if l, ok := s.links[f.Conv]; ok {
+			if l.pid != nil {
+				ctx.Send(l.pid, &actorpb.Unsubscribe{Subscriber: self})
+			}
+			delete(s.links, f.Conv)
+		}
+	case engine.FrameTyping:
+		typing := &actorpb.Typing{Caller: caller, On: f.On, Origin: self}
+		s.withPID(ctx, s.link(f.Conv), func(pid *actor.PID, err error) {
+			if err == nil {
+				ctx.Send(pid, typing)
+			}
+		})
+	case engine.FrameRead:
+		req := &actorpb.MarkRead{Caller: caller, Seq: f.Seq, Origin: self}
+		s.request(ctx, s.link(f.Conv), req, 0, func(res any, err error) {
+			resp, _ := res.(*actorpb.MarkReadResponse)
+			switch {
+			case err != nil || resp == nil:
+				s.emitError(f, engine.NewError(engine.CodeUnavailable, "the read receipt was not stored in time; send it again"))
+			case resp.Error != nil:
+				s.emitError(f, errFromPB(resp.Error))
+			default:
+				s.emit(engine.ReadFrame{Type: engine.FrameRead, Conv: f.Conv, By: s.caller.Party, Seq: resp.Seq})
+			}
+		})
+	}
+}
+
+// onHistory sends one resume page. After the last page the session is
+// caught up: pushes it held meanwhile are delivered, those the page already
+// covered are dropped, so the client sees every message exactly once.
+func (s *sessionActor) onHistory(ctx actor.Context, l *convLink, f engine.ClientFrame, last int64, resp *actorpb.ResumeResponse) {
+	frame := engine.HistoryFrame{
+		Type: engine.FrameHistory, ID: f.ID, Conv: f.Conv, More: resp.More, LastSeq: resp.LastSeq,
+		State: engine.ConvState(resp.State), Messages: make([]engine.Message, len(resp.Messages)), Read: make([]engine.ReadPointer, len(resp.Read)),
+	}
+	for i, m := range resp.Messages {
+		frame.Messages[i] = messageFromPB(s.caller.Tenant, m)
+		last = m.Seq
+	}
+	for i, rp := range resp.Read {
+		frame.Read[i] = engine.ReadPointer{Party: partyFromPB(rp.By), Seq: rp.Seq}
+	}
+	l.delivered = last
+	if !frame.More {
+		if l.overflow {
+			// Pushes were dropped while the client paged: make it ask again.
+			frame.More, l.overflow, l.buffer = true, false, nil
+		} else {
+			l.caughtUp = true
+		}
+	}
+	s.emit(frame)
+	if l.caughtUp {
+		s.flush(ctx, l)
+	}
+}
+
+func (s *sessionActor) onPush(ctx actor.Context, p *actorpb.Push) {
+	l, ok := s.links[p.Conv]
+	if !ok || !l.subscribed {
+		return
+	}
+	switch ev := p.Event.(type) {
+	case *actorpb.Push_Message:
+		if !l.caughtUp {
+			s.hold(l, ev.Message)
+			return
+		}
+		s.deliver(ctx, l, ev.Message)
+	case *actorpb.Push_Typing:
+		s.emit(engine.TypingFrame{Type: engine.FrameTyping, Conv: p.Conv, From: partyFromPB(p.From), On: ev.Typing.On})
+	case *actorpb.Push_Read:
+		s.emit(engine.ReadFrame{Type: engine.FrameRead, Conv: p.Conv, By: partyFromPB(ev.Read.By), Seq: ev.Read.Seq})
+	}
+}
+
+func (s *sessionActor) hold(l *convLink, m *actorpb.Message) {
+	if len(l.buffer) >= maxBufferedPushes {
+		l.buffer, l.overflow = nil, true
+		return
+	}
+	l.buffer = append(l.buffer, m)
+}
+
+// deliver sends a pushed message in seq order. A gap (a push that never
+// arrived) is filled from the conversation's history before going on.
+func (s *sessionActor) deliver(ctx actor.Context, l *convLink, m *actorpb.Message) {
+	switch {
+	case m.Seq <= l.delivered:
+	case m.Seq == l.delivered+1:
+		s.emit(engine.MessageFrame{Type: engine.FrameMessage, Conv: l.conv, Msg: messageFromPB(s.caller.Tenant, m)})
+		l.delivered = m.Seq
+	default:
+		l.caughtUp = false
+		s.hold(l, m)
+		s.fill(ctx, l)
+	}
+}
+
+func (s *sessionActor) flush(ctx actor.Context, l *convLink) {
+	buffer := l.buffer
+	l.buffer = nil
+	for i, m := range buffer {
+		if !l.caughtUp { // a gap: keep the rest for after the fill
+			l.buffer = append(l.buffer, buffer[i:]...)
+			return
+		}
+		s.deliver(ctx, l, m)
+	}
+}
+
+// fill fetches the messages after l.delivered and sends them as pushes.
+func (s *sessionActor) fill(ctx actor.Context, l *convLink) {
+	if l.filling {
+		return
+	}
+	l.filling = true
+	req := &actorpb.Resume{Caller: callerToPB(s.caller), LastSeq: l.delivered, Limit: fillPage}
+	s.request(ctx, l, req, 0, func(res any, err error) {
+		l.filling = false
+		resp, _ := res.(*actorpb.ResumeResponse)
+		if err != nil || resp == nil || resp.Error != nil {
+			s.log.Warn("filling a gap failed; the client must resume", "conv", l.conv, "err", err)
+			l.subscribed = false
+			s.emitError(engine.ClientFrame{Conv: l.conv}, engine.NewError(engine.CodeUnavailable, "live updates stopped; resume from your last seq"))
+			return
+		}
+		for _, m := range resp.Messages {
+			if m.Seq == l.delivered+1 {
+				s.emit(engine.MessageFrame{Type: engine.FrameMessage, Conv: l.conv, Msg: messageFromPB(s.caller.Tenant, m)})
+				l.delivered = m.Seq
+			}
+		}
+		if resp.More || l.overflow {
+			l.overflow, l.buffer = false, nil
+			s.fill(ctx, l)
+			return
+		}
+		l.caughtUp = true
+		s.flush(ctx, l)
+	})
+}
+
+func (s *sessionActor) emit(frame any) {
+	b, err := json.Marshal(frame)
+	if err != nil {
+		s.log.Error("encoding frame", "err", err)
+		return
+	}
+	s.out.Enqueue(b)
+}
+
+func (s *sessionActor) emitError(f engine.ClientFrame, err error) {
+	var e *engine.Error
+	if !errors.As(err, &e) {
+		e = engine.NewError(engine.CodeInternal, "internal error")
+	}
+	s.emit(engine.ErrorFrame{Type: engine.FrameError, ID: f.ID, Code: e.Code, Message: e.Message, Conv: f.Conv, ClientMsgID: f.ClientMsgID})
+}

@@ -1,0 +1,110 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/kefu-dev/kefu/actors/actorpb"
+	"github.com/kefu-dev/kefu/auth"
+	"github.com/kefu-dev/kefu/engine"
+)
+
+// dummyHash is verified when a username does not exist, so a failed login
+// takes as long whether or not the account exists.
+var dummyHash = sync.OnceValue(func() string {
+	h, err := auth.HashPassword("kefu-timing-equaliser")
+	if err != nil {
+		panic(err) // only crypto/rand failing could cause this
+	}
+	return h
+})
+
+// tenantActor answers tenant-wide requests. It keeps no state of its own
+// yet; store calls run off its mailbox and reply from there.
+type tenantActor struct {
+	d      *Deps
+	tenant string
+}
+
+func newTenant(d *Deps) actor.Actor { return &tenantActor{d: d} }
+
+func (a *tenantActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *cluster.ClusterInit:
+		a.tenant = m.Identity.Identity
+		ctx.SetReceiveTimeout(a.d.IdleTimeout)
+	case *actor.ReceiveTimeout:
+		ctx.Stop(ctx.Self())
+	case *actorpb.CheckTenant:
+		a.off(ctx, func(c context.Context) any {
+			_, err := a.d.Store.Tenant(c, a.tenant)
+			switch {
+			case errors.Is(err, engine.ErrNotFound):
+				return &actorpb.CheckTenantResponse{Error: errToPB(engine.NewError(engine.CodeNotFound, "no such tenant"))}
+			case err != nil:
+				a.d.Logger.Error("checking tenant", "tenant", a.tenant, "err", err)
+				return &actorpb.CheckTenantResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "try again"))}
+			}
+			return &actorpb.CheckTenantResponse{}
+		})
+	case *actorpb.Login:
+		a.off(ctx, func(c context.Context) any { return a.login(c, m) })
+	case *actorpb.ListConversations:
+		caller := callerFromPB(m.Caller)
+		if caller.Tenant != a.tenant || !caller.IsStaff() {
+			ctx.Respond(&actorpb.ListConversationsResponse{Error: errToPB(engine.NewError(engine.CodeForbidden, "staff only"))})
+			return
+		}
+		q := engine.ConversationQuery{State: engine.ConvState(m.State), Limit: int(m.Limit)}
+		if m.BeforeMs > 0 {
+			q.Before = time.UnixMilli(m.BeforeMs)
+		}
+		a.off(ctx, func(c context.Context) any {
+			convs, err := a.d.Store.ListConversations(c, a.tenant, q)
+			if err != nil {
+				a.d.Logger.Error("listing conversations", "tenant", a.tenant, "err", err)
+				return &actorpb.ListConversationsResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "try again"))}
+			}
+			resp := &actorpb.ListConversationsResponse{}
+			for _, c := range convs {
+				resp.Conversations = append(resp.Conversations, conversationToPB(c))
+			}
+			return resp
+		})
+	}
+}
+
+// off runs f in a goroutine and sends its result to the requester.
+func (a *tenantActor) off(ctx actor.Context, f func(context.Context) any) {
+	sender, root, timeout := ctx.Sender(), ctx.ActorSystem().Root, a.d.StoreTimeout
+	go func() {
+		c, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if resp := f(c); sender != nil {
+			root.Send(sender, resp)
+		}
+	}()
+}
+
+func (a *tenantActor) login(c context.Context, m *actorpb.Login) *actorpb.LoginResponse {
+	denied := &actorpb.LoginResponse{Error: errToPB(engine.NewError(engine.CodeUnauthenticated, "wrong username or password"))}
+	staff, err := a.d.Store.StaffByUsername(c, a.tenant, m.Username)
+	if err != nil && !errors.Is(err, engine.ErrNotFound) {
+		a.d.Logger.Error("login lookup", "tenant", a.tenant, "err", err)
+		return &actorpb.LoginResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "try again"))}
+	}
+	hash := staff.PasswordHash
+	if err != nil {
+		hash = dummyHash()
+	}
+	ok, verr := auth.VerifyPassword(hash, m.Password)
+	if err != nil || verr != nil || !ok {
+		return denied
+	}
+	return &actorpb.LoginResponse{Staff: &actorpb.StaffInfo{Id: staff.ID, Username: staff.Username, DisplayName: staff.DisplayName, Role: string(staff.Role)}}
+}

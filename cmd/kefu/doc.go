@@ -1,0 +1,9 @@
+// Command kefu runs the Kefu customer-service chat engine.
+//
+//	kefu [serve] [flags]   run everything on this machine (the default)
+//	kefu version           print the version
+//
+// This package is wiring only: it loads the configuration, builds the store,
+// the actor cluster and the edge, and shuts them down in order. Every
+// setting is described in kefu.example.yaml and `kefu serve -h`.
+package main

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/kefu-dev/kefu/actors"
+	"github.com/kefu-dev/kefu/auth"
+	"github.com/kefu-dev/kefu/cluster"
+	"github.com/kefu-dev/kefu/config"
+	"github.com/kefu-dev/kefu/edge"
+	"github.com/kefu-dev/kefu/engine"
+	"github.com/kefu-dev/kefu/store/sqlite"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+// run executes one subcommand and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		cfg, err := config.Load(args, getenv, stderr)
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "kefu: invalid configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+			return 2
+		}
+		logger := newLogger(cfg.Log, stderr)
+		if err := serve(ctx, cfg, logger, stdout, nil); err != nil {
+			logger.Error("kefu stopped with an error", "err", err)
+			return 1
+		}
+		return 0
+	case "version":
+		fmt.Fprintln(stdout, "kefu", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, "usage: kefu [serve] [flags] | kefu version\nrun `kefu serve -h` for every setting")
+		return 0
+	default:
+		fmt.Fprintf(stderr, "kefu: unknown command %q (try `kefu help`)\n", cmd)
+		return 2
+	}
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs Kefu until ctx is done, then shuts down in order: stop
+// accepting and close every socket, stop the actors, flush the store's
+// writer and close the database. onReady, if set, receives the HTTP address
+// once the server accepts connections.
+func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout io.Writer, onReady func(addr string)) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	store, err := sqlite.Open(ctx, sqlite.Config{Path: cfg.SQLiteFile(), MaxBatch: cfg.Store.MaxBatch, Logger: logger, Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("opening the store: %w", err)
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			logger.Error("closing the store", "err", err)
+		}
+	}()
+	if err := bootstrap(ctx, store, cfg.Bootstrap, logger, stdout); err != nil {
+		return err
+	}
+	keys, err := tokenKeys(ctx, store, cfg.Auth)
+	if err != nil {
+		return err
+	}
+
+	deps := actors.Deps{
+		Store: store, Logger: logger, Metrics: actors.NewMetrics(reg),
+		Recent: cfg.Conversation.Recent, IdleTimeout: cfg.Conversation.IdleTimeout.D(),
+		StoreTimeout: cfg.Store.StoreTimeout.D(),
+	}
+	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	node, err := cluster.Start(startCtx, cluster.Config{
+		Name: cfg.Cluster.Name, Host: cfg.Cluster.Host, Port: cfg.Cluster.Port,
+		RequestTimeout: cfg.Cluster.RequestTimeout.D(), Logger: logger,
+	}, actors.Kinds(deps)...)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer node.Shutdown()
+
+	srv, err := edge.New(edge.Config{
+		Client:   actors.NewClient(node.Cluster, cfg.Cluster.RequestTimeout.D(), logger),
+		Signer:   &auth.Signer{Keys: keys, Issuer: "kefu"},
+		Verifier: &auth.Verifier{Keys: keys, Issuer: "kefu", Leeway: 30 * time.Second},
+		Logger:   logger, Registry: reg,
+		MaxFrameBytes: cfg.WS.MaxFrameBytes, SendQueue: cfg.WS.SendQueue,
+		RatePerSec: cfg.WS.RatePerSec, Burst: cfg.WS.Burst, FloodLimit: cfg.WS.FloodLimit,
+		PingInterval: cfg.WS.PingInterval.D(), HelloTimeout: cfg.WS.HelloTimeout.D(),
+		AllowedOrigins: cfg.HTTP.AllowedOrigins,
+		StaffTokenTTL:  cfg.Auth.StaffTokenTTL.D(), VisitorTokenTTL: cfg.Auth.VisitorTokenTTL.D(),
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("http.addr %s: %w", cfg.HTTP.Addr, err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	srv.SetReady(true)
+	addr := ln.Addr().String()
+	logger.Info("kefu is ready", "http", addr, "store", cfg.SQLiteFile(), "cluster", node.Address())
+	if onReady != nil {
+		onReady(addr)
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		return fmt.Errorf("http server: %w", err)
+	}
+	logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout.D())
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		logger.Error("stopping the edge", "err", err)
+	}
+	return nil // deferred: stop the actors, then flush and close the store
+}
+
+// bootstrap creates the demo tenant and its admin on an empty store, so a
+// new installation is usable at once. The generated password is printed
+// once and never stored in clear.
+func bootstrap(ctx context.Context, store engine.Store, b config.Bootstrap, logger *slog.Logger, stdout io.Writer) error {
+	n, err := store.CountTenants(ctx)
+	if err != nil || n > 0 {
+		return err
+	}
+	now := time.Now().UTC()
+	if err := store.CreateTenant(ctx, engine.Tenant{ID: b.Tenant, Name: "Demo shop", AppID: b.Tenant, CreatedAt: now}); err != nil {
+		return fmt.Errorf("creating the demo tenant: %w", err)
+	}
+	password, generated := b.AdminPassword, false
+	if password == "" {
+		password, generated = auth.GenerateSecret(12), true
+	}
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		return err
+	}
+	admin := engine.Staff{Tenant: b.Tenant, ID: engine.NewID(now), Username: b.AdminUser, DisplayName: "Administrator", Role: engine.StaffAdmin, PasswordHash: hash, CreatedAt: now}
+	if err := store.CreateStaff(ctx, admin); err != nil {
+		return fmt.Errorf("creating the admin account: %w", err)
+	}
+	logger.Info("first start: created the demo tenant and its admin", "tenant", b.Tenant, "admin", b.AdminUser)
+	if generated {
+		fmt.Fprintf(stdout, "\nKefu's first start created tenant %q with admin %q.\nAdmin password (shown only this once): %s\n\n", b.Tenant, b.AdminUser, password)
+	}
+	return nil
+}
+
+// tokenKeys returns the token signing keys: the configured secret, or one
+// generated on first start and kept in the store for every node to share.
+func tokenKeys(ctx context.Context, store engine.Store, a config.Auth) (*auth.Keyring, error) {
+	secret := a.TokenSecret
+	if secret == "" {
+		var err error
+		if secret, err = store.PutSettingIfAbsent(ctx, "auth.token_key.k1", auth.GenerateSecret(32)); err != nil {
+			return nil, fmt.Errorf("token key: %w", err)
+		}
+	}
+	return auth.NewKeyring("k1", map[string][]byte{"k1": []byte(secret)})
+}

@@ -1,0 +1,212 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kefu-dev/kefu/engine"
+)
+
+// Config is everything an operator can set. The yaml tag of each field is
+// its name in the file; the environment variable is KEFU_ followed by the
+// path in upper case with '_' for '.', and the flag is -path (for example
+// http.addr, KEFU_HTTP_ADDR, -http.addr). kefu.example.yaml documents each.
+type Config struct {
+	DataDir      string       `yaml:"data_dir"`
+	HTTP         HTTP         `yaml:"http"`
+	WS           WS           `yaml:"ws"`
+	Store        Store        `yaml:"store"`
+	Cluster      Cluster      `yaml:"cluster"`
+	Conversation Conversation `yaml:"conversation"`
+	Auth         Auth         `yaml:"auth"`
+	Log          Log          `yaml:"log"`
+	Bootstrap    Bootstrap    `yaml:"bootstrap"`
+}
+
+// HTTP configures the edge's listener.
+type HTTP struct {
+	Addr            string   `yaml:"addr"`
+	AllowedOrigins  []string `yaml:"allowed_origins"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// WS configures WebSocket limits.
+type WS struct {
+	MaxFrameBytes int      `yaml:"max_frame_bytes"`
+	SendQueue     int      `yaml:"send_queue"`
+	RatePerSec    float64  `yaml:"rate_per_sec"`
+	Burst         int      `yaml:"burst"`
+	FloodLimit    int      `yaml:"flood_limit"`
+	PingInterval  Duration `yaml:"ping_interval"`
+	HelloTimeout  Duration `yaml:"hello_timeout"`
+}
+
+// Store configures persistence.
+type Store struct {
+	SQLitePath   string   `yaml:"sqlite_path"`
+	MaxBatch     int      `yaml:"max_batch"`
+	StoreTimeout Duration `yaml:"timeout"`
+}
+
+// Cluster configures the actor system.
+type Cluster struct {
+	Name           string   `yaml:"name"`
+	Host           string   `yaml:"host"`
+	Port           int      `yaml:"port"`
+	RequestTimeout Duration `yaml:"request_timeout"`
+}
+
+// Conversation configures conversation actors.
+type Conversation struct {
+	Recent      int      `yaml:"recent"`
+	IdleTimeout Duration `yaml:"idle_timeout"`
+}
+
+// Auth configures tokens.
+type Auth struct {
+	// TokenSecret signs tokens. Empty: one is generated on first start and
+	// kept in the store, so every node of a cluster shares it.
+	TokenSecret     string   `yaml:"token_secret"`
+	StaffTokenTTL   Duration `yaml:"staff_token_ttl"`
+	VisitorTokenTTL Duration `yaml:"visitor_token_ttl"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Bootstrap configures what the first start on an empty store creates.
+type Bootstrap struct {
+	Tenant        string `yaml:"tenant"`
+	AdminUser     string `yaml:"admin_user"`
+	AdminPassword string `yaml:"admin_password"`
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		DataDir: "./data",
+		HTTP:    HTTP{Addr: ":8080", ShutdownTimeout: Duration(15 * time.Second)},
+		WS: WS{
+			MaxFrameBytes: 64 << 10, SendQueue: 256, RatePerSec: 20, Burst: 40, FloodLimit: 100,
+			PingInterval: Duration(25 * time.Second), HelloTimeout: Duration(10 * time.Second),
+		},
+		Store:        Store{MaxBatch: 512, StoreTimeout: Duration(10 * time.Second)},
+		Cluster:      Cluster{Name: "kefu", Host: "127.0.0.1", RequestTimeout: Duration(5 * time.Second)},
+		Conversation: Conversation{Recent: 200, IdleTimeout: Duration(2 * time.Minute)},
+		Auth:         Auth{StaffTokenTTL: Duration(12 * time.Hour), VisitorTokenTTL: Duration(30 * 24 * time.Hour)},
+		Log:          Log{Level: "info", Format: "text"},
+		Bootstrap:    Bootstrap{Tenant: "demo", AdminUser: "admin"},
+	}
+}
+
+// SQLiteFile is the SQLite database path: Store.SQLitePath, or kefu.db in
+// the data directory.
+func (c Config) SQLiteFile() string {
+	if c.Store.SQLitePath != "" {
+		return c.Store.SQLitePath
+	}
+	return filepath.Join(c.DataDir, "kefu.db")
+}
+
+// Validate reports every invalid setting, one per line.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	if c.DataDir == "" && c.Store.SQLitePath == "" {
+		bad("data_dir", "must not be empty")
+	}
+	if _, port, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
+		bad("http.addr", "must be host:port or :port (got %q)", c.HTTP.Addr)
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		bad("http.addr", "port must be 0-65535 (got %q)", port)
+	}
+	for _, o := range c.HTTP.AllowedOrigins {
+		if !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+			bad("http.allowed_origins", "%q must start with http:// or https://", o)
+		}
+	}
+	if c.WS.MaxFrameBytes < 1024 || c.WS.MaxFrameBytes > 16<<20 {
+		bad("ws.max_frame_bytes", "must be from 1024 to 16777216 (got %d)", c.WS.MaxFrameBytes)
+	}
+	if c.WS.SendQueue < 8 || c.WS.SendQueue > 65536 {
+		bad("ws.send_queue", "must be from 8 to 65536 (got %d)", c.WS.SendQueue)
+	}
+	if c.WS.RatePerSec <= 0 || c.WS.Burst < 1 || c.WS.FloodLimit < 1 {
+		bad("ws.rate_per_sec", "rate_per_sec, burst and flood_limit must be positive")
+	}
+	positive := map[string]Duration{
+		"http.shutdown_timeout": c.HTTP.ShutdownTimeout, "ws.ping_interval": c.WS.PingInterval,
+		"ws.hello_timeout": c.WS.HelloTimeout, "store.timeout": c.Store.StoreTimeout,
+		"cluster.request_timeout": c.Cluster.RequestTimeout, "conversation.idle_timeout": c.Conversation.IdleTimeout,
+		"auth.staff_token_ttl": c.Auth.StaffTokenTTL, "auth.visitor_token_ttl": c.Auth.VisitorTokenTTL,
+	}
+	for _, name := range sortedKeys(positive) {
+		if positive[name] <= 0 {
+			bad(name, "must be a positive duration such as 30s or 5m")
+		}
+	}
+	if c.Store.MaxBatch < 1 || c.Store.MaxBatch > 10000 {
+		bad("store.max_batch", "must be from 1 to 10000 (got %d)", c.Store.MaxBatch)
+	}
+	if c.Cluster.Port < 0 || c.Cluster.Port > 65535 {
+		bad("cluster.port", "must be 0-65535 (got %d)", c.Cluster.Port)
+	}
+	if c.Cluster.Name == "" {
+		bad("cluster.name", "must not be empty")
+	}
+	if c.Conversation.Recent < 10 || c.Conversation.Recent > 100000 {
+		bad("conversation.recent", "must be from 10 to 100000 (got %d)", c.Conversation.Recent)
+	}
+	if s := c.Auth.TokenSecret; s != "" && len(s) < 32 {
+		bad("auth.token_secret", "must be at least 32 characters (got %d)", len(s))
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error (got %q)", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "must be text or json (got %q)", c.Log.Format)
+	}
+	if !engine.ValidID(c.Bootstrap.Tenant) {
+		bad("bootstrap.tenant", "must be 1-64 letters, digits, '-', '_' or '.' (got %q)", c.Bootstrap.Tenant)
+	}
+	if c.Bootstrap.AdminUser == "" {
+		bad("bootstrap.admin_user", "must not be empty")
+	}
+	if p := c.Bootstrap.AdminPassword; p != "" && len(p) < 8 {
+		bad("bootstrap.admin_password", "must be at least 8 characters")
+	}
+	return errors.Join(errs...)
+}
+
+// Duration is a time.Duration written as "30s", "5m" or "1h30m".
+type Duration time.Duration
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as 30s or 5m", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }

@@ -1,0 +1,13 @@
+// Package edge is Kefu's front door: the Fiber HTTP server with the user and
+// agent WebSocket endpoints, the REST API, authentication, health and
+// metrics. It talks to the cluster only through actors.Client and never
+// touches a database.
+//
+// Concurrency: each WebSocket has exactly one reader goroutine (the Fiber
+// handler) and one writer goroutine fed by a bounded queue; the handler
+// returns only after the writer has exited, because Fiber recycles the
+// connection object afterwards. The reader owns the connection's rate
+// limiter and hello state; the writer owns all writes. A session actor owns
+// what the client is subscribed to and enqueues frames without blocking: a
+// full queue disconnects the slow client instead of stalling anyone else.
+package edge

@@ -1,0 +1,238 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kefu-dev/kefu/actors"
+	"github.com/kefu-dev/kefu/auth"
+	"github.com/kefu-dev/kefu/engine"
+)
+
+// Config configures the edge. Zero values of the limits mean the defaults
+// given on each field.
+type Config struct {
+	Client   *actors.Client // required
+	Signer   *auth.Signer   // required: issues tokens
+	Verifier *auth.Verifier // required: checks tokens
+	Clock    engine.Clock   // nil: the wall clock
+	Logger   *slog.Logger   // nil: discard
+	// Registry receives the edge's metrics and is served at /metrics.
+	// Nil: a private registry.
+	Registry *prometheus.Registry
+
+	// MaxFrameBytes is the largest client frame; larger ones close the
+	// socket with 1009. Zero means 64 KiB.
+	MaxFrameBytes int
+	// SendQueue is how many frames may wait for a slow client before it is
+	// disconnected with 4009. Zero means 256.
+	SendQueue int
+	// RatePerSec and Burst bound the frames one connection may send. Zero
+	// means 20 per second with bursts of 40.
+	RatePerSec float64
+	Burst      int
+	// FloodLimit is how many frames over the rate a connection may send in
+	// a row before it is closed with 4008. Zero means 100.
+	FloodLimit int
+	// PingInterval is how often the server pings; a client silent for
+	// 2.5 intervals is dropped. Zero means 25s.
+	PingInterval time.Duration
+	// HelloTimeout is how long a new socket has to authenticate. Zero
+	// means 10s.
+	HelloTimeout time.Duration
+	// WriteTimeout bounds one write to a client. Zero means 10s.
+	WriteTimeout time.Duration
+	// AllowedOrigins lists the browser origins (scheme://host[:port]) that
+	// may open staff sockets and call staff APIs. Empty means only the
+	// server's own origin. Requests without an Origin header (non-browser
+	// clients) are allowed: they carry a bearer token, not a cookie.
+	AllowedOrigins []string
+	// StaffTokenTTL and VisitorTokenTTL are the lifetimes of issued tokens.
+	// Zero means 12 hours and 30 days.
+	StaffTokenTTL   time.Duration
+	VisitorTokenTTL time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Clock == nil {
+		c.Clock = engine.SystemClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+	if c.MaxFrameBytes <= 0 {
+		c.MaxFrameBytes = 64 << 10
+	}
+	if c.SendQueue <= 0 {
+		c.SendQueue = 256
+	}
+	if c.RatePerSec <= 0 {
+		c.RatePerSec = 20
+	}
+	if c.Burst <= 0 {
+		c.Burst = 40
+	}
+	if c.FloodLimit <= 0 {
+		c.FloodLimit = 100
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 25 * time.Second
+	}
+	if c.HelloTimeout <= 0 {
+		c.HelloTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.StaffTokenTTL <= 0 {
+		c.StaffTokenTTL = 12 * time.Hour
+	}
+	if c.VisitorTokenTTL <= 0 {
+		c.VisitorTokenTTL = 30 * 24 * time.Hour
+	}
+}
+
+// Server is the running edge.
+type Server struct {
+	cfg     Config
+	app     *fiber.App
+	metrics *metrics
+	log     *slog.Logger
+
+	ready    atomic.Bool // set by SetReady once the cluster member has joined
+	draining atomic.Bool
+
+	mu    sync.Mutex
+	conns map[*wsConn]struct{}
+	wg    sync.WaitGroup // one per live socket handler
+}
+
+// New builds the edge; call Serve to accept connections.
+func New(cfg Config) (*Server, error) {
+	if cfg.Client == nil || cfg.Signer == nil || cfg.Verifier == nil {
+		return nil, errors.New("edge: Client, Signer and Verifier are required")
+	}
+	cfg.setDefaults()
+	s := &Server{cfg: cfg, log: cfg.Logger, conns: make(map[*wsConn]struct{})}
+	s.metrics = newMetrics(cfg.Registry)
+	s.app = fiber.New(fiber.Config{
+		DisableStartupMessage: true,
+		BodyLimit:             cfg.MaxFrameBytes,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		ErrorHandler:          s.errorHandler,
+	})
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	app := s.app
+	app.Get("/healthz", func(c *fiber.Ctx) error { return c.SendString("ok") })
+	app.Get("/readyz", func(c *fiber.Ctx) error {
+		if !s.ready.Load() || s.draining.Load() {
+			return c.Status(http.StatusServiceUnavailable).SendString("not ready")
+		}
+		return c.SendString("ready")
+	})
+	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})))
+
+	v1 := app.Group("/v1")
+	v1.Post("/auth/login", s.checkOrigin, s.login)
+	v1.Post("/auth/visitor", s.visitor)
+	v1.Post("/conversations", s.requireToken(auth.AudienceUser), s.createConversation)
+	v1.Get("/conversations", s.checkOrigin, s.requireToken(auth.AudienceStaff), s.listConversations)
+	v1.Get("/conversations/:id/messages", s.requireAnyToken, s.history)
+
+	ws := websocket.Config{ReadBufferSize: 2048, WriteBufferSize: 2048}
+	v1.Get("/ws/user", s.upgradeOnly, websocket.New(s.socket(auth.AudienceUser), ws))
+	v1.Get("/ws/agent", s.upgradeOnly, s.checkOrigin, websocket.New(s.socket(auth.AudienceStaff), ws))
+}
+
+// upgradeOnly refuses plain HTTP on WebSocket routes and refuses new
+// sockets while draining.
+func (s *Server) upgradeOnly(c *fiber.Ctx) error {
+	if !websocket.IsWebSocketUpgrade(c) {
+		return fiber.ErrUpgradeRequired
+	}
+	if s.draining.Load() {
+		return fiber.NewError(http.StatusServiceUnavailable, "shutting down")
+	}
+	return c.Next()
+}
+
+// checkOrigin rejects cross-site browser requests to staff endpoints.
+func (s *Server) checkOrigin(c *fiber.Ctx) error {
+	origin := c.Get(fiber.HeaderOrigin)
+	if origin == "" || origin == c.BaseURL() {
+		return c.Next()
+	}
+	for _, o := range s.cfg.AllowedOrigins {
+		if strings.EqualFold(o, origin) {
+			return c.Next()
+		}
+	}
+	return apiError(c, engine.NewError(engine.CodeForbidden, "origin "+origin+" is not allowed"))
+}
+
+// SetReady marks the server ready (or not) for /readyz.
+func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops accepting, closes every socket with a close frame (1001),
+// waits for their handlers to return and stops the HTTP server.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining.Store(true)
+	for c := range s.conns {
+		c.close(websocket.CloseGoingAway, "server shutting down")
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.app.ShutdownWithContext(ctx)
+}
+
+// track registers a live socket; it refuses once Shutdown has begun, so
+// Shutdown's wait covers every socket it did not see.
+func (s *Server) track(c *wsConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining.Load() {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c *wsConn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}

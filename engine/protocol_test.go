@@ -1,0 +1,109 @@
+package engine
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestDecodeClientFrame(t *testing.T) {
+	long := strings.Repeat("字", MaxTextRunes+1)
+	tests := []struct {
+		name string
+		in   string
+		code Code // "" means valid
+	}{
+		{"hello", `{"type":"hello","v":1,"token":"t"}`, ""},
+		{"hello wrong version", `{"type":"hello","v":2,"token":"t"}`, CodeVersion},
+		{"hello without token", `{"type":"hello","v":1}`, CodeMissingField},
+		{"send", `{"type":"send","conv":"c1","client_msg_id":"m1","body":{"type":"text","text":"你好"}}`, ""},
+		{"send unknown fields ignored", `{"type":"send","conv":"c1","client_msg_id":"m1","body":{"type":"text","text":"hi"},"future":1}`, ""},
+		{"send without conv", `{"type":"send","client_msg_id":"m1","body":{"type":"text","text":"hi"}}`, CodeMissingField},
+		{"send with operator as conv", `{"type":"send","conv":{"$ne":null},"client_msg_id":"m1","body":{"type":"text","text":"hi"}}`, CodeInvalidField},
+		{"send with path as conv", `{"type":"send","conv":"../x","client_msg_id":"m1","body":{"type":"text","text":"hi"}}`, CodeInvalidField},
+		{"send without client_msg_id", `{"type":"send","conv":"c1","body":{"type":"text","text":"hi"}}`, CodeMissingField},
+		{"send with spaces in client_msg_id", `{"type":"send","conv":"c1","client_msg_id":"a b","body":{"type":"text","text":"hi"}}`, CodeInvalidField},
+		{"send without body", `{"type":"send","conv":"c1","client_msg_id":"m1"}`, CodeMissingField},
+		{"send empty text", `{"type":"send","conv":"c1","client_msg_id":"m1","body":{"type":"text","text":"  "}}`, CodeMissingField},
+		{"send text too long", `{"type":"send","conv":"c1","client_msg_id":"m1","body":{"type":"text","text":"` + long + `"}}`, CodeBodyTooLarge},
+		{"send reserved image", `{"type":"send","conv":"c1","client_msg_id":"m1","body":{"type":"image"}}`, CodeUnsupportedBody},
+		{"send unknown body", `{"type":"send","conv":"c1","client_msg_id":"m1","body":{"type":"video"}}`, CodeUnsupportedBody},
+		{"send body without type", `{"type":"send","conv":"c1","client_msg_id":"m1","body":{"text":"x"}}`, CodeMissingField},
+		{"resume", `{"type":"resume","conv":"c1","last_seq":10,"limit":20}`, ""},
+		{"resume negative", `{"type":"resume","conv":"c1","last_seq":-1}`, CodeInvalidField},
+		{"resume limit too big", `{"type":"resume","conv":"c1","limit":1000}`, CodeInvalidField},
+		{"resume last_seq as string", `{"type":"resume","conv":"c1","last_seq":"5"}`, CodeInvalidField},
+		{"read", `{"type":"read","conv":"c1","seq":3}`, ""},
+		{"read zero", `{"type":"read","conv":"c1","seq":0}`, CodeInvalidField},
+		{"typing", `{"type":"typing","conv":"c1","on":true}`, ""},
+		{"leave", `{"type":"leave","conv":"c1"}`, ""},
+		{"ping", `{"type":"ping","id":"r1"}`, ""},
+		{"unknown type", `{"type":"teleport"}`, CodeUnknownType},
+		{"missing type", `{"conv":"c1"}`, CodeMissingField},
+		{"not json", `hello`, CodeBadFrame},
+		{"truncated json", `{"type":"send"`, CodeBadFrame},
+		{"array", `[1,2]`, CodeBadFrame},
+		{"empty", ``, CodeBadFrame},
+		{"invalid utf8", "{\"type\":\"ping\",\"id\":\"\xff\"}", CodeInvalidUTF8},
+		{"id too long", `{"type":"ping","id":"` + strings.Repeat("x", 65) + `"}`, CodeInvalidField},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := DecodeClientFrame([]byte(tc.in))
+			if got := CodeOf(err); got != tc.code {
+				t.Fatalf("code = %q (%v), want %q", got, err, tc.code)
+			}
+		})
+	}
+}
+
+// FuzzDecodeClientFrame checks that the decoder never panics, that every
+// rejection carries a client-facing code, and that what it accepts is
+// well formed.
+func FuzzDecodeClientFrame(f *testing.F) {
+	for _, seed := range []string{
+		`{"type":"hello","v":1,"token":"t"}`,
+		`{"type":"send","conv":"c1","client_msg_id":"m1","body":{"type":"text","text":"你好"}}`,
+		`{"type":"resume","conv":"c1","last_seq":10,"limit":20}`,
+		`{"type":"read","conv":"c1","seq":3}`, `{"type":"typing","conv":"c","on":true}`,
+		`{"type":"send","conv":{"$ne":null}}`, "\xff", `[]`, `{}`, `null`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fr, err := DecodeClientFrame(data)
+		if err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("error %v is not a client-facing *Error", err)
+			}
+			return
+		}
+		if fr.Type != FramePing && fr.Type != FrameHello && !ValidID(fr.Conv) {
+			t.Fatalf("accepted %q with invalid conv %q", data, fr.Conv)
+		}
+		if fr.Type == FrameSend {
+			if fr.Body == nil || fr.Body.Type != BodyText || strings.TrimSpace(fr.Body.Text) == "" || fr.ClientMsgID == "" {
+				t.Fatalf("accepted malformed send %q", data)
+			}
+		}
+	})
+}
+
+func TestMessageJSONRoundTrip(t *testing.T) {
+	in := Message{Conv: "c1", Seq: 7, ClientMsgID: "m7", From: Party{Role: RoleUser, ID: "u1"}, Body: Body{Type: BodyText, Text: "hi"}}
+	in.CreatedAt = in.CreatedAt.Add(1700000000123 * 1e6).UTC()
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"ts":`) || strings.Contains(string(b), "Tenant") {
+		t.Fatalf("wire form %s", b)
+	}
+	var out Message
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Seq != in.Seq || out.Body != in.Body || out.From != in.From || out.CreatedAt.UnixMilli() != in.CreatedAt.UnixMilli() {
+		t.Fatalf("round trip: got %+v want %+v", out, in)
+	}
+}
