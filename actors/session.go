@@ -51,7 +51,8 @@ type convLink struct {
 	caughtUp   bool  // pushes go straight to the client
 	delivered  int64 // highest seq the client has been sent
 	buffer     []*actorpb.Message
-	overflow   bool // buffer was dropped: the client must page again
+	own        map[int64]bool // seqs of this session's acked sends not yet passed by delivered
+	overflow   bool           // buffer was dropped: the client must page again
 	filling    bool // the session is fetching a gap itself
 }
 
@@ -173,6 +174,14 @@ func (s *sessionActor) onFrame(ctx actor.Context, f engine.ClientFrame) {
 			case resp.Error != nil:
 				s.emitError(f, errFromPB(resp.Error))
 			default:
+				if l := s.links[f.Conv]; l != nil && l.subscribed && resp.Seq > l.delivered {
+					// The client has this message; it is not pushed back to this session.
+					if l.own == nil {
+						l.own = make(map[int64]bool)
+					}
+					l.own[resp.Seq] = true
+					s.skipOwn(l)
+				}
 				s.emit(engine.AckFrame{Type: engine.FrameAck, Conv: f.Conv, ClientMsgID: f.ClientMsgID, Seq: resp.Seq, TS: resp.TsMs, Dup: resp.Dup})
 			}
 		})
@@ -244,6 +253,12 @@ func (s *sessionActor) onHistory(ctx actor.Context, l *convLink, f engine.Client
 		frame.Read[i] = engine.ReadPointer{Party: partyFromPB(rp.By), Seq: rp.Seq}
 	}
 	l.delivered = last
+	for seq := range l.own {
+		if seq <= last {
+			delete(l.own, seq)
+		}
+	}
+	s.skipOwn(l)
 	if !frame.More {
 		if l.overflow {
 			// Pushes were dropped while the client paged: make it ask again.
@@ -285,14 +300,25 @@ func (s *sessionActor) hold(l *convLink, m *actorpb.Message) {
 	l.buffer = append(l.buffer, m)
 }
 
+// skipOwn moves delivered past messages this session sent itself: their
+// acks told the client, and they are not pushed back to their sender.
+func (s *sessionActor) skipOwn(l *convLink) {
+	for l.own[l.delivered+1] {
+		delete(l.own, l.delivered+1)
+		l.delivered++
+	}
+}
+
 // deliver sends a pushed message in seq order. A gap (a push that never
 // arrived) is filled from the conversation's history before going on.
 func (s *sessionActor) deliver(ctx actor.Context, l *convLink, m *actorpb.Message) {
+	s.skipOwn(l)
 	switch {
 	case m.Seq <= l.delivered:
 	case m.Seq == l.delivered+1:
 		s.emit(engine.MessageFrame{Type: engine.FrameMessage, Conv: l.conv, Msg: messageFromPB(s.caller.Tenant, m)})
 		l.delivered = m.Seq
+		s.skipOwn(l)
 	default:
 		l.caughtUp = false
 		s.hold(l, m)
@@ -329,6 +355,7 @@ func (s *sessionActor) fill(ctx actor.Context, l *convLink) {
 			return
 		}
 		for _, m := range resp.Messages {
+			s.skipOwn(l)
 			if m.Seq == l.delivered+1 {
 				s.emit(engine.MessageFrame{Type: engine.FrameMessage, Conv: l.conv, Msg: messageFromPB(s.caller.Tenant, m)})
 				l.delivered = m.Seq

@@ -44,6 +44,7 @@ type WS struct {
 	FloodLimit    int      `yaml:"flood_limit"`
 	PingInterval  Duration `yaml:"ping_interval"`
 	HelloTimeout  Duration `yaml:"hello_timeout"`
+	WriteTimeout  Duration `yaml:"write_timeout"`
 }
 
 // Store configures persistence.
@@ -97,6 +98,7 @@ func Default() Config {
 		WS: WS{
 			MaxFrameBytes: 64 << 10, SendQueue: 256, RatePerSec: 20, Burst: 40, FloodLimit: 100,
 			PingInterval: Duration(25 * time.Second), HelloTimeout: Duration(10 * time.Second),
+			WriteTimeout: Duration(10 * time.Second),
 		},
 		Store:        Store{MaxBatch: 512, StoreTimeout: Duration(10 * time.Second)},
 		Cluster:      Cluster{Name: "kefu", Host: "127.0.0.1", RequestTimeout: Duration(5 * time.Second)},
@@ -146,7 +148,7 @@ func (c Config) Validate() error {
 	}
 	positive := map[string]Duration{
 		"http.shutdown_timeout": c.HTTP.ShutdownTimeout, "ws.ping_interval": c.WS.PingInterval,
-		"ws.hello_timeout": c.WS.HelloTimeout, "store.timeout": c.Store.StoreTimeout,
+		"ws.hello_timeout": c.WS.HelloTimeout, "ws.write_timeout": c.WS.WriteTimeout, "store.timeout": c.Store.StoreTimeout,
 		"cluster.request_timeout": c.Cluster.RequestTimeout, "conversation.idle_timeout": c.Conversation.IdleTimeout,
 		"auth.staff_token_ttl": c.Auth.StaffTokenTTL, "auth.visitor_token_ttl": c.Auth.VisitorTokenTTL,
 	}

@@ -28,13 +28,14 @@ type wsConn struct {
 	out  chan []byte
 	done chan struct{} // closed when the connection must end
 
-	once   sync.Once
-	code   int
-	reason string
+	once    sync.Once
+	code    int
+	reason  string
+	onClose func(code int) // counts closes by code
 }
 
-func newWSConn(queue int) *wsConn {
-	return &wsConn{out: make(chan []byte, queue), done: make(chan struct{})}
+func newWSConn(queue int, onClose func(code int)) *wsConn {
+	return &wsConn{out: make(chan []byte, queue), done: make(chan struct{}), onClose: onClose}
 }
 
 // Enqueue queues a frame for the writer without ever blocking. A full queue
@@ -59,6 +60,7 @@ func (w *wsConn) Enqueue(frame []byte) bool {
 func (w *wsConn) close(code int, reason string) {
 	w.once.Do(func() {
 		w.code, w.reason = code, reason
+		w.onClose(code)
 		close(w.done)
 	})
 }
@@ -88,7 +90,6 @@ func (s *Server) writer(c *websocket.Conn, w *wsConn, exited chan<- struct{}) {
 			}
 		case <-w.done:
 			if w.code != websocket.CloseAbnormalClosure {
-				s.metrics.closes.WithLabelValues(strconv.Itoa(w.code)).Inc()
 				msg := websocket.FormatCloseMessage(w.code, w.reason)
 				_ = c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 			}
@@ -105,7 +106,7 @@ func (s *Server) socket(audience string) func(*websocket.Conn) {
 		endpoint = "agent"
 	}
 	return func(c *websocket.Conn) {
-		w := newWSConn(s.cfg.SendQueue)
+		w := newWSConn(s.cfg.SendQueue, func(code int) { s.metrics.closes.WithLabelValues(strconv.Itoa(code)).Inc() })
 		if !s.track(w) {
 			_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
 			return

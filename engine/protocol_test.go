@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 )
@@ -105,5 +106,28 @@ func TestMessageJSONRoundTrip(t *testing.T) {
 	}
 	if out.Seq != in.Seq || out.Body != in.Body || out.From != in.From || out.CreatedAt.UnixMilli() != in.CreatedAt.UnixMilli() {
 		t.Fatalf("round trip: got %+v want %+v", out, in)
+	}
+}
+
+// TestProtocolDocExamples decodes every client frame example in
+// docs/protocol.md, so the document cannot drift from the decoder.
+func TestProtocolDocExamples(t *testing.T) {
+	doc, err := os.ReadFile("../docs/protocol.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(doc), "```json\n")[1:]
+	if len(blocks) == 0 {
+		t.Fatal("no json examples in docs/protocol.md")
+	}
+	for _, b := range blocks {
+		for _, line := range strings.Split(strings.SplitN(b, "```", 2)[0], "\n") {
+			if strings.TrimSpace(line) == "" {
+				continue
+			}
+			if _, err := DecodeClientFrame([]byte(line)); err != nil {
+				t.Errorf("docs example %s: %v", line, err)
+			}
+		}
 	}
 }

@@ -128,6 +128,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 		MaxFrameBytes: cfg.WS.MaxFrameBytes, SendQueue: cfg.WS.SendQueue,
 		RatePerSec: cfg.WS.RatePerSec, Burst: cfg.WS.Burst, FloodLimit: cfg.WS.FloodLimit,
 		PingInterval: cfg.WS.PingInterval.D(), HelloTimeout: cfg.WS.HelloTimeout.D(),
+		WriteTimeout:   cfg.WS.WriteTimeout.D(),
 		AllowedOrigins: cfg.HTTP.AllowedOrigins,
 		StaffTokenTTL:  cfg.Auth.StaffTokenTTL.D(), VisitorTokenTTL: cfg.Auth.VisitorTokenTTL.D(),
 	})

@@ -1,0 +1,371 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+
+	"github.com/kefu-dev/kefu/config"
+	"github.com/kefu-dev/kefu/engine"
+)
+
+const adminPassword = "admin-password-1"
+
+// testServer is Kefu running in-process through the real wiring, on a
+// random port with its data in a temp dir.
+type testServer struct {
+	addr   string
+	dir    string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func testConfig(dir string) config.Config {
+	cfg := config.Default()
+	cfg.DataDir = dir
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.Bootstrap.AdminPassword = adminPassword
+	cfg.Log.Level = "warn"
+	return cfg
+}
+
+func startServer(t testing.TB, cfg config.Config) *testServer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &testServer{dir: cfg.DataDir, cancel: cancel, done: make(chan error, 1)}
+	ready := make(chan string, 1)
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	go func() { s.done <- serve(ctx, cfg, logger, io.Discard, func(addr string) { ready <- addr }) }()
+	select {
+	case s.addr = <-ready:
+	case err := <-s.done:
+		t.Fatalf("server did not start: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("server did not start within 60s")
+	}
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
+
+// stop shuts the server down gracefully and waits; it may be called twice.
+func (s *testServer) stop(t testing.TB) {
+	t.Helper()
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	s.cancel = nil
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Errorf("server stopped with error: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("server did not stop within 60s")
+	}
+}
+
+// testWriter sends server logs to the test log, but only while the test runs.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	defer func() { _ = recover() }() // a log line after the test ended
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func (s *testServer) url(path string) string { return "http://" + s.addr + path }
+
+// api calls the REST API and decodes the JSON answer into out.
+func (s *testServer) api(t testing.TB, method, path, token string, body, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, s.url(path), rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: decoding %q: %v", method, path, data, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+type tokenResp struct {
+	AccessToken string `json:"access_token"`
+	UserID      string `json:"user_id"`
+	Staff       struct {
+		ID string `json:"id"`
+	} `json:"staff"`
+}
+
+func (s *testServer) staffToken(t testing.TB) (token, id string) {
+	t.Helper()
+	var r tokenResp
+	if code := s.api(t, "POST", "/v1/auth/login", "", map[string]string{"tenant": "demo", "username": "admin", "password": adminPassword}, &r); code != 200 {
+		t.Fatalf("login: status %d", code)
+	}
+	return r.AccessToken, r.Staff.ID
+}
+
+func (s *testServer) visitor(t testing.TB) (token, userID string) {
+	t.Helper()
+	var r tokenResp
+	if code := s.api(t, "POST", "/v1/auth/visitor", "", map[string]string{"tenant": "demo"}, &r); code != 200 {
+		t.Fatalf("visitor: status %d", code)
+	}
+	return r.AccessToken, r.UserID
+}
+
+func (s *testServer) newConversation(t testing.TB, userToken string) string {
+	t.Helper()
+	var c engine.Conversation
+	if code := s.api(t, "POST", "/v1/conversations", userToken, nil, &c); code != 201 {
+		t.Fatalf("create conversation: status %d", code)
+	}
+	return c.ID
+}
+
+type historyResp struct {
+	Messages []engine.Message `json:"messages"`
+	More     bool             `json:"more"`
+	LastSeq  int64            `json:"last_seq"`
+}
+
+// history pages through the whole REST history of a conversation.
+func (s *testServer) history(t testing.TB, token, conv string) []engine.Message {
+	t.Helper()
+	var all []engine.Message
+	after := int64(0)
+	for {
+		var page historyResp
+		path := fmt.Sprintf("/v1/conversations/%s/messages?after_seq=%d&limit=200", conv, after)
+		if code := s.api(t, "GET", path, token, nil, &page); code != 200 {
+			t.Fatalf("history: status %d", code)
+		}
+		all = append(all, page.Messages...)
+		if !page.More {
+			return all
+		}
+		after = page.Messages[len(page.Messages)-1].Seq
+	}
+}
+
+// frame is any server frame, decoded loosely.
+type frame struct {
+	Type        string           `json:"type"`
+	ID          string           `json:"id"`
+	Code        string           `json:"code"`
+	Message     string           `json:"message"`
+	Conv        string           `json:"conv"`
+	ClientMsgID string           `json:"client_msg_id"`
+	Seq         int64            `json:"seq"`
+	Dup         bool             `json:"dup"`
+	Msg         engine.Message   `json:"msg"`
+	Messages    []engine.Message `json:"messages"`
+	More        bool             `json:"more"`
+	LastSeq     int64            `json:"last_seq"`
+	On          bool             `json:"on"`
+	By          engine.Party     `json:"by"`
+	From        engine.Party     `json:"from"`
+	You         engine.Party     `json:"you"`
+	Raw         string           `json:"-"`
+}
+
+// wsClient is a real WebSocket client with a reader goroutine that queues
+// every frame it receives.
+type wsClient struct {
+	t      testing.TB
+	conn   *websocket.Conn
+	frames chan frame
+	mu     sync.Mutex
+	closed *websocket.CloseError // the close frame, once the connection ended
+	ended  chan struct{}
+}
+
+func dial(t testing.TB, s *testServer, path string, header http.Header) *wsClient {
+	t.Helper()
+	conn, resp, err := websocket.DefaultDialer.Dial("ws://"+s.addr+path, header)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial %s: %v (status %d)", path, err, status)
+	}
+	c := &wsClient{t: t, conn: conn, frames: make(chan frame, 10000), ended: make(chan struct{})}
+	go c.readLoop()
+	t.Cleanup(func() { conn.Close() })
+	return c
+}
+
+func (c *wsClient) readLoop() {
+	defer close(c.ended)
+	for {
+		_, data, err := c.conn.ReadMessage()
+		if err != nil {
+			c.mu.Lock()
+			if ce, ok := err.(*websocket.CloseError); ok {
+				c.closed = ce
+			}
+			c.mu.Unlock()
+			return
+		}
+		var f frame
+		if err := json.Unmarshal(data, &f); err != nil {
+			f.Type = "undecodable"
+		}
+		f.Raw = string(data)
+		c.frames <- f
+	}
+}
+
+func (c *wsClient) send(v any) {
+	c.t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+func (c *wsClient) sendRaw(data []byte) {
+	c.t.Helper()
+	if err := c.conn.WriteMessage(websocket.TextMessage, data); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// next returns the next frame matching pred, discarding others, or fails
+// after the deadline.
+func (c *wsClient) next(pred func(frame) bool, what string) frame {
+	c.t.Helper()
+	deadline := time.After(15 * time.Second)
+	for {
+		select {
+		case f := <-c.frames:
+			if pred(f) {
+				return f
+			}
+		case <-deadline:
+			c.t.Fatalf("no %s within 15s", what)
+		}
+	}
+}
+
+func (c *wsClient) nextType(typ string) frame {
+	c.t.Helper()
+	return c.next(func(f frame) bool { return f.Type == typ }, typ+" frame")
+}
+
+// closeCode waits for the server to end the connection and returns the
+// close code it sent (0 if it dropped the connection without one).
+func (c *wsClient) closeCode() int {
+	c.t.Helper()
+	go func() { // keep draining so the reader reaches the close frame
+		for {
+			select {
+			case <-c.frames:
+			case <-c.ended:
+				return
+			}
+		}
+	}()
+	select {
+	case <-c.ended:
+	case <-time.After(20 * time.Second):
+		c.t.Fatal("the server did not close the connection within 20s")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed == nil {
+		return 0
+	}
+	return c.closed.Code
+}
+
+// hello authenticates and returns the welcome frame.
+func (c *wsClient) hello(token string) frame {
+	c.t.Helper()
+	c.send(map[string]any{"type": "hello", "v": 1, "token": token})
+	f := c.next(func(f frame) bool { return f.Type == "welcome" || f.Type == "error" }, "welcome")
+	if f.Type != "welcome" {
+		c.t.Fatalf("hello refused: %s", f.Raw)
+	}
+	return f
+}
+
+func (c *wsClient) sendText(conv, clientMsgID, text string) {
+	c.t.Helper()
+	c.send(map[string]any{"type": "send", "conv": conv, "client_msg_id": clientMsgID, "body": map[string]string{"type": "text", "text": text}})
+}
+
+// ack waits for the ack (or error) of clientMsgID.
+func (c *wsClient) ack(clientMsgID string) frame {
+	c.t.Helper()
+	f := c.next(func(f frame) bool {
+		return (f.Type == "ack" || f.Type == "error") && f.ClientMsgID == clientMsgID
+	}, "ack of "+clientMsgID)
+	if f.Type != "ack" {
+		c.t.Fatalf("send %s refused: %s", clientMsgID, f.Raw)
+	}
+	return f
+}
+
+// resumeAll pages from lastSeq to the end and returns every message.
+func (c *wsClient) resumeAll(conv string, lastSeq int64, limit int) (msgs []engine.Message, pages int) {
+	c.t.Helper()
+	for {
+		id := fmt.Sprintf("r%d", pages)
+		c.send(map[string]any{"type": "resume", "id": id, "conv": conv, "last_seq": lastSeq, "limit": limit})
+		f := c.next(func(f frame) bool { return (f.Type == "history" || f.Type == "error") && f.ID == id }, "history page")
+		if f.Type != "history" {
+			c.t.Fatalf("resume refused: %s", f.Raw)
+		}
+		pages++
+		msgs = append(msgs, f.Messages...)
+		if !f.More {
+			return msgs, pages
+		}
+		lastSeq = f.Messages[len(f.Messages)-1].Seq
+	}
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
