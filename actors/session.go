@@ -53,7 +53,7 @@ type convLink struct {
 	buffer     []*actorpb.Message
 	own        map[int64]bool // seqs of this session's acked sends not yet passed by delivered
 	overflow   bool           // buffer was dropped: the client must page again
-	filling    bool // the session is fetching a gap itself
+	filling    bool           // the session is fetching a gap itself
 }
 
 var errNoActivation = errors.New("actors: conversation could not be activated")
