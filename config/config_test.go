@@ -1,0 +1,92 @@
+package config
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaultsAreValid(t *testing.T) {
+	cfg, err := Load(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP.Addr != ":8080" || cfg.DataDir != "./data" || cfg.SQLiteFile() != filepath.Join("data", "kefu.db") {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+}
+
+func TestPrecedenceFileEnvFlags(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "kefu.yaml")
+	if err := os.WriteFile(file, []byte("http:\n  addr: \":7000\"\nws:\n  burst: 7\n  ping_interval: 5s\nlog:\n  level: debug\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load([]string{"-config", file, "-log.level", "error"},
+		env(map[string]string{"KEFU_HTTP_ADDR": ":7001", "KEFU_LOG_LEVEL": "warn", "KEFU_HTTP_ALLOWED_ORIGINS": "https://a.example, https://b.example", "KEFU_ADMIN_PASSWORD": "s3cret-pass"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case cfg.HTTP.Addr != ":7001": // env beats file
+		t.Errorf("http.addr = %q", cfg.HTTP.Addr)
+	case cfg.Log.Level != "error": // flag beats env
+		t.Errorf("log.level = %q", cfg.Log.Level)
+	case cfg.WS.Burst != 7 || cfg.WS.PingInterval.D() != 5*time.Second: // file beats default
+		t.Errorf("ws = %+v", cfg.WS)
+	case len(cfg.HTTP.AllowedOrigins) != 2 || cfg.HTTP.AllowedOrigins[1] != "https://b.example":
+		t.Errorf("allowed_origins = %q", cfg.HTTP.AllowedOrigins)
+	case cfg.Bootstrap.AdminPassword != "s3cret-pass":
+		t.Errorf("KEFU_ADMIN_PASSWORD not applied")
+	}
+}
+
+func TestInvalidSettingsAreNamed(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"-http.addr", "8080"}, nil, "http.addr"},
+		{[]string{"-ws.max_frame_bytes", "10"}, nil, "ws.max_frame_bytes"},
+		{nil, map[string]string{"KEFU_WS_PING_INTERVAL": "soon"}, "KEFU_WS_PING_INTERVAL"},
+		{[]string{"-log.level", "loud"}, nil, "log.level"},
+		{[]string{"-auth.token_secret", "short"}, nil, "auth.token_secret"},
+		{[]string{"-bootstrap.tenant", "a b"}, nil, "bootstrap.tenant"},
+		{[]string{"-http.allowed_origins", "evil.example"}, nil, "http.allowed_origins"},
+		{[]string{"-store.max_batch", "x"}, nil, "-store.max_batch"},
+		{[]string{"stray"}, nil, "unexpected argument"},
+	}
+	for _, tc := range tests {
+		_, err := Load(tc.args, env(tc.env), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Load(%v, %v) = %v, want an error naming %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+}
+
+func TestUnknownFileKeyIsAnError(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "kefu.yaml")
+	if err := os.WriteFile(file, []byte("htp:\n  addr: \":1\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load([]string{"-config", file}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "htp") {
+		t.Fatalf("a misspelt key was accepted: %v", err)
+	}
+}
+
+func TestExampleFileMatchesDefaults(t *testing.T) {
+	cfg, err := Load([]string{"-config", "../kefu.example.yaml"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := Default()
+	if cfg.HTTP.Addr != def.HTTP.Addr || cfg.WS != def.WS || cfg.Store != def.Store || cfg.Cluster != def.Cluster ||
+		cfg.Conversation != def.Conversation || cfg.Auth != def.Auth || cfg.Log != def.Log || cfg.Bootstrap != def.Bootstrap {
+		t.Fatalf("kefu.example.yaml differs from the defaults:\n%+v\n%+v", cfg, def)
+	}
+}
