@@ -98,7 +98,13 @@ func listConversationsSQL(f listFilter) string {
 	if f&listByUser != 0 {
 		b.WriteString(` AND user_id = ?`)
 	}
-	if f&listByState != 0 {
+	switch {
+	case f&listByState != 0 && f&listByUser != 0:
+		// A user has a handful of conversations, a state may hold
+		// thousands: the unary + keeps SQLite, which has no statistics to
+		// tell, from choosing conversations_by_state over by_user.
+		b.WriteString(` AND +state = ?`)
+	case f&listByState != 0:
 		b.WriteString(` AND state = ?`)
 	}
 	if f&listBefore != 0 {
