@@ -1,0 +1,203 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/kefu-dev/kefu/engine"
+)
+
+type createConversationOp struct {
+	opHeader
+	c engine.Conversation
+}
+
+// CreateConversation stores a new conversation: engine.ErrExists if the
+// tenant already has one with its id, engine.ErrNotFound if the tenant does
+// not exist. A zero CreatedAt is stamped with the store's clock, a zero
+// UpdatedAt copies CreatedAt, and an empty State is engine.StateBot.
+func (s *Store) CreateConversation(ctx context.Context, c engine.Conversation) error {
+	if c.Tenant == "" || c.ID == "" {
+		return errors.New("sqlite: create conversation: tenant and id are required")
+	}
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = s.clock.Now()
+	}
+	if c.UpdatedAt.IsZero() {
+		c.UpdatedAt = c.CreatedAt
+	}
+	if c.State == "" {
+		c.State = engine.StateBot
+	}
+	o := &createConversationOp{opHeader: newHeader(ctx, opCreateConversation), c: c}
+	if err := s.submit(ctx, o); err != nil {
+		return err
+	}
+	return o.err
+}
+
+func (o *createConversationOp) apply(w *writer) error {
+	c := o.c
+	_, err := w.st.insertConversation.ExecContext(bg,
+		c.Tenant, c.ID, c.UserID, string(c.State), c.CreatedAt.UnixMilli(), c.UpdatedAt.UnixMilli())
+	return createError("conversation "+c.Tenant+"/"+c.ID, "tenant "+c.Tenant, err)
+}
+
+// createError maps the error of an INSERT of a new record named what whose
+// parent is named parent.
+func createError(what, parent string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case isUniqueViolation(err):
+		return fmt.Errorf("sqlite: create %s: %w", what, engine.ErrExists)
+	case isForeignKeyViolation(err):
+		return fmt.Errorf("sqlite: create %s: %s: %w", what, parent, engine.ErrNotFound)
+	default:
+		return fmt.Errorf("sqlite: create %s: %w", what, err)
+	}
+}
+
+// Conversation returns one conversation of the tenant (engine.ErrNotFound).
+func (s *Store) Conversation(ctx context.Context, tenant, id string) (engine.Conversation, error) {
+	if s.isClosed.Load() {
+		return engine.Conversation{}, engine.ErrClosed
+	}
+	c, err := scanConversation(s.rq.conversation.QueryRowContext(ctx, tenant, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return engine.Conversation{}, fmt.Errorf("sqlite: conversation %s/%s: %w", tenant, id, engine.ErrNotFound)
+	}
+	if err != nil {
+		return engine.Conversation{}, s.readErr("conversation", err)
+	}
+	return c, nil
+}
+
+func scanConversation(row interface{ Scan(...any) error }) (engine.Conversation, error) {
+	var c engine.Conversation
+	var created, updated int64
+	if err := row.Scan(&c.Tenant, &c.ID, &c.UserID, &c.State, &created, &updated); err != nil {
+		return engine.Conversation{}, err
+	}
+	c.CreatedAt, c.UpdatedAt = timeOf(created), timeOf(updated)
+	return c, nil
+}
+
+// defaultListLimit is ConversationQuery's documented "0 means 50".
+const defaultListLimit = 50
+
+// ListConversations returns the tenant's conversations, newest first
+// (ties by id, descending). A Limit <= 0 means 50.
+func (s *Store) ListConversations(ctx context.Context, tenant string, q engine.ConversationQuery) ([]engine.Conversation, error) {
+	if s.isClosed.Load() {
+		return nil, engine.ErrClosed
+	}
+	var f listFilter
+	args := []any{tenant}
+	if q.UserID != "" {
+		f |= listByUser
+		args = append(args, q.UserID)
+	}
+	if q.State != "" {
+		f |= listByState
+		args = append(args, string(q.State))
+	}
+	if !q.Before.IsZero() {
+		f |= listBefore
+		args = append(args, q.Before.UnixMilli())
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = defaultListLimit
+	}
+	args = append(args, limit)
+
+	rows, err := s.rq.list[f].QueryContext(ctx, args...)
+	if err != nil {
+		return nil, s.readErr("list conversations", err)
+	}
+	defer rows.Close()
+	var out []engine.Conversation
+	for rows.Next() {
+		c, err := scanConversation(rows)
+		if err != nil {
+			return nil, s.readErr("list conversations", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.readErr("list conversations", err)
+	}
+	return out, nil
+}
+
+type setReadPointerOp struct {
+	opHeader
+	tenant, conv string
+	p            engine.Party
+	seq          int64 // in: the requested seq; out: the stored value
+}
+
+// SetReadPointer moves p's read pointer in the conversation forward to seq
+// and returns its value afterwards; it never moves backwards. An unknown
+// conversation is engine.ErrNotFound.
+func (s *Store) SetReadPointer(ctx context.Context, tenant, conv string, p engine.Party, seq int64) (int64, error) {
+	if seq < 0 {
+		return 0, fmt.Errorf("sqlite: set read pointer: negative seq %d", seq)
+	}
+	o := &setReadPointerOp{opHeader: newHeader(ctx, opSetReadPointer), tenant: tenant, conv: conv, p: p, seq: seq}
+	if err := s.submit(ctx, o); err != nil {
+		return 0, err
+	}
+	if o.err != nil {
+		return 0, o.err
+	}
+	return o.seq, nil
+}
+
+func (o *setReadPointerOp) apply(w *writer) error {
+	err := w.st.upsertReadPt.QueryRowContext(bg, o.tenant, o.conv, string(o.p.Role), o.p.ID, o.seq).Scan(&o.seq)
+	switch {
+	case err == nil:
+		return nil
+	case isForeignKeyViolation(err):
+		return fmt.Errorf("sqlite: set read pointer: conversation %s/%s: %w", o.tenant, o.conv, engine.ErrNotFound)
+	default:
+		return fmt.Errorf("sqlite: set read pointer %s/%s %s: %w", o.tenant, o.conv, o.p, err)
+	}
+}
+
+// ReadPointers returns every participant's read pointer, ordered by role
+// and id. An unknown conversation is engine.ErrNotFound.
+func (s *Store) ReadPointers(ctx context.Context, tenant, conv string) ([]engine.ReadPointer, error) {
+	if s.isClosed.Load() {
+		return nil, engine.ErrClosed
+	}
+	rows, err := s.rq.readPointers.QueryContext(ctx, tenant, conv)
+	if err != nil {
+		return nil, s.readErr("read pointers", err)
+	}
+	defer rows.Close()
+	found := false
+	var out []engine.ReadPointer
+	for rows.Next() {
+		found = true
+		var role, id sql.NullString
+		var seq sql.NullInt64
+		if err := rows.Scan(&role, &id, &seq); err != nil {
+			return nil, s.readErr("read pointers", err)
+		}
+		if seq.Valid {
+			out = append(out, engine.ReadPointer{Party: engine.Party{Role: engine.Role(role.String), ID: id.String}, Seq: seq.Int64})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.readErr("read pointers", err)
+	}
+	if !found {
+		return nil, fmt.Errorf("sqlite: conversation %s/%s: %w", tenant, conv, engine.ErrNotFound)
+	}
+	return out, nil
+}

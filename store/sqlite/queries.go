@@ -1,0 +1,115 @@
+package sqlite
+
+import "strings"
+
+// Every statement the adapter runs after Open is here, so that
+// TestQueryPlans can check each one uses an index.
+
+// Writes: prepared on the writer's connection, run by the writer goroutine.
+const (
+	sqlBegin       = `BEGIN IMMEDIATE`
+	sqlCommit      = `COMMIT`
+	sqlRollback    = `ROLLBACK`
+	sqlSavepoint   = `SAVEPOINT op`
+	sqlRelease     = `RELEASE op`
+	sqlRollbackToS = `ROLLBACK TO op`
+
+	sqlInsertMessage = `INSERT INTO messages
+	(tenant, conv, seq, client_msg_id, from_role, from_id, body_type, body, created_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// Run after a failed insert, inside the same transaction, to tell a
+	// duplicate from a seq conflict.
+	sqlSeqByClientID = `SELECT seq FROM messages WHERE tenant = ? AND conv = ? AND client_msg_id = ?`
+
+	sqlInsertConversation = `INSERT INTO conversations
+	(tenant, id, user_id, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`
+	// max() keeps the pointer from moving backwards even when two updates
+	// race: the writer applies them one after the other.
+	sqlUpsertReadPointer = `INSERT INTO read_pointers (tenant, conv, role, party_id, seq)
+	VALUES (?, ?, ?, ?, ?)
+	ON CONFLICT (tenant, conv, role, party_id) DO UPDATE SET seq = max(seq, excluded.seq)
+	RETURNING seq`
+	sqlInsertTenant = `INSERT INTO tenants (id, name, app_id, created_at) VALUES (?, ?, ?, ?)`
+	sqlInsertStaff  = `INSERT INTO staff
+	(tenant, id, username, display_name, role, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	sqlInsertSettingIfAbsent = `INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`
+	sqlSettingValue          = `SELECT value FROM settings WHERE key = ?`
+)
+
+// Reads: prepared on the read pool.
+//
+// The message and read-pointer reads start from the conversation row and
+// LEFT JOIN into the children, so one statement (one snapshot) tells an
+// unknown conversation (no row: ErrNotFound) from an empty one (one row of
+// NULLs).
+const (
+	msgColumns = `m.seq, m.client_msg_id, m.from_role, m.from_id, m.body, m.created_at`
+
+	sqlMessagesAfter = `SELECT ` + msgColumns + `
+	FROM conversations c LEFT JOIN messages m
+		ON m.tenant = c.tenant AND m.conv = c.id AND m.seq > ?
+	WHERE c.tenant = ? AND c.id = ?
+	ORDER BY m.seq LIMIT ?`
+	// Newest first; Recent reverses the page in Go rather than sorting twice.
+	sqlMessagesRecent = `SELECT ` + msgColumns + `
+	FROM conversations c LEFT JOIN messages m
+		ON m.tenant = c.tenant AND m.conv = c.id
+	WHERE c.tenant = ? AND c.id = ?
+	ORDER BY m.seq DESC LIMIT ?`
+	sqlLastSeq = `SELECT coalesce((SELECT m.seq FROM messages m
+		WHERE m.tenant = c.tenant AND m.conv = c.id ORDER BY m.seq DESC LIMIT 1), 0)
+	FROM conversations c WHERE c.tenant = ? AND c.id = ?`
+	sqlMessageByClientID = `SELECT ` + msgColumns + `
+	FROM messages m WHERE m.tenant = ? AND m.conv = ? AND m.client_msg_id = ?`
+
+	convColumns     = `tenant, id, user_id, state, created_at, updated_at`
+	sqlConversation = `SELECT ` + convColumns + ` FROM conversations WHERE tenant = ? AND id = ?`
+
+	sqlReadPointers = `SELECT r.role, r.party_id, r.seq
+	FROM conversations c LEFT JOIN read_pointers r
+		ON r.tenant = c.tenant AND r.conv = c.id
+	WHERE c.tenant = ? AND c.id = ?
+	ORDER BY r.role, r.party_id`
+
+	sqlTenant = `SELECT id, name, app_id, created_at FROM tenants WHERE id = ?`
+	// Counting every tenant reads the whole (small) table by nature: the one
+	// query TestQueryPlans allows to scan.
+	sqlCountTenants    = `SELECT count(*) FROM tenants`
+	sqlStaffByUsername = `SELECT tenant, id, username, display_name, role, password_hash, created_at
+	FROM staff WHERE tenant = ? AND username = ?`
+)
+
+// listFilter is a bit set of the optional ListConversations filters; each of
+// its 8 values has its own prepared statement.
+type listFilter uint8
+
+const (
+	listByUser listFilter = 1 << iota
+	listByState
+	listBefore
+	numListFilters = 1 << iota
+)
+
+// listConversationsSQL builds the ListConversations statement for filter f.
+// Arguments: tenant, [user_id], [state], [before ms], limit.
+func listConversationsSQL(f listFilter) string {
+	var b strings.Builder
+	b.WriteString(`SELECT ` + convColumns + ` FROM conversations WHERE tenant = ?`)
+	if f&listByUser != 0 {
+		b.WriteString(` AND user_id = ?`)
+	}
+	switch {
+	case f&listByState != 0 && f&listByUser != 0:
+		// A user has a handful of conversations, a state may hold
+		// thousands: the unary + keeps SQLite, which has no statistics to
+		// tell, from choosing conversations_by_state over by_user.
+		b.WriteString(` AND +state = ?`)
+	case f&listByState != 0:
+		b.WriteString(` AND state = ?`)
+	}
+	if f&listBefore != 0 {
+		b.WriteString(` AND created_at < ?`)
+	}
+	b.WriteString(` ORDER BY created_at DESC, id DESC LIMIT ?`)
+	return b.String()
+}

@@ -1,0 +1,54 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// readStmts are the statements prepared on the read pool. database/sql
+// re-prepares each lazily on every pool connection it runs on and keeps it.
+type readStmts struct {
+	messagesAfter, messagesRecent, lastSeq, messageByClientID *sql.Stmt
+	conversation, readPointers                                *sql.Stmt
+	tenant, countTenants, staffByUsername                     *sql.Stmt
+	list                                                      [numListFilters]*sql.Stmt
+}
+
+func prepareReadStmts(ctx context.Context, db *sql.DB) (*readStmts, error) {
+	var s readStmts
+	type prep struct {
+		dst   **sql.Stmt
+		query string
+	}
+	list := []prep{
+		{&s.messagesAfter, sqlMessagesAfter}, {&s.messagesRecent, sqlMessagesRecent},
+		{&s.lastSeq, sqlLastSeq}, {&s.messageByClientID, sqlMessageByClientID},
+		{&s.conversation, sqlConversation}, {&s.readPointers, sqlReadPointers},
+		{&s.tenant, sqlTenant}, {&s.countTenants, sqlCountTenants}, {&s.staffByUsername, sqlStaffByUsername},
+	}
+	for f := range listFilter(numListFilters) {
+		list = append(list, prep{&s.list[f], listConversationsSQL(f)})
+	}
+	for _, p := range list {
+		st, err := db.PrepareContext(ctx, p.query)
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("sqlite: prepare %q: %w", p.query, err)
+		}
+		*p.dst = st
+	}
+	return &s, nil
+}
+
+func (s *readStmts) close() {
+	all := []*sql.Stmt{
+		s.messagesAfter, s.messagesRecent, s.lastSeq, s.messageByClientID,
+		s.conversation, s.readPointers, s.tenant, s.countTenants, s.staffByUsername,
+	}
+	for _, st := range append(all, s.list[:]...) {
+		if st != nil {
+			st.Close()
+		}
+	}
+}

@@ -1,0 +1,148 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// migration is one step of the schema. Steps are never edited once released:
+// a database records the versions it has applied, and a changed step would
+// leave old and new databases with different schemas under the same number.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations is the schema's history, oldest first, versions 1, 2, 3, ...
+//
+// Times are INTEGER milliseconds since the epoch (UTC), the protocol's form.
+// Every table is keyed by tenant first so that each query can be an index
+// search scoped to one tenant (DESIGN.md §4: tenants are isolated).
+var migrations = []migration{
+	{1, "initial schema", `
+CREATE TABLE tenants (
+	id         TEXT    NOT NULL PRIMARY KEY,
+	name       TEXT    NOT NULL,
+	app_id     TEXT    NOT NULL,
+	created_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE staff (
+	tenant        TEXT    NOT NULL REFERENCES tenants (id),
+	id            TEXT    NOT NULL,
+	username      TEXT    NOT NULL,
+	display_name  TEXT    NOT NULL,
+	role          TEXT    NOT NULL,
+	password_hash TEXT    NOT NULL,
+	created_at    INTEGER NOT NULL,
+	PRIMARY KEY (tenant, id),
+	UNIQUE (tenant, username)
+) STRICT;
+
+CREATE TABLE conversations (
+	tenant     TEXT    NOT NULL REFERENCES tenants (id),
+	id         TEXT    NOT NULL,
+	user_id    TEXT    NOT NULL,
+	state      TEXT    NOT NULL,
+	created_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL,
+	PRIMARY KEY (tenant, id)
+) STRICT;
+-- ListConversations: newest first, optionally by user or by state. Each
+-- index ends in the sort order so paging never sorts in a temp B-tree.
+CREATE INDEX conversations_by_created ON conversations (tenant, created_at DESC, id DESC);
+CREATE INDEX conversations_by_user    ON conversations (tenant, user_id, created_at DESC, id DESC);
+CREATE INDEX conversations_by_state   ON conversations (tenant, state, created_at DESC, id DESC);
+
+-- WITHOUT ROWID clusters a conversation's messages by seq, so a history page
+-- is one contiguous B-tree range. client_msg_id is NULL when a message has
+-- none (bot and system messages), which the unique index lets repeat.
+CREATE TABLE messages (
+	tenant        TEXT    NOT NULL,
+	conv          TEXT    NOT NULL,
+	seq           INTEGER NOT NULL,
+	client_msg_id TEXT,
+	from_role     TEXT    NOT NULL,
+	from_id       TEXT    NOT NULL,
+	body_type     TEXT    NOT NULL,
+	body          TEXT    NOT NULL,
+	created_at    INTEGER NOT NULL,
+	PRIMARY KEY (tenant, conv, seq),
+	FOREIGN KEY (tenant, conv) REFERENCES conversations (tenant, id)
+) STRICT, WITHOUT ROWID;
+CREATE UNIQUE INDEX messages_by_client_id ON messages (tenant, conv, client_msg_id);
+
+CREATE TABLE read_pointers (
+	tenant   TEXT    NOT NULL,
+	conv     TEXT    NOT NULL,
+	role     TEXT    NOT NULL,
+	party_id TEXT    NOT NULL,
+	seq      INTEGER NOT NULL,
+	PRIMARY KEY (tenant, conv, role, party_id),
+	FOREIGN KEY (tenant, conv) REFERENCES conversations (tenant, id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE settings (
+	key   TEXT NOT NULL PRIMARY KEY,
+	value TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+`},
+}
+
+const (
+	sqlCreateMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    INTEGER NOT NULL PRIMARY KEY,
+	name       TEXT    NOT NULL,
+	applied_at INTEGER NOT NULL
+) STRICT`
+	sqlSchemaVersion   = `SELECT coalesce(max(version), 0) FROM schema_migrations`
+	sqlInsertMigration = `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`
+)
+
+// migrate brings the database on conn up to the newest migration, one
+// transaction per step so that a failed step leaves the previous version
+// intact. It returns the versions it applied. It refuses a database written
+// by a newer build: running old code on a newer schema could corrupt it.
+func migrate(ctx context.Context, conn *sql.Conn, now func() time.Time) (applied []int, err error) {
+	if _, err := conn.ExecContext(ctx, sqlCreateMigrations); err != nil {
+		return nil, fmt.Errorf("sqlite: create schema_migrations: %w", err)
+	}
+	var current int
+	if err := conn.QueryRowContext(ctx, sqlSchemaVersion).Scan(&current); err != nil {
+		return nil, fmt.Errorf("sqlite: read schema version: %w", err)
+	}
+	if latest := migrations[len(migrations)-1].version; current > latest {
+		return nil, fmt.Errorf("sqlite: database schema version %d is newer than this build's %d", current, latest)
+	}
+	for _, m := range migrations {
+		if m.version <= current {
+			continue
+		}
+		if err := applyMigration(ctx, conn, m, now()); err != nil {
+			return applied, err
+		}
+		applied = append(applied, m.version)
+	}
+	return applied, nil
+}
+
+func applyMigration(ctx context.Context, conn *sql.Conn, m migration, now time.Time) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: migration %d: begin: %w", m.version, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		return fmt.Errorf("sqlite: migration %d (%s): %w", m.version, m.name, err)
+	}
+	if _, err := tx.ExecContext(ctx, sqlInsertMigration, m.version, m.name, now.UnixMilli()); err != nil {
+		return fmt.Errorf("sqlite: migration %d: record: %w", m.version, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: migration %d: commit: %w", m.version, err)
+	}
+	return nil
+}

@@ -1,0 +1,297 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/kefu-dev/kefu/engine"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func TestMigrationsOrdered(t *testing.T) {
+	for i, m := range migrations {
+		if m.version != i+1 {
+			t.Fatalf("migration %d has version %d, want %d: versions are 1, 2, 3, ...", i, m.version, i+1)
+		}
+		if m.name == "" || strings.TrimSpace(m.sql) == "" {
+			t.Fatalf("migration %d has no name or no SQL", m.version)
+		}
+	}
+}
+
+func TestReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "nested", "dir", "kefu.db") // parents are created
+	reg := prometheus.NewRegistry()                                // shared: reopening reuses the collectors
+	cfg := Config{Path: path, Registerer: reg}
+
+	s, err := Open(ctx, cfg)
+	mustOK(t, "open", err)
+	seed(t, s, "t1", "c1")
+	appendAll(t, s, msgs("t1", "c1", 1, 3))
+	_, err = s.SetReadPointer(ctx, "t1", "c1", engine.Party{Role: engine.RoleUser, ID: "u"}, 2)
+	mustOK(t, "read pointer", err)
+	_, err = s.PutSettingIfAbsent(ctx, "k", "v")
+	mustOK(t, "setting", err)
+	mustOK(t, "close", s.Close())
+
+	for round := range 2 {
+		s, err := Open(ctx, cfg)
+		mustOK(t, "reopen", err)
+		got, err := s.Messages(ctx, "t1", "c1", 0, 100)
+		mustOK(t, "messages", err)
+		wantMessages(t, "after reopen", got, msgs("t1", "c1", 1, int64(3+round)))
+		if v, _ := s.PutSettingIfAbsent(ctx, "k", "other"); v != "v" {
+			t.Fatalf("setting after reopen = %q, want v", v)
+		}
+		if rps, _ := s.ReadPointers(ctx, "t1", "c1"); len(rps) != 1 || rps[0].Seq != 2 {
+			t.Fatalf("read pointers after reopen = %v", rps)
+		}
+		appendAll(t, s, msgs("t1", "c1", int64(4+round), int64(4+round)))
+		mustOK(t, "close", s.Close())
+	}
+
+	versions := schemaVersions(t, path)
+	want := make([]int, len(migrations))
+	for i, m := range migrations {
+		want[i] = m.version
+	}
+	if !slices.Equal(versions, want) {
+		t.Fatalf("schema_migrations holds %v, want each migration once: %v", versions, want)
+	}
+	if got := counterValue(t, mustOpen(t, cfg), "append"); got != 3 {
+		t.Fatalf("ops_total{op=append} across reopens = %v, want 3", got)
+	}
+}
+
+func TestNewerSchemaRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kefu.db")
+	s := mustOpen(t, Config{Path: path})
+	mustOK(t, "close", s.Close())
+	db := rawDB(t, path)
+	if _, err := db.Exec(sqlInsertMigration, len(migrations)+1, "from the future", 0); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if s, err := Open(context.Background(), Config{Path: path}); err == nil || !strings.Contains(err.Error(), "newer") {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("Open of a newer schema: %v, want a refusal", err)
+	}
+}
+
+func TestOpenConfig(t *testing.T) {
+	if _, err := Open(context.Background(), Config{}); err == nil {
+		t.Fatal("Open without a path succeeded")
+	}
+	s := openTest(t, Config{})
+	if s.w.maxBatch != defaultMaxBatch || cap(s.ops) != defaultMaxBatch {
+		t.Fatalf("MaxBatch default: %d (queue %d), want %d", s.w.maxBatch, cap(s.ops), defaultMaxBatch)
+	}
+	if got := s.rdb.Stats().MaxOpenConnections; got != defaultReadConns {
+		t.Fatalf("ReadConns default: %d, want %d", got, defaultReadConns)
+	}
+	var mode string
+	mustOK(t, "journal_mode", s.rdb.QueryRow("PRAGMA journal_mode").Scan(&mode))
+	if mode != "wal" {
+		t.Fatalf("journal_mode = %q, want wal", mode)
+	}
+	// The read pool cannot write.
+	if _, err := s.rdb.Exec(`INSERT INTO settings (key, value) VALUES ('x', 'y')`); err == nil {
+		t.Fatal("the read pool wrote")
+	}
+}
+
+// TestQueryPlans runs EXPLAIN QUERY PLAN on every statement the adapter runs
+// and fails if one scans a table (or a whole index) or sorts in a temporary
+// B-tree: each must be an index search. Every sql* constant of queries.go
+// and schema.go must be listed here, so a new query cannot skip the check.
+func TestQueryPlans(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kefu.db")
+	mustOK(t, "close", mustOpen(t, Config{Path: path}).Close())
+	db := rawDB(t, path)
+	defer db.Close()
+
+	// Statement name -> arguments. The values do not change the plan (no
+	// statistics), but binding them proves the placeholder count.
+	queries := map[string][]any{
+		"sqlBegin": nil, "sqlCommit": nil, "sqlRollback": nil,
+		"sqlSavepoint": nil, "sqlRelease": nil, "sqlRollbackToS": nil,
+		"sqlInsertMessage":         {"t", "c", 1, "m", "user", "u", "text", "{}", 0},
+		"sqlSeqByClientID":         {"t", "c", "m"},
+		"sqlInsertConversation":    {"t", "c", "u", "BOT", 0, 0},
+		"sqlUpsertReadPointer":     {"t", "c", "user", "u", 1},
+		"sqlInsertTenant":          {"t", "n", "a", 0},
+		"sqlInsertStaff":           {"t", "s", "u", "d", "agent", "h", 0},
+		"sqlInsertSettingIfAbsent": {"k", "v"},
+		"sqlSettingValue":          {"k"},
+		"sqlMessagesAfter":         {0, "t", "c", 10},
+		"sqlMessagesRecent":        {"t", "c", 10},
+		"sqlLastSeq":               {"t", "c"},
+		"sqlMessageByClientID":     {"t", "c", "m"},
+		"sqlConversation":          {"t", "c"},
+		"sqlReadPointers":          {"t", "c"},
+		"sqlTenant":                {"t"},
+		"sqlCountTenants":          nil,
+		"sqlStaffByUsername":       {"t", "u"},
+		"sqlCreateMigrations":      nil,
+		"sqlSchemaVersion":         nil,
+		"sqlInsertMigration":       {1, "n", 0},
+	}
+	// Scans that are the query's job, with the reason.
+	allowScan := map[string]string{
+		"sqlCountTenants": "counting every tenant reads every tenant; the table is small",
+	}
+	sqlOf := map[string]string{
+		"sqlBegin": sqlBegin, "sqlCommit": sqlCommit, "sqlRollback": sqlRollback,
+		"sqlSavepoint": sqlSavepoint, "sqlRelease": sqlRelease, "sqlRollbackToS": sqlRollbackToS,
+		"sqlInsertMessage": sqlInsertMessage, "sqlSeqByClientID": sqlSeqByClientID,
+		"sqlInsertConversation": sqlInsertConversation, "sqlUpsertReadPointer": sqlUpsertReadPointer,
+		"sqlInsertTenant": sqlInsertTenant, "sqlInsertStaff": sqlInsertStaff,
+		"sqlInsertSettingIfAbsent": sqlInsertSettingIfAbsent, "sqlSettingValue": sqlSettingValue,
+		"sqlMessagesAfter": sqlMessagesAfter, "sqlMessagesRecent": sqlMessagesRecent,
+		"sqlLastSeq": sqlLastSeq, "sqlMessageByClientID": sqlMessageByClientID,
+		"sqlConversation": sqlConversation, "sqlReadPointers": sqlReadPointers,
+		"sqlTenant": sqlTenant, "sqlCountTenants": sqlCountTenants, "sqlStaffByUsername": sqlStaffByUsername,
+		"sqlCreateMigrations": sqlCreateMigrations, "sqlSchemaVersion": sqlSchemaVersion,
+		"sqlInsertMigration": sqlInsertMigration,
+	}
+	for _, name := range sqlConstants(t, "queries.go", "schema.go") {
+		if _, ok := queries[name]; !ok {
+			t.Errorf("%s is not in TestQueryPlans: add it with arguments", name)
+		}
+	}
+	// Every ListConversations variant.
+	for f := range listFilter(numListFilters) {
+		args := []any{"t"}
+		if f&listByUser != 0 {
+			args = append(args, "u")
+		}
+		if f&listByState != 0 {
+			args = append(args, "BOT")
+		}
+		if f&listBefore != 0 {
+			args = append(args, 0)
+		}
+		name := "listConversations/" + string('0'+rune(f))
+		queries[name] = append(args, 50)
+		sqlOf[name] = listConversationsSQL(f)
+	}
+
+	// The checker itself must catch a scan and a sort.
+	for _, q := range []string{`SELECT seq FROM messages WHERE body = ?`, `SELECT id FROM tenants ORDER BY name`} {
+		plan := explain(t, db, q, []any{"x"}[:strings.Count(q, "?")])
+		if !slices.ContainsFunc(plan, func(s string) bool { return strings.HasPrefix(s, "SCAN ") }) {
+			t.Fatalf("plan of %s = %q: the check would miss its scan", q, plan)
+		}
+	}
+
+	for name, args := range queries {
+		q, ok := sqlOf[name]
+		if !ok {
+			t.Fatalf("no SQL for %s", name)
+		}
+		plan := explain(t, db, q, args)
+		for _, step := range plan {
+			bad := strings.HasPrefix(step, "SCAN ") || strings.Contains(step, "TEMP B-TREE")
+			if bad && allowScan[name] == "" {
+				t.Errorf("%s does not use an index: %q\nplan: %q\nquery: %s", name, step, plan, q)
+			}
+		}
+		t.Logf("%-28s %q", name, plan)
+	}
+}
+
+// explain returns the detail column of EXPLAIN QUERY PLAN for q.
+func explain(t *testing.T, db *sql.DB, q string, args []any) []string {
+	t.Helper()
+	rows, err := db.Query("EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatalf("explain %s: %v", q, err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notUsed int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notUsed, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return plan
+}
+
+// sqlConstants returns the names of the package-level constants named sql*
+// declared in files.
+func sqlConstants(t *testing.T, files ...string) []string {
+	t.Helper()
+	var names []string
+	fset := token.NewFileSet()
+	for _, file := range files {
+		f, err := parser.ParseFile(fset, file, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, decl := range f.Decls {
+			gd, ok := decl.(*ast.GenDecl)
+			if !ok || gd.Tok != token.CONST {
+				continue
+			}
+			for _, spec := range gd.Specs {
+				for _, id := range spec.(*ast.ValueSpec).Names {
+					if strings.HasPrefix(id.Name, "sql") {
+						names = append(names, id.Name)
+					}
+				}
+			}
+		}
+	}
+	if len(names) == 0 {
+		t.Fatal("found no sql* constants")
+	}
+	return names
+}
+
+func mustOpen(t *testing.T, cfg Config) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), cfg)
+	mustOK(t, "open", err)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// rawDB opens the file directly, bypassing Store.
+func rawDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	mustOK(t, "open raw", err)
+	return db
+}
+
+func schemaVersions(t *testing.T, path string) []int {
+	t.Helper()
+	db := rawDB(t, path)
+	defer db.Close()
+	rows, err := db.Query(`SELECT version FROM schema_migrations ORDER BY version`)
+	mustOK(t, "schema_migrations", err)
+	defer rows.Close()
+	var out []int
+	for rows.Next() {
+		var v int
+		mustOK(t, "scan", rows.Scan(&v))
+		out = append(out, v)
+	}
+	return out
+}
