@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	fastws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
 
 	"github.com/kefu-dev/kefu/actors"
@@ -141,7 +142,9 @@ func (s *Server) read(c *websocket.Conn, w *wsConn, audience string) *actors.Ses
 	for {
 		kind, data, err := c.ReadMessage()
 		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
+			// contrib/websocket declares its own ErrReadLimit, which nothing
+			// returns: the error comes from fasthttp/websocket.
+			if errors.Is(err, fastws.ErrReadLimit) {
 				w.close(websocket.CloseMessageTooBig, "frame larger than "+strconv.Itoa(s.cfg.MaxFrameBytes)+" bytes")
 			}
 			return session
