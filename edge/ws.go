@@ -3,6 +3,7 @@ package edge
 import (
 	"encoding/json"
 	"errors"
+	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -142,10 +143,14 @@ func (s *Server) read(c *websocket.Conn, w *wsConn, audience string) *actors.Ses
 	for {
 		kind, data, err := c.ReadMessage()
 		if err != nil {
+			var ne net.Error
+			switch {
 			// contrib/websocket declares its own ErrReadLimit, which nothing
 			// returns: the error comes from fasthttp/websocket.
-			if errors.Is(err, fastws.ErrReadLimit) {
+			case errors.Is(err, fastws.ErrReadLimit):
 				w.close(websocket.CloseMessageTooBig, "frame larger than "+strconv.Itoa(s.cfg.MaxFrameBytes)+" bytes")
+			case session == nil && errors.As(err, &ne) && ne.Timeout():
+				w.close(CloseUnauthenticated, "no hello in time")
 			}
 			return session
 		}
@@ -164,6 +169,10 @@ func (s *Server) read(c *websocket.Conn, w *wsConn, audience string) *actors.Ses
 		overLimit = 0
 		if kind != websocket.TextMessage {
 			s.reject(w, engine.ClientFrame{}, engine.NewError(engine.CodeBadFrame, "only text frames carrying JSON are accepted"))
+			if session == nil {
+				w.close(CloseUnauthenticated, "hello expected")
+				return session
+			}
 			continue
 		}
 		f, err := engine.DecodeClientFrame(data)
@@ -174,8 +183,12 @@ func (s *Server) read(c *websocket.Conn, w *wsConn, audience string) *actors.Ses
 				return session
 			}
 			s.reject(w, f, err)
-			if session == nil && engine.CodeOf(err) == engine.CodeVersion {
-				w.close(CloseUnauthenticated, "unsupported protocol version")
+			if session == nil { // the first frame must be a valid hello
+				reason := "hello expected"
+				if engine.CodeOf(err) == engine.CodeVersion {
+					reason = "unsupported protocol version"
+				}
+				w.close(CloseUnauthenticated, reason)
 				return session
 			}
 			continue
