@@ -91,11 +91,33 @@ func (s *Server) writer(c *websocket.Conn, w *wsConn, exited chan<- struct{}) {
 				return
 			}
 		case <-w.done:
+			// Frames queued before the close (the error explaining it, say)
+			// go out first, unless the client is not reading them anyway.
+			if w.code != websocket.CloseAbnormalClosure && w.code != CloseSlowConsumer && !s.flushQueued(c, w) {
+				return
+			}
 			if w.code != websocket.CloseAbnormalClosure {
 				msg := websocket.FormatCloseMessage(w.code, w.reason)
 				_ = c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 			}
 			return
+		}
+	}
+}
+
+// flushQueued writes the frames still queued, all within one write
+// timeout. It reports whether they were written.
+func (s *Server) flushQueued(c *websocket.Conn, w *wsConn) bool {
+	_ = c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	for {
+		select {
+		case frame := <-w.out:
+			if err := c.WriteMessage(websocket.TextMessage, frame); err != nil {
+				return false
+			}
+			s.metrics.framesOut.Inc()
+		default:
+			return true
 		}
 	}
 }
