@@ -81,6 +81,10 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 // operator object where a string belongs is a 400, never a query.
 func decodeJSON(c *fiber.Ctx, v any) error {
 	if err := json.Unmarshal(c.Body(), v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" { // an object where a string belongs, say
+			return engine.Errorf(engine.CodeInvalidField, "field %q has the wrong type", typeErr.Field)
+		}
 		return engine.NewError(engine.CodeBadFrame, "the body must be a JSON object of the documented shape")
 	}
 	return nil

@@ -3,10 +3,12 @@ package edge
 import (
 	"encoding/json"
 	"errors"
+	"net"
 	"strconv"
 	"sync"
 	"time"
 
+	fastws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
 
 	"github.com/kefu-dev/kefu/actors"
@@ -89,11 +91,33 @@ func (s *Server) writer(c *websocket.Conn, w *wsConn, exited chan<- struct{}) {
 				return
 			}
 		case <-w.done:
+			// Frames queued before the close (the error explaining it, say)
+			// go out first, unless the client is not reading them anyway.
+			if w.code != websocket.CloseAbnormalClosure && w.code != CloseSlowConsumer && !s.flushQueued(c, w) {
+				return
+			}
 			if w.code != websocket.CloseAbnormalClosure {
 				msg := websocket.FormatCloseMessage(w.code, w.reason)
 				_ = c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 			}
 			return
+		}
+	}
+}
+
+// flushQueued writes the frames still queued, all within one write
+// timeout. It reports whether they were written.
+func (s *Server) flushQueued(c *websocket.Conn, w *wsConn) bool {
+	_ = c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	for {
+		select {
+		case frame := <-w.out:
+			if err := c.WriteMessage(websocket.TextMessage, frame); err != nil {
+				return false
+			}
+			s.metrics.framesOut.Inc()
+		default:
+			return true
 		}
 	}
 }
@@ -141,8 +165,14 @@ func (s *Server) read(c *websocket.Conn, w *wsConn, audience string) *actors.Ses
 	for {
 		kind, data, err := c.ReadMessage()
 		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
+			var ne net.Error
+			switch {
+			// contrib/websocket declares its own ErrReadLimit, which nothing
+			// returns: the error comes from fasthttp/websocket.
+			case errors.Is(err, fastws.ErrReadLimit):
 				w.close(websocket.CloseMessageTooBig, "frame larger than "+strconv.Itoa(s.cfg.MaxFrameBytes)+" bytes")
+			case session == nil && errors.As(err, &ne) && ne.Timeout():
+				w.close(CloseUnauthenticated, "no hello in time")
 			}
 			return session
 		}
@@ -161,6 +191,10 @@ func (s *Server) read(c *websocket.Conn, w *wsConn, audience string) *actors.Ses
 		overLimit = 0
 		if kind != websocket.TextMessage {
 			s.reject(w, engine.ClientFrame{}, engine.NewError(engine.CodeBadFrame, "only text frames carrying JSON are accepted"))
+			if session == nil {
+				w.close(CloseUnauthenticated, "hello expected")
+				return session
+			}
 			continue
 		}
 		f, err := engine.DecodeClientFrame(data)
@@ -171,8 +205,12 @@ func (s *Server) read(c *websocket.Conn, w *wsConn, audience string) *actors.Ses
 				return session
 			}
 			s.reject(w, f, err)
-			if session == nil && engine.CodeOf(err) == engine.CodeVersion {
-				w.close(CloseUnauthenticated, "unsupported protocol version")
+			if session == nil { // the first frame must be a valid hello
+				reason := "hello expected"
+				if engine.CodeOf(err) == engine.CodeVersion {
+					reason = "unsupported protocol version"
+				}
+				w.close(CloseUnauthenticated, reason)
 				return session
 			}
 			continue
