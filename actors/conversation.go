@@ -501,6 +501,11 @@ func (a *conversationActor) resume(ctx actor.Context, sender *actor.PID, m *acto
 	lastSeq, after := a.lastSeq, m.LastSeq
 	a.async(ctx, func(c context.Context) any {
 		msgs, err := a.d.Store.Messages(c, a.tenant, a.id, after, limit)
+		// Messages committed since the request are left to the pushes, so
+		// the page never runs past the last_seq it reports.
+		for len(msgs) > 0 && msgs[len(msgs)-1].Seq > lastSeq {
+			msgs = msgs[:len(msgs)-1]
+		}
 		return &pageMsg{sender: sender, msgs: msgs, lastSeq: lastSeq, err: err}
 	})
 }

@@ -151,8 +151,11 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return apiError(c, err)
 	}
-	if !engine.ValidID(req.Tenant) || req.Username == "" || len(req.Username) > 128 || req.Password == "" || len(req.Password) > 1024 {
-		return apiError(c, engine.NewError(engine.CodeInvalidField, "tenant, username and password are required"))
+	if req.Tenant == "" || req.Username == "" || req.Password == "" {
+		return apiError(c, engine.NewError(engine.CodeMissingField, "tenant, username and password are required"))
+	}
+	if !engine.ValidID(req.Tenant) || len(req.Username) > 128 || len(req.Password) > 1024 {
+		return apiError(c, engine.NewError(engine.CodeInvalidField, "tenant, username or password is malformed"))
 	}
 	staff, err := s.cfg.Client.Login(c.UserContext(), req.Tenant, req.Username, req.Password)
 	if err != nil {

@@ -79,6 +79,7 @@ func DecodeClientFrame(data []byte) (ClientFrame, error) {
 		return ClientFrame{}, NewError(CodeBadFrame, "frame is not valid JSON")
 	}
 	if len(f.ID) > 64 {
+		f.ID = "" // not echoed: an error frame stays small
 		return f, NewError(CodeInvalidField, "id is longer than 64 bytes")
 	}
 	return f, f.validate()
