@@ -150,8 +150,31 @@ type Conversation struct {
 	ID        string    `json:"id"`
 	UserID    string    `json:"user_id"`
 	State     ConvState `json:"state"`
+	AgentID   string    `json:"agent_id,omitempty"` // the staff member who owns it, once a human took over
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// EventType names a conversation lifecycle event.
+type EventType string
+
+// Lifecycle events. Every state change is recorded as one.
+const (
+	EventEscalated EventType = "escalated"  // the bot or the user asked for a person: BOT -> QUEUED
+	EventTakenOver EventType = "taken_over" // a member of staff replied: -> ASSIGNED
+)
+
+// ConvEvent is one stored lifecycle event of a conversation. Reports are
+// computed from these.
+type ConvEvent struct {
+	Tenant string    `json:"-"`
+	Conv   string    `json:"conv"`
+	Type   EventType `json:"type"`
+	From   ConvState `json:"from"`
+	To     ConvState `json:"to"`
+	By     Party     `json:"by"`
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
 }
 
 // ReadPointer is how far one participant has read a conversation.

@@ -14,6 +14,7 @@ type Store interface {
 	MessageStore
 	ConversationStore
 	AccountStore
+	KnowledgeStore
 	// Close flushes pending writes and releases the database.
 	Close() error
 }
@@ -61,6 +62,36 @@ type ConversationStore interface {
 	SetReadPointer(ctx context.Context, tenant, conv string, p Party, seq int64) (int64, error)
 	// ReadPointers returns every participant's read pointer.
 	ReadPointers(ctx context.Context, tenant, conv string) ([]ReadPointer, error)
+	// UpdateConversation stores c's state, agent and UpdatedAt and records
+	// ev, in one write (ErrNotFound if the conversation does not exist).
+	UpdateConversation(ctx context.Context, c Conversation, ev ConvEvent) error
+	// Events returns the conversation's lifecycle events, oldest first.
+	Events(ctx context.Context, tenant, conv string) ([]ConvEvent, error)
+}
+
+// KnowledgeStore keeps each tenant's FAQ knowledge base.
+type KnowledgeStore interface {
+	// PutFAQ creates or replaces entries by id, as given: the caller sets
+	// Version and UpdatedAt (the tenant's single writer bumps them).
+	PutFAQ(ctx context.Context, tenant string, entries []FAQEntry) error
+	// DeleteFAQ removes one entry (ErrNotFound if it does not exist).
+	DeleteFAQ(ctx context.Context, tenant, id string) error
+	// FAQEntries returns every entry of the tenant, by id.
+	FAQEntries(ctx context.Context, tenant string) ([]FAQEntry, error)
+}
+
+// FAQEntry is one stored knowledge-base entry. The kb package owns its
+// rules and its index; this is its stored form.
+type FAQEntry struct {
+	ID        string
+	Category  string
+	Question  string
+	Similar   []string
+	Answer    string
+	Tags      []string
+	Enabled   bool
+	UpdatedAt time.Time
+	Version   int64
 }
 
 // ConversationQuery filters ListConversations. Zero values match anything.

@@ -41,7 +41,7 @@ func (s *Store) CreateConversation(ctx context.Context, c engine.Conversation) e
 func (o *createConversationOp) apply(w *writer) error {
 	c := o.c
 	_, err := w.st.insertConversation.ExecContext(bg,
-		c.Tenant, c.ID, c.UserID, string(c.State), c.CreatedAt.UnixMilli(), c.UpdatedAt.UnixMilli())
+		c.Tenant, c.ID, c.UserID, string(c.State), c.AgentID, c.CreatedAt.UnixMilli(), c.UpdatedAt.UnixMilli())
 	return createError("conversation "+c.Tenant+"/"+c.ID, "tenant "+c.Tenant, err)
 }
 
@@ -78,7 +78,7 @@ func (s *Store) Conversation(ctx context.Context, tenant, id string) (engine.Con
 func scanConversation(row interface{ Scan(...any) error }) (engine.Conversation, error) {
 	var c engine.Conversation
 	var created, updated int64
-	if err := row.Scan(&c.Tenant, &c.ID, &c.UserID, &c.State, &created, &updated); err != nil {
+	if err := row.Scan(&c.Tenant, &c.ID, &c.UserID, &c.State, &c.AgentID, &created, &updated); err != nil {
 		return engine.Conversation{}, err
 	}
 	c.CreatedAt, c.UpdatedAt = timeOf(created), timeOf(updated)

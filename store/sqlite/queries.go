@@ -22,7 +22,7 @@ const (
 	sqlSeqByClientID = `SELECT seq FROM messages WHERE tenant = ? AND conv = ? AND client_msg_id = ?`
 
 	sqlInsertConversation = `INSERT INTO conversations
-	(tenant, id, user_id, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`
+	(tenant, id, user_id, state, agent_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	// max() keeps the pointer from moving backwards even when two updates
 	// race: the writer applies them one after the other.
 	sqlUpsertReadPointer = `INSERT INTO read_pointers (tenant, conv, role, party_id, seq)
@@ -33,7 +33,19 @@ const (
 	sqlInsertStaff  = `INSERT INTO staff
 	(tenant, id, username, display_name, role, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	sqlInsertSettingIfAbsent = `INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`
-	sqlSettingValue          = `SELECT value FROM settings WHERE key = ?`
+	sqlUpdateConversation    = `UPDATE conversations SET state = ?, agent_id = ?, updated_at = ? WHERE tenant = ? AND id = ?`
+	sqlInsertEvent           = `INSERT INTO conv_events
+	(tenant, conv, n, type, from_state, to_state, by_role, by_id, reason, at)
+	VALUES (?1, ?2, coalesce((SELECT max(n) FROM conv_events WHERE tenant = ?1 AND conv = ?2), 0) + 1,
+		?3, ?4, ?5, ?6, ?7, ?8, ?9)`
+	sqlUpsertFAQ = `INSERT INTO faq_entries
+	(tenant, id, category, question, similar, answer, tags, enabled, updated_at, version)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (tenant, id) DO UPDATE SET category = excluded.category, question = excluded.question,
+		similar = excluded.similar, answer = excluded.answer, tags = excluded.tags,
+		enabled = excluded.enabled, updated_at = excluded.updated_at, version = excluded.version`
+	sqlDeleteFAQ    = `DELETE FROM faq_entries WHERE tenant = ? AND id = ?`
+	sqlSettingValue = `SELECT value FROM settings WHERE key = ?`
 )
 
 // Reads: prepared on the read pool.
@@ -62,7 +74,7 @@ const (
 	sqlMessageByClientID = `SELECT ` + msgColumns + `
 	FROM messages m WHERE m.tenant = ? AND m.conv = ? AND m.client_msg_id = ?`
 
-	convColumns     = `tenant, id, user_id, state, created_at, updated_at`
+	convColumns     = `tenant, id, user_id, state, agent_id, created_at, updated_at`
 	sqlConversation = `SELECT ` + convColumns + ` FROM conversations WHERE tenant = ? AND id = ?`
 
 	sqlReadPointers = `SELECT r.role, r.party_id, r.seq
@@ -77,6 +89,10 @@ const (
 	sqlCountTenants    = `SELECT count(*) FROM tenants`
 	sqlStaffByUsername = `SELECT tenant, id, username, display_name, role, password_hash, created_at
 	FROM staff WHERE tenant = ? AND username = ?`
+	sqlEvents = `SELECT type, from_state, to_state, by_role, by_id, reason, at
+	FROM conv_events WHERE tenant = ? AND conv = ? ORDER BY n`
+	sqlFAQEntries = `SELECT id, category, question, similar, answer, tags, enabled, updated_at, version
+	FROM faq_entries WHERE tenant = ? ORDER BY id`
 )
 
 // listFilter is a bit set of the optional ListConversations filters; each of

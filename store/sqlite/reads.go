@@ -12,6 +12,7 @@ type readStmts struct {
 	messagesAfter, messagesRecent, lastSeq, messageByClientID *sql.Stmt
 	conversation, readPointers                                *sql.Stmt
 	tenant, countTenants, staffByUsername                     *sql.Stmt
+	events, faqEntries                                        *sql.Stmt
 	list                                                      [numListFilters]*sql.Stmt
 }
 
@@ -26,6 +27,7 @@ func prepareReadStmts(ctx context.Context, db *sql.DB) (*readStmts, error) {
 		{&s.lastSeq, sqlLastSeq}, {&s.messageByClientID, sqlMessageByClientID},
 		{&s.conversation, sqlConversation}, {&s.readPointers, sqlReadPointers},
 		{&s.tenant, sqlTenant}, {&s.countTenants, sqlCountTenants}, {&s.staffByUsername, sqlStaffByUsername},
+		{&s.events, sqlEvents}, {&s.faqEntries, sqlFAQEntries},
 	}
 	for f := range listFilter(numListFilters) {
 		list = append(list, prep{&s.list[f], listConversationsSQL(f)})
@@ -45,6 +47,7 @@ func (s *readStmts) close() {
 	all := []*sql.Stmt{
 		s.messagesAfter, s.messagesRecent, s.lastSeq, s.messageByClientID,
 		s.conversation, s.readPointers, s.tenant, s.countTenants, s.staffByUsername,
+		s.events, s.faqEntries,
 	}
 	for _, st := range append(all, s.list[:]...) {
 		if st != nil {

@@ -90,6 +90,40 @@ CREATE TABLE settings (
 	value TEXT NOT NULL
 ) STRICT, WITHOUT ROWID;
 `},
+	{2, "conversation owner, lifecycle events, FAQ entries", `
+ALTER TABLE conversations ADD COLUMN agent_id TEXT NOT NULL DEFAULT '';
+
+-- n orders a conversation's events; the single writer assigns max(n)+1.
+CREATE TABLE conv_events (
+	tenant     TEXT    NOT NULL,
+	conv       TEXT    NOT NULL,
+	n          INTEGER NOT NULL,
+	type       TEXT    NOT NULL,
+	from_state TEXT    NOT NULL,
+	to_state   TEXT    NOT NULL,
+	by_role    TEXT    NOT NULL,
+	by_id      TEXT    NOT NULL,
+	reason     TEXT    NOT NULL,
+	at         INTEGER NOT NULL,
+	PRIMARY KEY (tenant, conv, n),
+	FOREIGN KEY (tenant, conv) REFERENCES conversations (tenant, id)
+) STRICT, WITHOUT ROWID;
+
+-- similar and tags are JSON arrays of strings.
+CREATE TABLE faq_entries (
+	tenant     TEXT    NOT NULL REFERENCES tenants (id),
+	id         TEXT    NOT NULL,
+	category   TEXT    NOT NULL,
+	question   TEXT    NOT NULL,
+	similar    TEXT    NOT NULL,
+	answer     TEXT    NOT NULL,
+	tags       TEXT    NOT NULL,
+	enabled    INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL,
+	version    INTEGER NOT NULL,
+	PRIMARY KEY (tenant, id)
+) STRICT, WITHOUT ROWID;
+`},
 }
 
 const (

@@ -127,7 +127,13 @@ func TestQueryPlans(t *testing.T) {
 		"sqlSavepoint": nil, "sqlRelease": nil, "sqlRollbackToS": nil,
 		"sqlInsertMessage":         {"t", "c", 1, "m", "user", "u", "text", "{}", 0},
 		"sqlSeqByClientID":         {"t", "c", "m"},
-		"sqlInsertConversation":    {"t", "c", "u", "BOT", 0, 0},
+		"sqlInsertConversation":    {"t", "c", "u", "BOT", "", 0, 0},
+		"sqlUpdateConversation":    {"QUEUED", "", 0, "t", "c"},
+		"sqlInsertEvent":           {"t", "c", "escalated", "BOT", "QUEUED", "bot", "bot", "r", 0},
+		"sqlUpsertFAQ":             {"t", "f", "c", "q", "[]", "a", "[]", 1, 0, 1},
+		"sqlDeleteFAQ":             {"t", "f"},
+		"sqlEvents":                {"t", "c"},
+		"sqlFAQEntries":            {"t"},
 		"sqlUpsertReadPointer":     {"t", "c", "user", "u", 1},
 		"sqlInsertTenant":          {"t", "n", "a", 0},
 		"sqlInsertStaff":           {"t", "s", "u", "d", "agent", "h", 0},
@@ -162,7 +168,9 @@ func TestQueryPlans(t *testing.T) {
 		"sqlConversation": sqlConversation, "sqlReadPointers": sqlReadPointers,
 		"sqlTenant": sqlTenant, "sqlCountTenants": sqlCountTenants, "sqlStaffByUsername": sqlStaffByUsername,
 		"sqlCreateMigrations": sqlCreateMigrations, "sqlSchemaVersion": sqlSchemaVersion,
-		"sqlInsertMigration": sqlInsertMigration,
+		"sqlInsertMigration":    sqlInsertMigration,
+		"sqlUpdateConversation": sqlUpdateConversation, "sqlInsertEvent": sqlInsertEvent,
+		"sqlUpsertFAQ": sqlUpsertFAQ, "sqlDeleteFAQ": sqlDeleteFAQ, "sqlEvents": sqlEvents, "sqlFAQEntries": sqlFAQEntries,
 	}
 	for _, name := range sqlConstants(t, "queries.go", "schema.go") {
 		if _, ok := queries[name]; !ok {

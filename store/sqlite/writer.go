@@ -22,11 +22,15 @@ const (
 	opCreateTenant
 	opCreateStaff
 	opPutSetting
+	opUpdateConversation
+	opPutFAQ
+	opDeleteFAQ
 	numOpKinds
 )
 
 var opKindNames = [numOpKinds]string{
 	"append", "create_conversation", "set_read_pointer", "create_tenant", "create_staff", "put_setting",
+	"update_conversation", "put_faq", "delete_faq",
 }
 
 func (k opKind) String() string { return opKindNames[k] }
@@ -67,6 +71,8 @@ type writeStmts struct {
 	insertConversation, upsertReadPt *sql.Stmt
 	insertTenant, insertStaff        *sql.Stmt
 	insertSetting, settingValue      *sql.Stmt
+	updateConversation, insertEvent  *sql.Stmt
+	upsertFAQ, deleteFAQ             *sql.Stmt
 }
 
 func prepareWriteStmts(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
@@ -81,6 +87,8 @@ func prepareWriteStmts(ctx context.Context, conn *sql.Conn) (*writeStmts, error)
 		{&s.insertConversation, sqlInsertConversation}, {&s.upsertReadPt, sqlUpsertReadPointer},
 		{&s.insertTenant, sqlInsertTenant}, {&s.insertStaff, sqlInsertStaff},
 		{&s.insertSetting, sqlInsertSettingIfAbsent}, {&s.settingValue, sqlSettingValue},
+		{&s.updateConversation, sqlUpdateConversation}, {&s.insertEvent, sqlInsertEvent},
+		{&s.upsertFAQ, sqlUpsertFAQ}, {&s.deleteFAQ, sqlDeleteFAQ},
 	}
 	for _, p := range list {
 		st, err := conn.PrepareContext(ctx, p.query)
@@ -98,6 +106,7 @@ func (s *writeStmts) close() {
 		s.begin, s.commit, s.rollback, s.savepoint, s.release, s.rollbackTo,
 		s.insertMessage, s.seqByClientID, s.insertConversation, s.upsertReadPt,
 		s.insertTenant, s.insertStaff, s.insertSetting, s.settingValue,
+		s.updateConversation, s.insertEvent, s.upsertFAQ, s.deleteFAQ,
 	} {
 		if st != nil {
 			st.Close()
