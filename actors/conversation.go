@@ -70,6 +70,10 @@ type (
 		lastSeq int64
 		err     error
 	}
+	stateStoredMsg struct {
+		to  engine.ConvState
+		err error
+	}
 	readStoredMsg struct {
 		sender *actor.PID
 		origin *actor.PID
@@ -99,6 +103,12 @@ type conversationActor struct {
 	stash []stashed
 	subs  map[string]*actor.PID // subscribed sessions by PID string
 	read  map[engine.Party]int64
+
+	// The bot's turn in flight, if any. botGen tells its result from a
+	// later one's; cancelBot voids it.
+	botCancel   context.CancelFunc
+	botGen      uint64
+	failedTurns int // consecutive user turns the bot did not answer
 }
 
 func newConversation(d *Deps) actor.Actor {
@@ -139,8 +149,12 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 		a.onPage(ctx, m)
 	case *readStoredMsg:
 		a.onReadStored(ctx, m)
+	case *stateStoredMsg:
+		if m.err != nil {
+			a.log.Error("storing a state change", "to", m.to, "err", m.err)
+		}
 	case *actorpb.CreateConversation, *actorpb.Append, *actorpb.Resume, *actorpb.Unsubscribe,
-		*actorpb.Typing, *actorpb.MarkRead:
+		*actorpb.Typing, *actorpb.MarkRead, *actorpb.Escalate:
 		if a.phase == phaseLoading || a.phase == phaseCreating {
 			a.stash = append(a.stash, stashed{sender: ctx.Sender(), msg: m})
 			return
@@ -239,6 +253,8 @@ func (a *conversationActor) handle(ctx actor.Context, sender *actor.PID, msg any
 		a.push(ctx, pidFromRef(m.Origin), &actorpb.Push{Conv: a.id, Event: &actorpb.Push_Typing{Typing: &actorpb.Typing{On: m.On}}, From: m.Caller.GetParty()})
 	case *actorpb.MarkRead:
 		a.markRead(ctx, sender, m)
+	case *actorpb.Escalate:
+		a.escalate(ctx, sender, m)
 	}
 }
 
@@ -310,6 +326,12 @@ func (a *conversationActor) append(ctx actor.Context, sender *actor.PID, m *acto
 	if err := engine.ValidateClientBody(body); err != nil {
 		a.reply(ctx, sender, &actorpb.AppendResponse{Error: errToPB(err)})
 		return
+	}
+	if caller := callerFromPB(m.Caller); caller.IsStaff() && (a.conv.State == engine.StateBot || a.conv.State == engine.StateQueued) {
+		// A person replied: from now on the conversation is theirs and the
+		// bot is silent. The state flips before the message is queued, so a
+		// bot answer still in flight finds the conversation taken.
+		a.setState(ctx, engine.StateAssigned, caller.Party.ID, caller.Party, engine.EventTakenOver, "agent_replied")
 	}
 	if i, ok := a.known[m.ClientMsgId]; ok {
 		a.reply(ctx, sender, ackOf(a.recent[i], true))
@@ -567,6 +589,52 @@ func (a *conversationActor) onReadStored(ctx actor.Context, m *readStoredMsg) {
 		a.push(ctx, m.origin, &actorpb.Push{Conv: a.id, Event: &actorpb.Push_Read{Read: &actorpb.ReadPointer{By: partyToPB(m.party), Seq: m.seq}}})
 	}
 	a.reply(ctx, m.sender, &actorpb.MarkReadResponse{Seq: a.read[m.party]})
+}
+
+// setState moves the conversation to state to, records the transition as
+// an event (stored off the mailbox) and tells every subscribed session.
+func (a *conversationActor) setState(ctx actor.Context, to engine.ConvState, agentID string, by engine.Party, ev engine.EventType, reason string) {
+	from := a.conv.State
+	if !engine.CanTransition(from, to) {
+		a.log.Warn("refused state change", "from", from, "to", to)
+		return
+	}
+	now := a.d.Clock.Now()
+	a.conv.State, a.conv.AgentID, a.conv.UpdatedAt = to, agentID, now
+	if to != engine.StateBot {
+		a.cancelBot()
+	}
+	conv := a.conv
+	event := engine.ConvEvent{Tenant: a.tenant, Conv: a.id, Type: ev, From: from, To: to, By: by, Reason: reason, At: now}
+	a.async(ctx, func(c context.Context) any {
+		return &stateStoredMsg{to: to, err: a.d.Store.UpdateConversation(c, conv, event)}
+	})
+	a.push(ctx, nil, &actorpb.Push{Conv: a.id, Event: &actorpb.Push_State{State: &actorpb.StateChange{
+		State: string(to), AgentId: agentID, By: partyToPB(by), Reason: reason,
+	}}})
+}
+
+// cancelBot voids the bot turn in flight: its LLM call is cancelled and
+// its result, should one still arrive, is dropped.
+func (a *conversationActor) cancelBot() {
+	if a.botCancel != nil {
+		a.botCancel()
+		a.botCancel = nil
+	}
+	a.botGen++
+}
+
+// escalate answers the user's "talk to a person": a bot conversation is
+// queued for an agent.
+func (a *conversationActor) escalate(ctx actor.Context, sender *actor.PID, m *actorpb.Escalate) {
+	if err := a.authorize(m.Caller); err != nil {
+		a.reply(ctx, sender, &actorpb.EscalateResponse{Error: errToPB(err)})
+		return
+	}
+	if a.conv.State == engine.StateBot {
+		a.setState(ctx, engine.StateQueued, "", partyFromPB(m.Caller.GetParty()), engine.EventEscalated, "user_request")
+	}
+	a.reply(ctx, sender, &actorpb.EscalateResponse{State: string(a.conv.State)})
 }
 
 // push sends an event to every subscribed session except the one it came

@@ -19,13 +19,23 @@ func partyFromPB(p *actorpb.Party) engine.Party {
 	return engine.Party{Role: engine.Role(p.Role), ID: p.Id}
 }
 
-func bodyToPB(b engine.Body) *actorpb.Body { return &actorpb.Body{Type: string(b.Type), Text: b.Text} }
+func bodyToPB(b engine.Body) *actorpb.Body {
+	pb := &actorpb.Body{Type: string(b.Type), Text: b.Text}
+	for _, o := range b.Options {
+		pb.Options = append(pb.Options, &actorpb.Option{Id: o.ID, Text: o.Text})
+	}
+	return pb
+}
 
 func bodyFromPB(b *actorpb.Body) engine.Body {
 	if b == nil {
 		return engine.Body{}
 	}
-	return engine.Body{Type: engine.BodyType(b.Type), Text: b.Text}
+	body := engine.Body{Type: engine.BodyType(b.Type), Text: b.Text}
+	for _, o := range b.Options {
+		body.Options = append(body.Options, engine.Option{ID: o.Id, Text: o.Text})
+	}
+	return body
 }
 
 func messageToPB(m engine.Message) *actorpb.Message {

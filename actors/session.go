@@ -207,6 +207,17 @@ func (s *sessionActor) onFrame(ctx actor.Context, f engine.ClientFrame) {
 				s.onHistory(ctx, l, f, last, resp)
 			}
 		})
+	case engine.FrameEscalate:
+		req := &actorpb.Escalate{Caller: caller}
+		s.request(ctx, s.link(f.Conv), req, 0, func(res any, err error) {
+			resp, _ := res.(*actorpb.EscalateResponse)
+			switch {
+			case err != nil || resp == nil:
+				s.emitError(f, engine.NewError(engine.CodeUnavailable, "the request did not reach the conversation in time; send it again"))
+			case resp.Error != nil:
+				s.emitError(f, errFromPB(resp.Error))
+			}
+		})
 	case engine.FrameLeave:
 		if l, ok := s.links[f.Conv]; ok {
 			if l.pid != nil {
@@ -289,6 +300,11 @@ func (s *sessionActor) onPush(ctx actor.Context, p *actorpb.Push) {
 		s.emit(engine.TypingFrame{Type: engine.FrameTyping, Conv: p.Conv, From: partyFromPB(p.From), On: ev.Typing.On})
 	case *actorpb.Push_Read:
 		s.emit(engine.ReadFrame{Type: engine.FrameRead, Conv: p.Conv, By: partyFromPB(ev.Read.By), Seq: ev.Read.Seq})
+	case *actorpb.Push_State:
+		st := ev.State
+		s.emit(engine.StateFrame{Type: engine.FrameState, Conv: p.Conv, State: engine.ConvState(st.State), AgentID: st.AgentId, By: partyFromPB(st.By), Reason: st.Reason})
+	case *actorpb.Push_BotDelta:
+		s.emit(engine.BotDeltaFrame{Type: engine.FrameBotDelta, Conv: p.Conv, Text: ev.BotDelta.Text})
 	}
 }
 

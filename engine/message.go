@@ -49,6 +49,15 @@ const MaxTextRunes = 5000
 type Body struct {
 	Type BodyType `json:"type"`
 	Text string   `json:"text,omitempty"`
+	// Options are the choices of a quick_reply body (the bot's "did you
+	// mean"); tapping one sends its Text as an ordinary text message.
+	Options []Option `json:"options,omitempty"`
+}
+
+// Option is one tappable choice of a quick_reply body.
+type Option struct {
+	ID   string `json:"id"`
+	Text string `json:"text"`
 }
 
 // ValidateClientBody checks a body sent by a client: the type must be one

@@ -20,16 +20,20 @@ const (
 	FrameTyping = "typing" // {conv, on}
 	FrameRead   = "read"   // {conv, seq}
 	FramePing   = "ping"   // {}
+	// FrameEscalate is the customer's "talk to a person": {conv}.
+	FrameEscalate = "escalate"
 )
 
 // Server frame types.
 const (
-	FrameWelcome = "welcome"
-	FrameAck     = "ack"
-	FrameMessage = "message"
-	FrameHistory = "history"
-	FrameError   = "error"
-	FramePong    = "pong"
+	FrameWelcome  = "welcome"
+	FrameAck      = "ack"
+	FrameMessage  = "message"
+	FrameHistory  = "history"
+	FrameError    = "error"
+	FramePong     = "pong"
+	FrameState    = "state"     // a lifecycle change of a conversation
+	FrameBotDelta = "bot_delta" // a piece of a bot answer being generated
 	// FrameTyping and FrameRead are also pushed to the other participants.
 )
 
@@ -122,7 +126,7 @@ func (f *ClientFrame) validate() error {
 			return Errorf(CodeInvalidField, "limit must be between 1 and %d", MaxHistoryPage)
 		}
 		return nil
-	case FrameLeave, FrameTyping:
+	case FrameLeave, FrameTyping, FrameEscalate:
 		return f.requireConv()
 	case FrameRead:
 		if err := f.requireConv(); err != nil {
@@ -230,6 +234,25 @@ type ErrorFrame struct {
 	Message     string `json:"message"`
 	Conv        string `json:"conv,omitempty"`
 	ClientMsgID string `json:"client_msg_id,omitempty"`
+}
+
+// StateFrame announces a lifecycle change: the new state, the agent who
+// owns the conversation (if any), who caused it and why.
+type StateFrame struct {
+	Type    string    `json:"type"`
+	Conv    string    `json:"conv"`
+	State   ConvState `json:"state"`
+	AgentID string    `json:"agent_id,omitempty"`
+	By      Party     `json:"by"`
+	Reason  string    `json:"reason,omitempty"`
+}
+
+// BotDeltaFrame carries a piece of a bot answer while it is generated. The
+// pieces are not stored; the complete answer follows as a message.
+type BotDeltaFrame struct {
+	Type string `json:"type"`
+	Conv string `json:"conv"`
+	Text string `json:"text"`
 }
 
 // PongFrame answers a ping.

@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -104,7 +105,7 @@ func TestMessageJSONRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(b, &out); err != nil {
 		t.Fatal(err)
 	}
-	if out.Seq != in.Seq || out.Body != in.Body || out.From != in.From || out.CreatedAt.UnixMilli() != in.CreatedAt.UnixMilli() {
+	if out.Seq != in.Seq || !reflect.DeepEqual(out.Body, in.Body) || out.From != in.From || out.CreatedAt.UnixMilli() != in.CreatedAt.UnixMilli() {
 		t.Fatalf("round trip: got %+v want %+v", out, in)
 	}
 }

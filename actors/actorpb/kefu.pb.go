@@ -250,6 +250,7 @@ type Body struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
 	Text          string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	Options       []*Option              `protobuf:"bytes,3,rep,name=options,proto3" json:"options,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -298,6 +299,66 @@ func (x *Body) GetText() string {
 	return ""
 }
 
+func (x *Body) GetOptions() []*Option {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+// Option is one tappable choice of a quick_reply body.
+type Option struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Text          string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Option) Reset() {
+	*x = Option{}
+	mi := &file_kefu_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Option) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Option) ProtoMessage() {}
+
+func (x *Option) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Option.ProtoReflect.Descriptor instead.
+func (*Option) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Option) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Option) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
 type Message struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Conv          string                 `protobuf:"bytes,1,opt,name=conv,proto3" json:"conv,omitempty"`
@@ -312,7 +373,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_kefu_proto_msgTypes[5]
+	mi := &file_kefu_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -324,7 +385,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[5]
+	mi := &file_kefu_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -337,7 +398,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{5}
+	return file_kefu_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Message) GetConv() string {
@@ -392,7 +453,7 @@ type ReadPointer struct {
 
 func (x *ReadPointer) Reset() {
 	*x = ReadPointer{}
-	mi := &file_kefu_proto_msgTypes[6]
+	mi := &file_kefu_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -404,7 +465,7 @@ func (x *ReadPointer) String() string {
 func (*ReadPointer) ProtoMessage() {}
 
 func (x *ReadPointer) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[6]
+	mi := &file_kefu_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -417,7 +478,7 @@ func (x *ReadPointer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadPointer.ProtoReflect.Descriptor instead.
 func (*ReadPointer) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{6}
+	return file_kefu_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ReadPointer) GetBy() *Party {
@@ -448,7 +509,7 @@ type Conversation struct {
 
 func (x *Conversation) Reset() {
 	*x = Conversation{}
-	mi := &file_kefu_proto_msgTypes[7]
+	mi := &file_kefu_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -460,7 +521,7 @@ func (x *Conversation) String() string {
 func (*Conversation) ProtoMessage() {}
 
 func (x *Conversation) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[7]
+	mi := &file_kefu_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -473,7 +534,7 @@ func (x *Conversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Conversation.ProtoReflect.Descriptor instead.
 func (*Conversation) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{7}
+	return file_kefu_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Conversation) GetTenant() string {
@@ -527,7 +588,7 @@ type CreateConversation struct {
 
 func (x *CreateConversation) Reset() {
 	*x = CreateConversation{}
-	mi := &file_kefu_proto_msgTypes[8]
+	mi := &file_kefu_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -539,7 +600,7 @@ func (x *CreateConversation) String() string {
 func (*CreateConversation) ProtoMessage() {}
 
 func (x *CreateConversation) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[8]
+	mi := &file_kefu_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -552,7 +613,7 @@ func (x *CreateConversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversation.ProtoReflect.Descriptor instead.
 func (*CreateConversation) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{8}
+	return file_kefu_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateConversation) GetCaller() *Caller {
@@ -572,7 +633,7 @@ type ConversationResponse struct {
 
 func (x *ConversationResponse) Reset() {
 	*x = ConversationResponse{}
-	mi := &file_kefu_proto_msgTypes[9]
+	mi := &file_kefu_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +645,7 @@ func (x *ConversationResponse) String() string {
 func (*ConversationResponse) ProtoMessage() {}
 
 func (x *ConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[9]
+	mi := &file_kefu_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +658,7 @@ func (x *ConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationResponse.ProtoReflect.Descriptor instead.
 func (*ConversationResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{9}
+	return file_kefu_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ConversationResponse) GetError() *Error {
@@ -627,7 +688,7 @@ type Append struct {
 
 func (x *Append) Reset() {
 	*x = Append{}
-	mi := &file_kefu_proto_msgTypes[10]
+	mi := &file_kefu_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +700,7 @@ func (x *Append) String() string {
 func (*Append) ProtoMessage() {}
 
 func (x *Append) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[10]
+	mi := &file_kefu_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +713,7 @@ func (x *Append) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Append.ProtoReflect.Descriptor instead.
 func (*Append) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{10}
+	return file_kefu_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Append) GetCaller() *Caller {
@@ -695,7 +756,7 @@ type AppendResponse struct {
 
 func (x *AppendResponse) Reset() {
 	*x = AppendResponse{}
-	mi := &file_kefu_proto_msgTypes[11]
+	mi := &file_kefu_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -707,7 +768,7 @@ func (x *AppendResponse) String() string {
 func (*AppendResponse) ProtoMessage() {}
 
 func (x *AppendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[11]
+	mi := &file_kefu_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -720,7 +781,7 @@ func (x *AppendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendResponse.ProtoReflect.Descriptor instead.
 func (*AppendResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{11}
+	return file_kefu_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AppendResponse) GetError() *Error {
@@ -765,7 +826,7 @@ type Resume struct {
 
 func (x *Resume) Reset() {
 	*x = Resume{}
-	mi := &file_kefu_proto_msgTypes[12]
+	mi := &file_kefu_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -777,7 +838,7 @@ func (x *Resume) String() string {
 func (*Resume) ProtoMessage() {}
 
 func (x *Resume) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[12]
+	mi := &file_kefu_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -790,7 +851,7 @@ func (x *Resume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resume.ProtoReflect.Descriptor instead.
 func (*Resume) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{12}
+	return file_kefu_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Resume) GetCaller() *Caller {
@@ -835,7 +896,7 @@ type ResumeResponse struct {
 
 func (x *ResumeResponse) Reset() {
 	*x = ResumeResponse{}
-	mi := &file_kefu_proto_msgTypes[13]
+	mi := &file_kefu_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -847,7 +908,7 @@ func (x *ResumeResponse) String() string {
 func (*ResumeResponse) ProtoMessage() {}
 
 func (x *ResumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[13]
+	mi := &file_kefu_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -860,7 +921,7 @@ func (x *ResumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeResponse.ProtoReflect.Descriptor instead.
 func (*ResumeResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{13}
+	return file_kefu_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ResumeResponse) GetError() *Error {
@@ -914,7 +975,7 @@ type Unsubscribe struct {
 
 func (x *Unsubscribe) Reset() {
 	*x = Unsubscribe{}
-	mi := &file_kefu_proto_msgTypes[14]
+	mi := &file_kefu_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -926,7 +987,7 @@ func (x *Unsubscribe) String() string {
 func (*Unsubscribe) ProtoMessage() {}
 
 func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[14]
+	mi := &file_kefu_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -939,7 +1000,7 @@ func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribe.ProtoReflect.Descriptor instead.
 func (*Unsubscribe) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{14}
+	return file_kefu_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Unsubscribe) GetSubscriber() *PIDRef {
@@ -960,7 +1021,7 @@ type Typing struct {
 
 func (x *Typing) Reset() {
 	*x = Typing{}
-	mi := &file_kefu_proto_msgTypes[15]
+	mi := &file_kefu_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -972,7 +1033,7 @@ func (x *Typing) String() string {
 func (*Typing) ProtoMessage() {}
 
 func (x *Typing) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[15]
+	mi := &file_kefu_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -985,7 +1046,7 @@ func (x *Typing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Typing.ProtoReflect.Descriptor instead.
 func (*Typing) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{15}
+	return file_kefu_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Typing) GetCaller() *Caller {
@@ -1020,7 +1081,7 @@ type MarkRead struct {
 
 func (x *MarkRead) Reset() {
 	*x = MarkRead{}
-	mi := &file_kefu_proto_msgTypes[16]
+	mi := &file_kefu_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1032,7 +1093,7 @@ func (x *MarkRead) String() string {
 func (*MarkRead) ProtoMessage() {}
 
 func (x *MarkRead) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[16]
+	mi := &file_kefu_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1045,7 +1106,7 @@ func (x *MarkRead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkRead.ProtoReflect.Descriptor instead.
 func (*MarkRead) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{16}
+	return file_kefu_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MarkRead) GetCaller() *Caller {
@@ -1079,7 +1140,7 @@ type MarkReadResponse struct {
 
 func (x *MarkReadResponse) Reset() {
 	*x = MarkReadResponse{}
-	mi := &file_kefu_proto_msgTypes[17]
+	mi := &file_kefu_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1152,7 @@ func (x *MarkReadResponse) String() string {
 func (*MarkReadResponse) ProtoMessage() {}
 
 func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[17]
+	mi := &file_kefu_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1165,7 @@ func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadResponse.ProtoReflect.Descriptor instead.
 func (*MarkReadResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{17}
+	return file_kefu_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MarkReadResponse) GetError() *Error {
@@ -1130,6 +1191,8 @@ type Push struct {
 	//	*Push_Message
 	//	*Push_Typing
 	//	*Push_Read
+	//	*Push_State
+	//	*Push_BotDelta
 	Event isPush_Event `protobuf_oneof:"event"`
 	// For typing: who is typing.
 	From          *Party `protobuf:"bytes,5,opt,name=from,proto3" json:"from,omitempty"`
@@ -1139,7 +1202,7 @@ type Push struct {
 
 func (x *Push) Reset() {
 	*x = Push{}
-	mi := &file_kefu_proto_msgTypes[18]
+	mi := &file_kefu_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1214,7 @@ func (x *Push) String() string {
 func (*Push) ProtoMessage() {}
 
 func (x *Push) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[18]
+	mi := &file_kefu_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1227,7 @@ func (x *Push) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Push.ProtoReflect.Descriptor instead.
 func (*Push) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{18}
+	return file_kefu_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Push) GetConv() string {
@@ -1208,6 +1271,24 @@ func (x *Push) GetRead() *ReadPointer {
 	return nil
 }
 
+func (x *Push) GetState() *StateChange {
+	if x != nil {
+		if x, ok := x.Event.(*Push_State); ok {
+			return x.State
+		}
+	}
+	return nil
+}
+
+func (x *Push) GetBotDelta() *BotDelta {
+	if x != nil {
+		if x, ok := x.Event.(*Push_BotDelta); ok {
+			return x.BotDelta
+		}
+	}
+	return nil
+}
+
 func (x *Push) GetFrom() *Party {
 	if x != nil {
 		return x.From
@@ -1231,11 +1312,235 @@ type Push_Read struct {
 	Read *ReadPointer `protobuf:"bytes,4,opt,name=read,proto3,oneof"`
 }
 
+type Push_State struct {
+	State *StateChange `protobuf:"bytes,6,opt,name=state,proto3,oneof"`
+}
+
+type Push_BotDelta struct {
+	BotDelta *BotDelta `protobuf:"bytes,7,opt,name=bot_delta,json=botDelta,proto3,oneof"`
+}
+
 func (*Push_Message) isPush_Event() {}
 
 func (*Push_Typing) isPush_Event() {}
 
 func (*Push_Read) isPush_Event() {}
+
+func (*Push_State) isPush_Event() {}
+
+func (*Push_BotDelta) isPush_Event() {}
+
+// StateChange announces a lifecycle transition.
+type StateChange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	State         string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	AgentId       string                 `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	By            *Party                 `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StateChange) Reset() {
+	*x = StateChange{}
+	mi := &file_kefu_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StateChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StateChange) ProtoMessage() {}
+
+func (x *StateChange) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StateChange.ProtoReflect.Descriptor instead.
+func (*StateChange) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *StateChange) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *StateChange) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *StateChange) GetBy() *Party {
+	if x != nil {
+		return x.By
+	}
+	return nil
+}
+
+func (x *StateChange) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// BotDelta is a piece of a bot answer still being generated; the complete
+// answer follows as an ordinary message.
+type BotDelta struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Text          string                 `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BotDelta) Reset() {
+	*x = BotDelta{}
+	mi := &file_kefu_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BotDelta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BotDelta) ProtoMessage() {}
+
+func (x *BotDelta) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BotDelta.ProtoReflect.Descriptor instead.
+func (*BotDelta) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *BotDelta) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+// Escalate asks for a person (the user's "talk to a person" button).
+type Escalate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Caller        *Caller                `protobuf:"bytes,1,opt,name=caller,proto3" json:"caller,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Escalate) Reset() {
+	*x = Escalate{}
+	mi := &file_kefu_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Escalate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Escalate) ProtoMessage() {}
+
+func (x *Escalate) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Escalate.ProtoReflect.Descriptor instead.
+func (*Escalate) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Escalate) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+type EscalateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EscalateResponse) Reset() {
+	*x = EscalateResponse{}
+	mi := &file_kefu_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EscalateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EscalateResponse) ProtoMessage() {}
+
+func (x *EscalateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EscalateResponse.ProtoReflect.Descriptor instead.
+func (*EscalateResponse) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *EscalateResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *EscalateResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
 
 type Login struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1247,7 +1552,7 @@ type Login struct {
 
 func (x *Login) Reset() {
 	*x = Login{}
-	mi := &file_kefu_proto_msgTypes[19]
+	mi := &file_kefu_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1564,7 @@ func (x *Login) String() string {
 func (*Login) ProtoMessage() {}
 
 func (x *Login) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[19]
+	mi := &file_kefu_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1577,7 @@ func (x *Login) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Login.ProtoReflect.Descriptor instead.
 func (*Login) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{19}
+	return file_kefu_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Login) GetUsername() string {
@@ -1301,7 +1606,7 @@ type StaffInfo struct {
 
 func (x *StaffInfo) Reset() {
 	*x = StaffInfo{}
-	mi := &file_kefu_proto_msgTypes[20]
+	mi := &file_kefu_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1313,7 +1618,7 @@ func (x *StaffInfo) String() string {
 func (*StaffInfo) ProtoMessage() {}
 
 func (x *StaffInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[20]
+	mi := &file_kefu_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1326,7 +1631,7 @@ func (x *StaffInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StaffInfo.ProtoReflect.Descriptor instead.
 func (*StaffInfo) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{20}
+	return file_kefu_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StaffInfo) GetId() string {
@@ -1367,7 +1672,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_kefu_proto_msgTypes[21]
+	mi := &file_kefu_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1379,7 +1684,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[21]
+	mi := &file_kefu_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1392,7 +1697,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{21}
+	return file_kefu_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LoginResponse) GetError() *Error {
@@ -1421,7 +1726,7 @@ type ListConversations struct {
 
 func (x *ListConversations) Reset() {
 	*x = ListConversations{}
-	mi := &file_kefu_proto_msgTypes[22]
+	mi := &file_kefu_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1433,7 +1738,7 @@ func (x *ListConversations) String() string {
 func (*ListConversations) ProtoMessage() {}
 
 func (x *ListConversations) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[22]
+	mi := &file_kefu_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1446,7 +1751,7 @@ func (x *ListConversations) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversations.ProtoReflect.Descriptor instead.
 func (*ListConversations) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{22}
+	return file_kefu_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListConversations) GetCaller() *Caller {
@@ -1487,7 +1792,7 @@ type ListConversationsResponse struct {
 
 func (x *ListConversationsResponse) Reset() {
 	*x = ListConversationsResponse{}
-	mi := &file_kefu_proto_msgTypes[23]
+	mi := &file_kefu_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1804,7 @@ func (x *ListConversationsResponse) String() string {
 func (*ListConversationsResponse) ProtoMessage() {}
 
 func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[23]
+	mi := &file_kefu_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1817,7 @@ func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsResponse.ProtoReflect.Descriptor instead.
 func (*ListConversationsResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{23}
+	return file_kefu_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListConversationsResponse) GetError() *Error {
@@ -1538,7 +1843,7 @@ type CheckTenant struct {
 
 func (x *CheckTenant) Reset() {
 	*x = CheckTenant{}
-	mi := &file_kefu_proto_msgTypes[24]
+	mi := &file_kefu_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1550,7 +1855,7 @@ func (x *CheckTenant) String() string {
 func (*CheckTenant) ProtoMessage() {}
 
 func (x *CheckTenant) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[24]
+	mi := &file_kefu_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1563,7 +1868,7 @@ func (x *CheckTenant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTenant.ProtoReflect.Descriptor instead.
 func (*CheckTenant) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{24}
+	return file_kefu_proto_rawDescGZIP(), []int{29}
 }
 
 type CheckTenantResponse struct {
@@ -1575,7 +1880,7 @@ type CheckTenantResponse struct {
 
 func (x *CheckTenantResponse) Reset() {
 	*x = CheckTenantResponse{}
-	mi := &file_kefu_proto_msgTypes[25]
+	mi := &file_kefu_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1587,7 +1892,7 @@ func (x *CheckTenantResponse) String() string {
 func (*CheckTenantResponse) ProtoMessage() {}
 
 func (x *CheckTenantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[25]
+	mi := &file_kefu_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1600,7 +1905,7 @@ func (x *CheckTenantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTenantResponse.ProtoReflect.Descriptor instead.
 func (*CheckTenantResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{25}
+	return file_kefu_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CheckTenantResponse) GetError() *Error {
@@ -1629,9 +1934,13 @@ const file_kefu_proto_rawDesc = "" +
 	"staff_role\x18\x03 \x01(\tR\tstaffRole\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\".\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"`\n" +
 	"\x04Body\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\x120\n" +
+	"\aoptions\x18\x03 \x03(\v2\x16.kefu.actors.v1.OptionR\aoptions\",\n" +
+	"\x06Option\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\"\xbd\x01\n" +
 	"\aMessage\x12\x12\n" +
 	"\x04conv\x18\x01 \x01(\tR\x04conv\x12\x10\n" +
@@ -1695,14 +2004,28 @@ const file_kefu_proto_rawDesc = "" +
 	"\x06origin\x18\x03 \x01(\v2\x16.kefu.actors.v1.PIDRefR\x06origin\"Q\n" +
 	"\x10MarkReadResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x03R\x03seq\"\xe8\x01\n" +
+	"\x03seq\x18\x02 \x01(\x03R\x03seq\"\xd6\x02\n" +
 	"\x04Push\x12\x12\n" +
 	"\x04conv\x18\x01 \x01(\tR\x04conv\x123\n" +
 	"\amessage\x18\x02 \x01(\v2\x17.kefu.actors.v1.MessageH\x00R\amessage\x120\n" +
 	"\x06typing\x18\x03 \x01(\v2\x16.kefu.actors.v1.TypingH\x00R\x06typing\x121\n" +
-	"\x04read\x18\x04 \x01(\v2\x1b.kefu.actors.v1.ReadPointerH\x00R\x04read\x12)\n" +
+	"\x04read\x18\x04 \x01(\v2\x1b.kefu.actors.v1.ReadPointerH\x00R\x04read\x123\n" +
+	"\x05state\x18\x06 \x01(\v2\x1b.kefu.actors.v1.StateChangeH\x00R\x05state\x127\n" +
+	"\tbot_delta\x18\a \x01(\v2\x18.kefu.actors.v1.BotDeltaH\x00R\bbotDelta\x12)\n" +
 	"\x04from\x18\x05 \x01(\v2\x15.kefu.actors.v1.PartyR\x04fromB\a\n" +
-	"\x05event\"?\n" +
+	"\x05event\"}\n" +
+	"\vStateChange\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x19\n" +
+	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12%\n" +
+	"\x02by\x18\x03 \x01(\v2\x15.kefu.actors.v1.PartyR\x02by\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x1e\n" +
+	"\bBotDelta\x12\x12\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\":\n" +
+	"\bEscalate\x12.\n" +
+	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\"U\n" +
+	"\x10EscalateResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\"?\n" +
 	"\x05Login\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\"n\n" +
@@ -1738,73 +2061,84 @@ func file_kefu_proto_rawDescGZIP() []byte {
 	return file_kefu_proto_rawDescData
 }
 
-var file_kefu_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_kefu_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_kefu_proto_goTypes = []any{
 	(*PIDRef)(nil),                    // 0: kefu.actors.v1.PIDRef
 	(*Party)(nil),                     // 1: kefu.actors.v1.Party
 	(*Caller)(nil),                    // 2: kefu.actors.v1.Caller
 	(*Error)(nil),                     // 3: kefu.actors.v1.Error
 	(*Body)(nil),                      // 4: kefu.actors.v1.Body
-	(*Message)(nil),                   // 5: kefu.actors.v1.Message
-	(*ReadPointer)(nil),               // 6: kefu.actors.v1.ReadPointer
-	(*Conversation)(nil),              // 7: kefu.actors.v1.Conversation
-	(*CreateConversation)(nil),        // 8: kefu.actors.v1.CreateConversation
-	(*ConversationResponse)(nil),      // 9: kefu.actors.v1.ConversationResponse
-	(*Append)(nil),                    // 10: kefu.actors.v1.Append
-	(*AppendResponse)(nil),            // 11: kefu.actors.v1.AppendResponse
-	(*Resume)(nil),                    // 12: kefu.actors.v1.Resume
-	(*ResumeResponse)(nil),            // 13: kefu.actors.v1.ResumeResponse
-	(*Unsubscribe)(nil),               // 14: kefu.actors.v1.Unsubscribe
-	(*Typing)(nil),                    // 15: kefu.actors.v1.Typing
-	(*MarkRead)(nil),                  // 16: kefu.actors.v1.MarkRead
-	(*MarkReadResponse)(nil),          // 17: kefu.actors.v1.MarkReadResponse
-	(*Push)(nil),                      // 18: kefu.actors.v1.Push
-	(*Login)(nil),                     // 19: kefu.actors.v1.Login
-	(*StaffInfo)(nil),                 // 20: kefu.actors.v1.StaffInfo
-	(*LoginResponse)(nil),             // 21: kefu.actors.v1.LoginResponse
-	(*ListConversations)(nil),         // 22: kefu.actors.v1.ListConversations
-	(*ListConversationsResponse)(nil), // 23: kefu.actors.v1.ListConversationsResponse
-	(*CheckTenant)(nil),               // 24: kefu.actors.v1.CheckTenant
-	(*CheckTenantResponse)(nil),       // 25: kefu.actors.v1.CheckTenantResponse
+	(*Option)(nil),                    // 5: kefu.actors.v1.Option
+	(*Message)(nil),                   // 6: kefu.actors.v1.Message
+	(*ReadPointer)(nil),               // 7: kefu.actors.v1.ReadPointer
+	(*Conversation)(nil),              // 8: kefu.actors.v1.Conversation
+	(*CreateConversation)(nil),        // 9: kefu.actors.v1.CreateConversation
+	(*ConversationResponse)(nil),      // 10: kefu.actors.v1.ConversationResponse
+	(*Append)(nil),                    // 11: kefu.actors.v1.Append
+	(*AppendResponse)(nil),            // 12: kefu.actors.v1.AppendResponse
+	(*Resume)(nil),                    // 13: kefu.actors.v1.Resume
+	(*ResumeResponse)(nil),            // 14: kefu.actors.v1.ResumeResponse
+	(*Unsubscribe)(nil),               // 15: kefu.actors.v1.Unsubscribe
+	(*Typing)(nil),                    // 16: kefu.actors.v1.Typing
+	(*MarkRead)(nil),                  // 17: kefu.actors.v1.MarkRead
+	(*MarkReadResponse)(nil),          // 18: kefu.actors.v1.MarkReadResponse
+	(*Push)(nil),                      // 19: kefu.actors.v1.Push
+	(*StateChange)(nil),               // 20: kefu.actors.v1.StateChange
+	(*BotDelta)(nil),                  // 21: kefu.actors.v1.BotDelta
+	(*Escalate)(nil),                  // 22: kefu.actors.v1.Escalate
+	(*EscalateResponse)(nil),          // 23: kefu.actors.v1.EscalateResponse
+	(*Login)(nil),                     // 24: kefu.actors.v1.Login
+	(*StaffInfo)(nil),                 // 25: kefu.actors.v1.StaffInfo
+	(*LoginResponse)(nil),             // 26: kefu.actors.v1.LoginResponse
+	(*ListConversations)(nil),         // 27: kefu.actors.v1.ListConversations
+	(*ListConversationsResponse)(nil), // 28: kefu.actors.v1.ListConversationsResponse
+	(*CheckTenant)(nil),               // 29: kefu.actors.v1.CheckTenant
+	(*CheckTenantResponse)(nil),       // 30: kefu.actors.v1.CheckTenantResponse
 }
 var file_kefu_proto_depIdxs = []int32{
 	1,  // 0: kefu.actors.v1.Caller.party:type_name -> kefu.actors.v1.Party
-	1,  // 1: kefu.actors.v1.Message.from:type_name -> kefu.actors.v1.Party
-	4,  // 2: kefu.actors.v1.Message.body:type_name -> kefu.actors.v1.Body
-	1,  // 3: kefu.actors.v1.ReadPointer.by:type_name -> kefu.actors.v1.Party
-	2,  // 4: kefu.actors.v1.CreateConversation.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 5: kefu.actors.v1.ConversationResponse.error:type_name -> kefu.actors.v1.Error
-	7,  // 6: kefu.actors.v1.ConversationResponse.conversation:type_name -> kefu.actors.v1.Conversation
-	2,  // 7: kefu.actors.v1.Append.caller:type_name -> kefu.actors.v1.Caller
-	4,  // 8: kefu.actors.v1.Append.body:type_name -> kefu.actors.v1.Body
-	0,  // 9: kefu.actors.v1.Append.origin:type_name -> kefu.actors.v1.PIDRef
-	3,  // 10: kefu.actors.v1.AppendResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 11: kefu.actors.v1.Resume.caller:type_name -> kefu.actors.v1.Caller
-	0,  // 12: kefu.actors.v1.Resume.subscriber:type_name -> kefu.actors.v1.PIDRef
-	3,  // 13: kefu.actors.v1.ResumeResponse.error:type_name -> kefu.actors.v1.Error
-	5,  // 14: kefu.actors.v1.ResumeResponse.messages:type_name -> kefu.actors.v1.Message
-	6,  // 15: kefu.actors.v1.ResumeResponse.read:type_name -> kefu.actors.v1.ReadPointer
-	0,  // 16: kefu.actors.v1.Unsubscribe.subscriber:type_name -> kefu.actors.v1.PIDRef
-	2,  // 17: kefu.actors.v1.Typing.caller:type_name -> kefu.actors.v1.Caller
-	0,  // 18: kefu.actors.v1.Typing.origin:type_name -> kefu.actors.v1.PIDRef
-	2,  // 19: kefu.actors.v1.MarkRead.caller:type_name -> kefu.actors.v1.Caller
-	0,  // 20: kefu.actors.v1.MarkRead.origin:type_name -> kefu.actors.v1.PIDRef
-	3,  // 21: kefu.actors.v1.MarkReadResponse.error:type_name -> kefu.actors.v1.Error
-	5,  // 22: kefu.actors.v1.Push.message:type_name -> kefu.actors.v1.Message
-	15, // 23: kefu.actors.v1.Push.typing:type_name -> kefu.actors.v1.Typing
-	6,  // 24: kefu.actors.v1.Push.read:type_name -> kefu.actors.v1.ReadPointer
-	1,  // 25: kefu.actors.v1.Push.from:type_name -> kefu.actors.v1.Party
-	3,  // 26: kefu.actors.v1.LoginResponse.error:type_name -> kefu.actors.v1.Error
-	20, // 27: kefu.actors.v1.LoginResponse.staff:type_name -> kefu.actors.v1.StaffInfo
-	2,  // 28: kefu.actors.v1.ListConversations.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 29: kefu.actors.v1.ListConversationsResponse.error:type_name -> kefu.actors.v1.Error
-	7,  // 30: kefu.actors.v1.ListConversationsResponse.conversations:type_name -> kefu.actors.v1.Conversation
-	3,  // 31: kefu.actors.v1.CheckTenantResponse.error:type_name -> kefu.actors.v1.Error
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	5,  // 1: kefu.actors.v1.Body.options:type_name -> kefu.actors.v1.Option
+	1,  // 2: kefu.actors.v1.Message.from:type_name -> kefu.actors.v1.Party
+	4,  // 3: kefu.actors.v1.Message.body:type_name -> kefu.actors.v1.Body
+	1,  // 4: kefu.actors.v1.ReadPointer.by:type_name -> kefu.actors.v1.Party
+	2,  // 5: kefu.actors.v1.CreateConversation.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 6: kefu.actors.v1.ConversationResponse.error:type_name -> kefu.actors.v1.Error
+	8,  // 7: kefu.actors.v1.ConversationResponse.conversation:type_name -> kefu.actors.v1.Conversation
+	2,  // 8: kefu.actors.v1.Append.caller:type_name -> kefu.actors.v1.Caller
+	4,  // 9: kefu.actors.v1.Append.body:type_name -> kefu.actors.v1.Body
+	0,  // 10: kefu.actors.v1.Append.origin:type_name -> kefu.actors.v1.PIDRef
+	3,  // 11: kefu.actors.v1.AppendResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 12: kefu.actors.v1.Resume.caller:type_name -> kefu.actors.v1.Caller
+	0,  // 13: kefu.actors.v1.Resume.subscriber:type_name -> kefu.actors.v1.PIDRef
+	3,  // 14: kefu.actors.v1.ResumeResponse.error:type_name -> kefu.actors.v1.Error
+	6,  // 15: kefu.actors.v1.ResumeResponse.messages:type_name -> kefu.actors.v1.Message
+	7,  // 16: kefu.actors.v1.ResumeResponse.read:type_name -> kefu.actors.v1.ReadPointer
+	0,  // 17: kefu.actors.v1.Unsubscribe.subscriber:type_name -> kefu.actors.v1.PIDRef
+	2,  // 18: kefu.actors.v1.Typing.caller:type_name -> kefu.actors.v1.Caller
+	0,  // 19: kefu.actors.v1.Typing.origin:type_name -> kefu.actors.v1.PIDRef
+	2,  // 20: kefu.actors.v1.MarkRead.caller:type_name -> kefu.actors.v1.Caller
+	0,  // 21: kefu.actors.v1.MarkRead.origin:type_name -> kefu.actors.v1.PIDRef
+	3,  // 22: kefu.actors.v1.MarkReadResponse.error:type_name -> kefu.actors.v1.Error
+	6,  // 23: kefu.actors.v1.Push.message:type_name -> kefu.actors.v1.Message
+	16, // 24: kefu.actors.v1.Push.typing:type_name -> kefu.actors.v1.Typing
+	7,  // 25: kefu.actors.v1.Push.read:type_name -> kefu.actors.v1.ReadPointer
+	20, // 26: kefu.actors.v1.Push.state:type_name -> kefu.actors.v1.StateChange
+	21, // 27: kefu.actors.v1.Push.bot_delta:type_name -> kefu.actors.v1.BotDelta
+	1,  // 28: kefu.actors.v1.Push.from:type_name -> kefu.actors.v1.Party
+	1,  // 29: kefu.actors.v1.StateChange.by:type_name -> kefu.actors.v1.Party
+	2,  // 30: kefu.actors.v1.Escalate.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 31: kefu.actors.v1.EscalateResponse.error:type_name -> kefu.actors.v1.Error
+	3,  // 32: kefu.actors.v1.LoginResponse.error:type_name -> kefu.actors.v1.Error
+	25, // 33: kefu.actors.v1.LoginResponse.staff:type_name -> kefu.actors.v1.StaffInfo
+	2,  // 34: kefu.actors.v1.ListConversations.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 35: kefu.actors.v1.ListConversationsResponse.error:type_name -> kefu.actors.v1.Error
+	8,  // 36: kefu.actors.v1.ListConversationsResponse.conversations:type_name -> kefu.actors.v1.Conversation
+	3,  // 37: kefu.actors.v1.CheckTenantResponse.error:type_name -> kefu.actors.v1.Error
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_kefu_proto_init() }
@@ -1812,10 +2146,12 @@ func file_kefu_proto_init() {
 	if File_kefu_proto != nil {
 		return
 	}
-	file_kefu_proto_msgTypes[18].OneofWrappers = []any{
+	file_kefu_proto_msgTypes[19].OneofWrappers = []any{
 		(*Push_Message)(nil),
 		(*Push_Typing)(nil),
 		(*Push_Read)(nil),
+		(*Push_State)(nil),
+		(*Push_BotDelta)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1823,7 +2159,7 @@ func file_kefu_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kefu_proto_rawDesc), len(file_kefu_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"testing"
 	"time"
@@ -121,7 +122,7 @@ func wantMessages(tb testing.TB, what string, got, want []engine.Message) {
 	for i := range want {
 		g, w := got[i], want[i]
 		if g.Tenant != w.Tenant || g.Conv != w.Conv || g.Seq != w.Seq || g.ClientMsgID != w.ClientMsgID ||
-			g.From != w.From || g.Body != w.Body || !g.CreatedAt.Equal(w.CreatedAt) {
+			g.From != w.From || !reflect.DeepEqual(g.Body, w.Body) || !g.CreatedAt.Equal(w.CreatedAt) {
 			tb.Fatalf("%s: message %d = %+v, want %+v", what, i, g, w)
 		}
 	}

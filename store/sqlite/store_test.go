@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -443,7 +444,7 @@ func TestTenantIsolation(t *testing.T) {
 	got, err = s.Messages(ctx, "tb", "shared", 0, 10)
 	mustOK(t, "messages b", err)
 	wantMessages(t, "tenant b", got, b)
-	if m, err := s.MessageByClientID(ctx, "tb", "shared", a[0].ClientMsgID); err != nil || m.Body != b[0].Body {
+	if m, err := s.MessageByClientID(ctx, "tb", "shared", a[0].ClientMsgID); err != nil || !reflect.DeepEqual(m.Body, b[0].Body) {
 		t.Fatalf("tenant b's message by client id = %+v, %v; want its own", m, err)
 	}
 	if rp, err := s.SetReadPointer(ctx, "ta", "shared", engine.Party{Role: engine.RoleUser, ID: "u"}, 9); err != nil || rp != 9 {
