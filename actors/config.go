@@ -7,7 +7,9 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 
+	"github.com/kefu-dev/kefu/bots"
 	"github.com/kefu-dev/kefu/engine"
+	"github.com/kefu-dev/kefu/kb"
 )
 
 // Kind names of the virtual actors.
@@ -34,6 +36,14 @@ type Deps struct {
 	MaxBatch int
 	// StoreTimeout bounds one store call. Zero means 10s.
 	StoreTimeout time.Duration
+	// Bot answers customers while a conversation is in the BOT state. Nil:
+	// no bot; conversations wait for a person.
+	Bot *bots.Pipeline
+	// Knowledge holds the tenants' FAQ indexes for the bot and agent
+	// assist. Nil: built from Store on first use.
+	Knowledge *Knowledge
+	// BotTimeout bounds one bot turn, an LLM call included. Zero means 30s.
+	BotTimeout time.Duration
 }
 
 func (d Deps) withDefaults() Deps {
@@ -54,6 +64,12 @@ func (d Deps) withDefaults() Deps {
 	}
 	if d.StoreTimeout <= 0 {
 		d.StoreTimeout = 10 * time.Second
+	}
+	if d.Knowledge == nil && d.Store != nil {
+		d.Knowledge = NewKnowledge(d.Store, kb.IndexConfig{}, 0, d.Logger)
+	}
+	if d.BotTimeout <= 0 {
+		d.BotTimeout = 30 * time.Second
 	}
 	return d
 }

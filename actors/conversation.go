@@ -130,6 +130,7 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 		ctx.SetReceiveTimeout(a.d.IdleTimeout)
 		a.async(ctx, a.load)
 	case *actor.Stopped:
+		a.cancelBot()
 		if a.tenant != "" {
 			a.d.Metrics.conversationStopped()
 		}
@@ -149,12 +150,20 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 		a.onPage(ctx, m)
 	case *readStoredMsg:
 		a.onReadStored(ctx, m)
+	case *botDeltaMsg:
+		if m.gen == a.botGen && a.conv.State == engine.StateBot {
+			a.push(ctx, nil, &actorpb.Push{Conv: a.id, Event: &actorpb.Push_BotDelta{BotDelta: &actorpb.BotDelta{Text: m.text}}})
+		}
+	case *botReplyMsg:
+		a.onBotReply(ctx, m)
+	case *assistMsg:
+		a.reply(ctx, m.sender, m.resp)
 	case *stateStoredMsg:
 		if m.err != nil {
 			a.log.Error("storing a state change", "to", m.to, "err", m.err)
 		}
 	case *actorpb.CreateConversation, *actorpb.Append, *actorpb.Resume, *actorpb.Unsubscribe,
-		*actorpb.Typing, *actorpb.MarkRead, *actorpb.Escalate:
+		*actorpb.Typing, *actorpb.MarkRead, *actorpb.Escalate, *actorpb.Assist:
 		if a.phase == phaseLoading || a.phase == phaseCreating {
 			a.stash = append(a.stash, stashed{sender: ctx.Sender(), msg: m})
 			return
@@ -255,6 +264,8 @@ func (a *conversationActor) handle(ctx actor.Context, sender *actor.PID, msg any
 		a.markRead(ctx, sender, m)
 	case *actorpb.Escalate:
 		a.escalate(ctx, sender, m)
+	case *actorpb.Assist:
+		a.assist(ctx, sender, m)
 	}
 }
 
@@ -399,6 +410,9 @@ func (a *conversationActor) onCommitted(ctx actor.Context, m *committedMsg) {
 		}
 		a.d.Metrics.appended(p.msg.From.Role, time.Since(p.since))
 		a.push(ctx, p.origin, &actorpb.Push{Conv: a.id, Event: &actorpb.Push_Message{Message: messageToPB(p.msg)}})
+	}
+	if last := lastUserMessage(batch[:m.n]); last != nil {
+		a.startBot(ctx, *last)
 	}
 	rest := batch[m.n:]
 	var dup *engine.DuplicateError

@@ -14,6 +14,7 @@ type Metrics struct {
 	active   prometheus.Gauge
 	messages *prometheus.CounterVec
 	latency  prometheus.Histogram
+	bot      *prometheus.CounterVec
 }
 
 // NewMetrics registers the actors' collectors with reg.
@@ -31,7 +32,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
 	}
-	reg.MustRegister(m.active, m.messages, m.latency)
+	m.bot = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kefu_bot_replies_total", Help: "Bot replies stored, by kind (answer, suggest, fallback, escalate).",
+	}, []string{"kind"})
+	reg.MustRegister(m.active, m.messages, m.latency, m.bot)
 	return m
 }
 
@@ -44,6 +48,12 @@ func (m *Metrics) conversationStarted() {
 func (m *Metrics) conversationStopped() {
 	if m != nil {
 		m.active.Dec()
+	}
+}
+
+func (m *Metrics) botReplied(kind string) {
+	if m != nil {
+		m.bot.WithLabelValues(kind).Inc()
 	}
 }
 

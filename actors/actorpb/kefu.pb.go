@@ -1915,6 +1915,188 @@ func (x *CheckTenantResponse) GetError() *Error {
 	return nil
 }
 
+// Assist asks for the best knowledge-base answers to the conversation's
+// latest customer message. Staff only.
+type Assist struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Caller        *Caller                `protobuf:"bytes,1,opt,name=caller,proto3" json:"caller,omitempty"`
+	Limit         int32                  `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Assist) Reset() {
+	*x = Assist{}
+	mi := &file_kefu_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Assist) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Assist) ProtoMessage() {}
+
+func (x *Assist) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Assist.ProtoReflect.Descriptor instead.
+func (*Assist) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *Assist) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+func (x *Assist) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type AssistSuggestion struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EntryId       string                 `protobuf:"bytes,1,opt,name=entry_id,json=entryId,proto3" json:"entry_id,omitempty"`
+	Question      string                 `protobuf:"bytes,2,opt,name=question,proto3" json:"question,omitempty"`
+	Answer        string                 `protobuf:"bytes,3,opt,name=answer,proto3" json:"answer,omitempty"`
+	Confidence    float64                `protobuf:"fixed64,4,opt,name=confidence,proto3" json:"confidence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssistSuggestion) Reset() {
+	*x = AssistSuggestion{}
+	mi := &file_kefu_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssistSuggestion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssistSuggestion) ProtoMessage() {}
+
+func (x *AssistSuggestion) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssistSuggestion.ProtoReflect.Descriptor instead.
+func (*AssistSuggestion) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *AssistSuggestion) GetEntryId() string {
+	if x != nil {
+		return x.EntryId
+	}
+	return ""
+}
+
+func (x *AssistSuggestion) GetQuestion() string {
+	if x != nil {
+		return x.Question
+	}
+	return ""
+}
+
+func (x *AssistSuggestion) GetAnswer() string {
+	if x != nil {
+		return x.Answer
+	}
+	return ""
+}
+
+func (x *AssistSuggestion) GetConfidence() float64 {
+	if x != nil {
+		return x.Confidence
+	}
+	return 0
+}
+
+type AssistResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Query         string                 `protobuf:"bytes,2,opt,name=query,proto3" json:"query,omitempty"`
+	Suggestions   []*AssistSuggestion    `protobuf:"bytes,3,rep,name=suggestions,proto3" json:"suggestions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssistResponse) Reset() {
+	*x = AssistResponse{}
+	mi := &file_kefu_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssistResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssistResponse) ProtoMessage() {}
+
+func (x *AssistResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssistResponse.ProtoReflect.Descriptor instead.
+func (*AssistResponse) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *AssistResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *AssistResponse) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *AssistResponse) GetSuggestions() []*AssistSuggestion {
+	if x != nil {
+		return x.Suggestions
+	}
+	return nil
+}
+
 var File_kefu_proto protoreflect.FileDescriptor
 
 const file_kefu_proto_rawDesc = "" +
@@ -2047,7 +2229,21 @@ const file_kefu_proto_rawDesc = "" +
 	"\rconversations\x18\x02 \x03(\v2\x1c.kefu.actors.v1.ConversationR\rconversations\"\r\n" +
 	"\vCheckTenant\"B\n" +
 	"\x13CheckTenantResponse\x12+\n" +
-	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05errorB)Z'github.com/kefu-dev/kefu/actors/actorpbb\x06proto3"
+	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\"N\n" +
+	"\x06Assist\x12.\n" +
+	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\"\x81\x01\n" +
+	"\x10AssistSuggestion\x12\x19\n" +
+	"\bentry_id\x18\x01 \x01(\tR\aentryId\x12\x1a\n" +
+	"\bquestion\x18\x02 \x01(\tR\bquestion\x12\x16\n" +
+	"\x06answer\x18\x03 \x01(\tR\x06answer\x12\x1e\n" +
+	"\n" +
+	"confidence\x18\x04 \x01(\x01R\n" +
+	"confidence\"\x97\x01\n" +
+	"\x0eAssistResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12\x14\n" +
+	"\x05query\x18\x02 \x01(\tR\x05query\x12B\n" +
+	"\vsuggestions\x18\x03 \x03(\v2 .kefu.actors.v1.AssistSuggestionR\vsuggestionsB)Z'github.com/kefu-dev/kefu/actors/actorpbb\x06proto3"
 
 var (
 	file_kefu_proto_rawDescOnce sync.Once
@@ -2061,7 +2257,7 @@ func file_kefu_proto_rawDescGZIP() []byte {
 	return file_kefu_proto_rawDescData
 }
 
-var file_kefu_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_kefu_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_kefu_proto_goTypes = []any{
 	(*PIDRef)(nil),                    // 0: kefu.actors.v1.PIDRef
 	(*Party)(nil),                     // 1: kefu.actors.v1.Party
@@ -2094,6 +2290,9 @@ var file_kefu_proto_goTypes = []any{
 	(*ListConversationsResponse)(nil), // 28: kefu.actors.v1.ListConversationsResponse
 	(*CheckTenant)(nil),               // 29: kefu.actors.v1.CheckTenant
 	(*CheckTenantResponse)(nil),       // 30: kefu.actors.v1.CheckTenantResponse
+	(*Assist)(nil),                    // 31: kefu.actors.v1.Assist
+	(*AssistSuggestion)(nil),          // 32: kefu.actors.v1.AssistSuggestion
+	(*AssistResponse)(nil),            // 33: kefu.actors.v1.AssistResponse
 }
 var file_kefu_proto_depIdxs = []int32{
 	1,  // 0: kefu.actors.v1.Caller.party:type_name -> kefu.actors.v1.Party
@@ -2134,11 +2333,14 @@ var file_kefu_proto_depIdxs = []int32{
 	3,  // 35: kefu.actors.v1.ListConversationsResponse.error:type_name -> kefu.actors.v1.Error
 	8,  // 36: kefu.actors.v1.ListConversationsResponse.conversations:type_name -> kefu.actors.v1.Conversation
 	3,  // 37: kefu.actors.v1.CheckTenantResponse.error:type_name -> kefu.actors.v1.Error
-	38, // [38:38] is the sub-list for method output_type
-	38, // [38:38] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	2,  // 38: kefu.actors.v1.Assist.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 39: kefu.actors.v1.AssistResponse.error:type_name -> kefu.actors.v1.Error
+	32, // 40: kefu.actors.v1.AssistResponse.suggestions:type_name -> kefu.actors.v1.AssistSuggestion
+	41, // [41:41] is the sub-list for method output_type
+	41, // [41:41] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_kefu_proto_init() }
@@ -2159,7 +2361,7 @@ func file_kefu_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kefu_proto_rawDesc), len(file_kefu_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

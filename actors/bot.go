@@ -1,0 +1,139 @@
+package actors
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/kefu-dev/kefu/actors/actorpb"
+	"github.com/kefu-dev/kefu/bots"
+	"github.com/kefu-dev/kefu/engine"
+)
+
+// botParty is who bot messages are from.
+var botParty = engine.Party{Role: engine.RoleBot, ID: "bot"}
+
+type (
+	botDeltaMsg struct {
+		gen  uint64
+		text string
+	}
+	botReplyMsg struct {
+		gen     uint64
+		replyTo int64 // the seq of the user message answered
+		reply   bots.Reply
+	}
+	assistMsg struct {
+		sender *actor.PID
+		resp   *actorpb.AssistResponse
+	}
+)
+
+func lastUserMessage(batch []*pendingAppend) *engine.Message {
+	for i := len(batch) - 1; i >= 0; i-- {
+		if m := &batch[i].msg; m.From.Role == engine.RoleUser && m.Body.Type == engine.BodyText {
+			return m
+		}
+	}
+	return nil
+}
+
+// startBot answers a stored user message while the bot owns the
+// conversation. The pipeline runs in a goroutine; its streamed pieces and
+// its reply come back as messages. A newer question voids an older one
+// still being answered.
+func (a *conversationActor) startBot(ctx actor.Context, msg engine.Message) {
+	if a.d.Bot == nil || a.conv.State != engine.StateBot {
+		return
+	}
+	a.cancelBot()
+	gen := a.botGen
+	c, cancel := context.WithTimeout(context.Background(), a.d.BotTimeout)
+	a.botCancel = cancel
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	turn := bots.Turn{Tenant: a.tenant, Text: msg.Body.Text, FailedTurns: a.failedTurns}
+	go func() {
+		defer cancel()
+		idx, err := a.d.Knowledge.Index(c, a.tenant)
+		if err != nil {
+			a.log.Warn("no knowledge index; the bot answers without one", "err", err)
+		}
+		reply := a.d.Bot.Respond(c, idx, turn, func(piece string) {
+			root.Send(self, &botDeltaMsg{gen: gen, text: piece})
+		})
+		root.Send(self, &botReplyMsg{gen: gen, replyTo: msg.Seq, reply: reply})
+	}()
+}
+
+// onBotReply stores the bot's reply as an ordinary message, unless a person
+// took over (or a newer question came) meanwhile.
+func (a *conversationActor) onBotReply(ctx actor.Context, m *botReplyMsg) {
+	if m.gen != a.botGen || a.conv.State != engine.StateBot {
+		return
+	}
+	a.botCancel = nil
+	r := m.reply
+	if r.Answered() {
+		a.failedTurns = 0
+	} else {
+		a.failedTurns++
+	}
+	body := engine.Body{Type: engine.BodyText, Text: r.Text}
+	if r.Kind == bots.KindSuggest && len(r.Suggestions) > 0 {
+		body.Type = engine.BodyQuickReply
+		for _, s := range r.Suggestions {
+			body.Options = append(body.Options, engine.Option{ID: s.EntryID, Text: s.Question})
+		}
+	}
+	a.d.Metrics.botReplied(string(r.Kind))
+	// The id derives from the question's seq, so a reply computed twice
+	// (after a reload, say) is stored once.
+	a.queue = append(a.queue, &pendingAppend{
+		msg: engine.Message{Tenant: a.tenant, Conv: a.id, ClientMsgID: "bot-" + strconv.FormatInt(m.replyTo, 10),
+			From: botParty, Body: body, CreatedAt: a.d.Clock.Now()},
+		since: time.Now(),
+	})
+	a.pump(ctx)
+	if r.Kind == bots.KindEscalate {
+		a.failedTurns = 0
+		a.setState(ctx, engine.StateQueued, "", botParty, engine.EventEscalated, r.Reason)
+	}
+}
+
+// assist returns the best knowledge-base answers for the latest customer
+// message, for the agent's side panel. Staff only.
+func (a *conversationActor) assist(ctx actor.Context, sender *actor.PID, m *actorpb.Assist) {
+	caller := callerFromPB(m.Caller)
+	if err := a.authorize(m.Caller); err != nil || !caller.IsStaff() {
+		a.reply(ctx, sender, &actorpb.AssistResponse{Error: errToPB(engine.NewError(engine.CodeNotFound, "no such conversation"))})
+		return
+	}
+	text := ""
+	for i := len(a.recent) - 1; i >= 0; i-- {
+		if a.recent[i].From.Role == engine.RoleUser && a.recent[i].Body.Type == engine.BodyText {
+			text = a.recent[i].Body.Text
+			break
+		}
+	}
+	if text == "" || a.d.Knowledge == nil {
+		a.reply(ctx, sender, &actorpb.AssistResponse{})
+		return
+	}
+	k := int(m.Limit)
+	a.async(ctx, func(c context.Context) any {
+		resp := &actorpb.AssistResponse{Query: text}
+		idx, err := a.d.Knowledge.Index(c, a.tenant)
+		if err != nil {
+			resp.Error = errToPB(engine.NewError(engine.CodeUnavailable, "the knowledge base could not be loaded; try again"))
+			return &assistMsg{sender: sender, resp: resp}
+		}
+		for _, cand := range bots.Assist(idx, text, k) {
+			resp.Suggestions = append(resp.Suggestions, &actorpb.AssistSuggestion{
+				EntryId: cand.EntryID, Question: cand.Question, Answer: cand.Answer, Confidence: cand.Confidence,
+			})
+		}
+		return &assistMsg{sender: sender, resp: resp}
+	})
+}
