@@ -49,6 +49,7 @@ type Index struct {
 
 	terms    map[string]int32
 	termW    []float64 // kind weight × idf, per term
+	termFull []bool    // a full-weight term: a content bigram or a word, not a unigram or function word
 	oovIDF   float64   // IDF of a term the index has never seen
 	postings [][]posting
 
@@ -79,8 +80,10 @@ const (
 )
 
 type posting struct {
-	doc int32
-	tf  float32
+	doc   int32
+	tf    float32
+	topic bool    // the term recurs in the entry: see offTopicFactor
+	share float32 // share of the entry's phrasings that contain the term
 }
 
 type searchScratch struct {
@@ -88,6 +91,10 @@ type searchScratch struct {
 	matched      []float64 // matched term weight per document
 	entryMatched []float64 // matched term weight per entry, over all its documents
 	entryTerm    []int32   // per entry: 1 + the last term added to entryMatched
+	entryTopic   []float64 // matched weight of full-weight terms that recur in the entry
+	entryFull    []int32   // distinct full-weight terms matched in the entry
+	entryShare   []float32 // the largest share of the entry's phrasings a matched full-weight term occurs in
+	topicTerm    []int32   // per entry: 1 + the last term added to entryTopic
 	touched      []int32
 	seen         map[int32]float64 // query term -> query tf
 }
@@ -137,6 +144,7 @@ func Build(entries []Entry, cfg IndexConfig) (*Index, error) {
 			texts = append(texts, strings.Join(append(append([]string{}, e.Tags...), e.Category), " "))
 			kinds = append(kinds, kindTags)
 		}
+		entryDocs := map[int32][]int{} // term -> indexes of its postings added for this entry
 		for ti, text := range texts {
 			doc := int32(len(x.docEntry))
 			clear(tf)
@@ -155,7 +163,8 @@ func Build(entries []Entry, cfg IndexConfig) (*Index, error) {
 				length += t.weight
 			})
 			for id, n := range tf {
-				x.postings[id] = append(x.postings[id], posting{doc, n})
+				entryDocs[id] = append(entryDocs[id], len(x.postings[id]))
+				x.postings[id] = append(x.postings[id], posting{doc: doc, tf: n})
 				if lastEntry[id] != ei {
 					lastEntry[id] = ei
 					df[id]++
@@ -167,11 +176,23 @@ func Build(entries []Entry, cfg IndexConfig) (*Index, error) {
 			x.docLen = append(x.docLen, float32(length))
 			totalLen += length
 		}
+		// A term in two or more of the entry's phrasings is its theme.
+		// An entry with a single phrasing has nothing to compare: all of
+		// it counts.
+		for id, at := range entryDocs {
+			share := float32(len(at)) / float32(len(texts))
+			for _, i := range at {
+				x.postings[id][i].topic = len(at) >= 2 || len(texts) == 1
+				x.postings[id][i].share = share
+			}
+		}
 	}
 	n := float64(len(x.entries))
 	x.termW = make([]float64, len(df))
+	x.termFull = make([]bool, len(df))
 	for id, d := range df {
 		x.termW[id] = kindW[id] * idf(n, float64(d))
+		x.termFull[id] = kindW[id] >= weightBigram
 	}
 	x.oovIDF = idf(n, 0)
 	if len(x.docLen) > 0 {
@@ -195,6 +216,10 @@ func Build(entries []Entry, cfg IndexConfig) (*Index, error) {
 			matched:      make([]float64, len(x.docEntry)),
 			entryMatched: make([]float64, len(x.entries)),
 			entryTerm:    make([]int32, len(x.entries)),
+			entryTopic:   make([]float64, len(x.entries)),
+			entryFull:    make([]int32, len(x.entries)),
+			entryShare:   make([]float32, len(x.entries)),
+			topicTerm:    make([]int32, len(x.entries)),
 			seen:         map[int32]float64{},
 		}
 	}
@@ -265,6 +290,9 @@ type entryHit struct {
 	dice  float64 // harmonic mean of qcov and dcov
 	ecov  float64 // share of the query's weight any document of the entry matched
 	sim   float64 // the ranking similarity
+	topic bool    // a full-weight term that recurs in the entry matched
+	full  int     // distinct full-weight terms matched
+	theme float64 // the largest share of the entry's phrasings one matched full-weight term occurs in
 }
 
 // Search returns up to k candidates, best first. It never returns a
@@ -329,8 +357,30 @@ func (x *Index) confidence(h entryHit, nextSim float64) float64 {
 	}
 	cov := math.Min(1, h.sim/x.typical)
 	margin := math.Max(0, (h.sim-nextSim)/h.sim)
-	return cov * (0.5 + 0.5*margin)
+	conf := cov * (0.5 + 0.5*margin)
+	if !h.topic {
+		conf *= offTopicFactor
+	}
+	if h.full < 2 && h.theme < 0.5 {
+		conf *= thinFactor
+	}
+	return conf
 }
+
+// offTopicFactor scales the confidence of an entry whose standard question
+// and tags share no content word with the query: it matched only through
+// a paraphrase, by single characters or by function words. Paraphrases
+// cover ways of asking; the standard question and the tags say what the
+// entry is about, and a query touching none of it is a weak match however
+// large a share of a short query it covers ("你喜欢吃什么" and "不喜欢能退吗"
+// share 喜欢 and nothing about returns).
+const offTopicFactor = 0.5
+
+// thinFactor scales the confidence of an entry matched by a single content
+// word that is not its theme (a word in at least half of its phrasings).
+// One word is enough evidence when it is what the entry is about (定金,
+// 积分); one incidental word is not (推荐 in 尺码推荐, 喜欢 in 不喜欢能退吗).
+const thinFactor = 0.5
 
 // Calibration bounds. With fewer than minCalibration similar questions the
 // median is noise, and defaultTypical (the median measured on the demo
@@ -429,9 +479,18 @@ func (x *Index) searchExcluding(query string, skip int32) []entryHit {
 			norm := k1 * (1 - b + b*float64(x.docLen[d])/x.avgLen)
 			s.score[d] += w * tf * (k1 + 1) / (tf + norm)
 			s.matched[d] += w
-			if e := x.docEntry[d]; s.entryTerm[e] != id+1 {
+			e := x.docEntry[d]
+			if s.entryTerm[e] != id+1 {
 				s.entryTerm[e] = id + 1
 				s.entryMatched[e] += w
+			}
+			if x.termFull[id] && s.topicTerm[e] != id+1 {
+				s.topicTerm[e] = id + 1
+				s.entryFull[e]++
+				if p.topic {
+					s.entryTopic[e] += w
+				}
+				s.entryShare[e] = max(s.entryShare[e], p.share)
 			}
 		}
 	}
@@ -454,9 +513,12 @@ func (x *Index) searchExcluding(query string, skip int32) []entryHit {
 	hits := make([]entryHit, 0, len(best))
 	for e, h := range best {
 		h.ecov = s.entryMatched[e] / qself
+		h.topic = s.entryTopic[e] > 0
+		h.full = int(s.entryFull[e])
+		h.theme = float64(s.entryShare[e])
 		h.sim = diceWeight*h.dice + (1-diceWeight)*h.ecov
 		hits = append(hits, h)
-		s.entryMatched[e], s.entryTerm[e] = 0, 0
+		s.entryMatched[e], s.entryTerm[e], s.entryTopic[e], s.topicTerm[e], s.entryFull[e], s.entryShare[e] = 0, 0, 0, 0, 0, 0
 	}
 	sort.Slice(hits, func(i, j int) bool {
 		if hits[i].sim != hits[j].sim {

@@ -67,8 +67,25 @@ func (n *Normalizer) Normalize(s string) string {
 	return replaced
 }
 
+// Fold applies steps 1-4 only: width, case, traditional characters, and
+// punctuation, symbols and emoji to single spaces. The bot's rules match
+// on this form, where particles and synonyms are still as the user wrote.
+func Fold(s string) string { return strings.Join(strings.Fields(foldChars(s)), " ") }
+
 // fold applies steps 1-5.
 func fold(s string) string {
+	segs := strings.Fields(foldChars(s))
+	out := segs[:0]
+	for _, seg := range segs {
+		if seg = trimParticles(seg); seg != "" {
+			out = append(out, seg)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// foldChars applies steps 1-4, leaving runs of spaces.
+func foldChars(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	space := true // no leading space
@@ -84,14 +101,7 @@ func fold(s string) string {
 			space = true
 		}
 	}
-	segs := strings.Fields(b.String())
-	out := segs[:0]
-	for _, seg := range segs {
-		if seg = trimParticles(seg); seg != "" {
-			out = append(out, seg)
-		}
-	}
-	return strings.Join(out, " ")
+	return b.String()
 }
 
 // foldRune does width folding, lower-casing and traditional-to-simplified
