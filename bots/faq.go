@@ -1,6 +1,7 @@
 package bots
 
 import (
+	"context"
 	"strconv"
 	"strings"
 
@@ -58,9 +59,11 @@ func (f *FAQ) k() int {
 	return max(f.K, f.maxSuggestions())
 }
 
-// Retrieve searches the index for the stage's K candidates.
-func (f *FAQ) Retrieve(idx *kb.Index, text string) []kb.Candidate {
-	return idx.Search(text, f.k())
+// Retrieve searches the index for the stage's K candidates, re-ranked by
+// embeddings when the index has them. On an embedding error it returns
+// the lexical candidates and the error.
+func (f *FAQ) Retrieve(ctx context.Context, idx *kb.Index, text string) ([]kb.Candidate, error) {
+	return idx.SearchContext(ctx, text, f.k())
 }
 
 // Decide turns candidates (best first) into a reply: KindAnswer at High

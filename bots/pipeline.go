@@ -83,7 +83,10 @@ func (p *Pipeline) respond(ctx context.Context, idx *kb.Index, t Turn, onDelta f
 		return p.escalation(why, StageRules)
 	}
 	// 2. Retrieval and the FAQ decision.
-	cands := p.faq.Retrieve(idx, text)
+	cands, err := p.faq.Retrieve(ctx, idx, text)
+	if err != nil {
+		p.log.Warn("bots: embedding re-rank failed; using the lexical ranking", "tenant", t.Tenant, "err", err)
+	}
 	r := p.faq.Decide(cands, p.texts)
 	if v.Lookup {
 		// The user wants their own order or case looked up: an FAQ about

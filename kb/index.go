@@ -1,6 +1,7 @@
 package kb
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"math"
@@ -20,6 +21,13 @@ type IndexConfig struct {
 	Expansions map[string]string
 	// K1 and B are the BM25 parameters. Zero: 1.2 and 0.75, the usual values.
 	K1, B float64
+	// Embedder, if set, adds the optional embedding re-rank (see
+	// SearchContext); BuildContext embeds every phrasing once. Nil: the
+	// index is lexical only, which is the default.
+	Embedder Embedder
+	// EmbedWeight is the embeddings' share of the blended similarity.
+	// Zero: 0.5.
+	EmbedWeight float64
 	// Logger receives one Debug line per build. Nil: no logging.
 	Logger *slog.Logger
 }
@@ -56,6 +64,7 @@ type Index struct {
 	// Documents are the entries' phrasings: the question, each similar
 	// question, and the tags with the category. Each belongs to one entry.
 	docEntry []int32
+	entryDoc []int32 // entry i's documents are entryDoc[i] to entryDoc[i+1]-1
 	docKind  []docKind
 	docText  []string  // the phrasing as written, for Candidate.Matched
 	docLen   []float32 // weighted length
@@ -63,12 +72,11 @@ type Index struct {
 	avgLen   float64
 	typical  float64 // see calibrate
 
-	// vectors holds entry embeddings for re-ranking (see Embed); nil
-	// when embeddings are not configured.
-	vectors [][]float32
+	// sem holds phrasing embeddings for re-ranking (see SearchContext);
+	// nil when no Embedder is configured.
+	sem *semantic
 
 	scratch sync.Pool // *searchScratch
-	builtAt time.Time
 }
 
 type docKind uint8
@@ -102,7 +110,18 @@ type searchScratch struct {
 // Build indexes the enabled entries. Entries are validated; an invalid
 // entry or a duplicate id fails the whole build, so a bad import never
 // half-replaces a good index. The entries are copied.
+//
+// Build never calls cfg.Embedder; use BuildContext for that.
 func Build(entries []Entry, cfg IndexConfig) (*Index, error) {
+	cfg.Embedder = nil
+	return BuildContext(context.Background(), entries, cfg)
+}
+
+// BuildContext is Build, and with cfg.Embedder set it also embeds every
+// phrasing under ctx. If only the embedding fails, it returns a usable
+// lexical index together with an error wrapping ErrEmbedding: the bot
+// keeps answering while the caller logs the error or retries.
+func BuildContext(ctx context.Context, entries []Entry, cfg IndexConfig) (*Index, error) {
 	start := time.Now()
 	if err := ValidateAll(entries); err != nil {
 		return nil, err
@@ -130,6 +149,7 @@ func Build(entries []Entry, cfg IndexConfig) (*Index, error) {
 			continue
 		}
 		ei := int32(len(x.entries))
+		x.entryDoc = append(x.entryDoc, int32(len(x.docEntry)))
 		x.byID[e.ID] = int(ei)
 		x.entries = append(x.entries, e)
 		texts := make([]string, 0, 2+len(e.Similar))
@@ -187,6 +207,7 @@ func Build(entries []Entry, cfg IndexConfig) (*Index, error) {
 			}
 		}
 	}
+	x.entryDoc = append(x.entryDoc, int32(len(x.docEntry)))
 	n := float64(len(x.entries))
 	x.termW = make([]float64, len(df))
 	x.termFull = make([]bool, len(df))
@@ -224,12 +245,19 @@ func Build(entries []Entry, cfg IndexConfig) (*Index, error) {
 		}
 	}
 	x.calibrate()
-	x.builtAt = time.Now()
+	var embedErr error
+	if cfg.Embedder != nil {
+		w := cfg.EmbedWeight
+		if w <= 0 || w > 1 {
+			w = 0.5
+		}
+		embedErr = x.embedDocs(ctx, cfg.Embedder, w)
+	}
 	if cfg.Logger != nil {
 		cfg.Logger.Debug("kb: index built", "entries", len(x.entries), "documents", len(x.docEntry),
-			"terms", len(x.terms), "typical", x.typical, "took", time.Since(start))
+			"terms", len(x.terms), "typical", x.typical, "embeddings", x.sem != nil, "took", time.Since(start))
 	}
-	return x, nil
+	return x, embedErr
 }
 
 // idf is BM25's inverse document frequency, counted over entries, not
@@ -268,6 +296,9 @@ func (x *Index) Entries() []Entry {
 	}
 	return append([]Entry(nil), x.entries...)
 }
+
+// Semantic reports whether the index re-ranks with embeddings.
+func (x *Index) Semantic() bool { return x != nil && x.sem != nil }
 
 // Normalizer returns the normalizer the index was built with.
 func (x *Index) Normalizer() *Normalizer { return x.norm }
@@ -326,7 +357,11 @@ type entryHit struct {
 // is involved, and each tenant's index is calibrated on its own entries.
 // The runner-up's margin is measured against the entry after it.
 func (x *Index) Search(query string, k int) []Candidate {
-	hits := x.search(query)
+	return x.candidates(x.search(query), k)
+}
+
+// candidates turns the first k ranked hits into candidates.
+func (x *Index) candidates(hits []entryHit, k int) []Candidate {
 	if len(hits) == 0 || k <= 0 {
 		return nil
 	}
@@ -357,14 +392,19 @@ func (x *Index) confidence(h entryHit, nextSim float64) float64 {
 	}
 	cov := math.Min(1, h.sim/x.typical)
 	margin := math.Max(0, (h.sim-nextSim)/h.sim)
-	conf := cov * (0.5 + 0.5*margin)
+	return cov * (0.5 + 0.5*margin) * x.evidence(h)
+}
+
+// evidence is the product of the factors below that apply to h.
+func (x *Index) evidence(h entryHit) float64 {
+	f := 1.0
 	if !h.topic {
-		conf *= offTopicFactor
+		f *= offTopicFactor
 	}
 	if h.full < 2 && h.theme < 0.5 {
-		conf *= thinFactor
+		f *= thinFactor
 	}
-	return conf
+	return f
 }
 
 // offTopicFactor scales the confidence of an entry whose standard question
