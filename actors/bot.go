@@ -90,16 +90,21 @@ func (a *conversationActor) onBotReply(ctx actor.Context, m *botReplyMsg) {
 	a.d.Metrics.botReplied(string(r.Kind))
 	// The id derives from the question's seq, so a reply computed twice
 	// (after a reload, say) is stored once.
-	a.queue = append(a.queue, &pendingAppend{
+	p := &pendingAppend{
 		msg: engine.Message{Tenant: a.tenant, Conv: a.id, ClientMsgID: "bot-" + strconv.FormatInt(m.replyTo, 10),
 			From: botParty, Body: body, CreatedAt: a.d.Clock.Now()},
 		since: time.Now(),
-	})
-	a.pump(ctx)
+	}
 	if r.Kind == bots.KindEscalate {
 		a.failedTurns = 0
-		a.setState(ctx, engine.StateQueued, "", botParty, engine.EventEscalated, r.Reason)
+		p.stored = func(ctx actor.Context) {
+			if a.conv.State == engine.StateBot {
+				a.setState(ctx, engine.StateQueued, "", botParty, engine.EventEscalated, r.Reason)
+			}
+		}
 	}
+	a.queue = append(a.queue, p)
+	a.pump(ctx)
 }
 
 // assist returns the best knowledge-base answers for the latest customer

@@ -181,3 +181,59 @@ func (s *Session) Deliver(f engine.ClientFrame) { s.root.Send(s.pid, &inbound{fr
 
 // Stop ends the session; its subscriptions are dropped.
 func (s *Session) Stop() { s.root.Stop(s.pid) }
+
+// KBEntries returns the tenant's knowledge base as kb JSON.
+func (c *Client) KBEntries(ctx context.Context, caller Caller) ([]byte, error) {
+	res, err := c.request(ctx, KindTenant, caller.Tenant, &actorpb.KBList{Caller: callerToPB(caller)})
+	if err != nil {
+		return nil, err
+	}
+	resp := res.(*actorpb.KBListResponse)
+	return resp.EntriesJson, errFromPB(resp.Error)
+}
+
+// KBPut creates or replaces entries (kb JSON); with replace, the others are
+// deleted. It returns how many entries were written.
+func (c *Client) KBPut(ctx context.Context, caller Caller, entriesJSON []byte, replace bool) (int, error) {
+	res, err := c.request(ctx, KindTenant, caller.Tenant, &actorpb.KBPut{Caller: callerToPB(caller), EntriesJson: entriesJSON, Replace: replace})
+	if err != nil {
+		return 0, err
+	}
+	resp := res.(*actorpb.KBPutResponse)
+	return int(resp.Count), errFromPB(resp.Error)
+}
+
+// KBDelete deletes one entry.
+func (c *Client) KBDelete(ctx context.Context, caller Caller, id string) error {
+	res, err := c.request(ctx, KindTenant, caller.Tenant, &actorpb.KBDelete{Caller: callerToPB(caller), Id: id})
+	if err != nil {
+		return err
+	}
+	return errFromPB(res.(*actorpb.KBDeleteResponse).Error)
+}
+
+// AssistSuggestion is a knowledge-base answer offered to an agent.
+type AssistSuggestion struct {
+	EntryID    string  `json:"entry_id"`
+	Question   string  `json:"question"`
+	Answer     string  `json:"answer"`
+	Confidence float64 `json:"confidence"`
+}
+
+// Assist returns the best knowledge-base answers for the conversation's
+// latest customer message, and that message.
+func (c *Client) Assist(ctx context.Context, caller Caller, conv string, limit int) (string, []AssistSuggestion, error) {
+	res, err := c.request(ctx, KindConversation, ConversationIdentity(caller.Tenant, conv), &actorpb.Assist{Caller: callerToPB(caller), Limit: int32(limit)})
+	if err != nil {
+		return "", nil, err
+	}
+	resp := res.(*actorpb.AssistResponse)
+	if err := errFromPB(resp.Error); err != nil {
+		return "", nil, err
+	}
+	out := make([]AssistSuggestion, len(resp.Suggestions))
+	for i, s := range resp.Suggestions {
+		out[i] = AssistSuggestion{EntryID: s.EntryId, Question: s.Question, Answer: s.Answer, Confidence: s.Confidence}
+	}
+	return resp.Query, out, nil
+}

@@ -35,6 +35,9 @@ type pendingAppend struct {
 	origin  *actor.PID
 	waiters []*actor.PID
 	since   time.Time
+	// stored runs once the message is stored and pushed (the bot's hand-over
+	// message, then the state change it announces).
+	stored func(ctx actor.Context)
 }
 
 // stashed is a request that arrived while the conversation was loading.
@@ -410,6 +413,9 @@ func (a *conversationActor) onCommitted(ctx actor.Context, m *committedMsg) {
 		}
 		a.d.Metrics.appended(p.msg.From.Role, time.Since(p.since))
 		a.push(ctx, p.origin, &actorpb.Push{Conv: a.id, Event: &actorpb.Push_Message{Message: messageToPB(p.msg)}})
+		if p.stored != nil {
+			p.stored(ctx)
+		}
 	}
 	if last := lastUserMessage(batch[:m.n]); last != nil {
 		a.startBot(ctx, *last)

@@ -24,11 +24,14 @@ var dummyHash = sync.OnceValue(func() string {
 	return h
 })
 
-// tenantActor answers tenant-wide requests. It keeps no state of its own
-// yet; store calls run off its mailbox and reply from there.
+// tenantActor answers tenant-wide requests: login, conversation listing and
+// the knowledge base, whose single writer it is. Store calls run off its
+// mailbox and reply from there.
 type tenantActor struct {
-	d      *Deps
-	tenant string
+	d       *Deps
+	tenant  string
+	kbQueue []kbWrite // knowledge-base changes waiting their turn
+	kbBusy  bool      // one is being applied
 }
 
 func newTenant(d *Deps) actor.Actor { return &tenantActor{d: d} }
@@ -39,7 +42,18 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 		a.tenant = m.Identity.Identity
 		ctx.SetReceiveTimeout(a.d.IdleTimeout)
 	case *actor.ReceiveTimeout:
-		ctx.Stop(ctx.Self())
+		if !a.kbBusy && len(a.kbQueue) == 0 {
+			ctx.Stop(ctx.Self())
+		}
+	case *actorpb.KBList:
+		a.kbList(ctx, m)
+	case *actorpb.KBPut:
+		a.kbEnqueue(ctx, m.Caller, m)
+	case *actorpb.KBDelete:
+		a.kbEnqueue(ctx, m.Caller, m)
+	case *kbWrittenMsg:
+		a.kbBusy = false
+		a.kbNext(ctx)
 	case *actorpb.CheckTenant:
 		a.off(ctx, func(c context.Context) any {
 			_, err := a.d.Store.Tenant(c, a.tenant)

@@ -24,8 +24,25 @@ type Config struct {
 	Cluster      Cluster      `yaml:"cluster"`
 	Conversation Conversation `yaml:"conversation"`
 	Auth         Auth         `yaml:"auth"`
+	Bot          Bot          `yaml:"bot"`
 	Log          Log          `yaml:"log"`
 	Bootstrap    Bootstrap    `yaml:"bootstrap"`
+}
+
+// Bot configures the AI/FAQ bot that answers first.
+type Bot struct {
+	Enabled        bool `yaml:"enabled"`
+	MaxFailedTurns int  `yaml:"max_failed_turns"`
+	LLM            LLM  `yaml:"llm"`
+}
+
+// LLM configures an OpenAI-compatible chat-completions endpoint. Empty
+// BaseURL: the bot answers from the FAQ only.
+type LLM struct {
+	BaseURL string   `yaml:"base_url"`
+	Model   string   `yaml:"model"`
+	APIKey  string   `yaml:"api_key"`
+	Timeout Duration `yaml:"timeout"`
 }
 
 // HTTP configures the edge's listener.
@@ -104,6 +121,7 @@ func Default() Config {
 		Cluster:      Cluster{Name: "kefu", Host: "127.0.0.1", RequestTimeout: Duration(5 * time.Second)},
 		Conversation: Conversation{Recent: 200, IdleTimeout: Duration(2 * time.Minute)},
 		Auth:         Auth{StaffTokenTTL: Duration(12 * time.Hour), VisitorTokenTTL: Duration(30 * 24 * time.Hour)},
+		Bot:          Bot{Enabled: true, MaxFailedTurns: 3, LLM: LLM{Timeout: Duration(15 * time.Second)}},
 		Log:          Log{Level: "info", Format: "text"},
 		Bootstrap:    Bootstrap{Tenant: "demo", AdminUser: "admin"},
 	}
@@ -168,6 +186,20 @@ func (c Config) Validate() error {
 	}
 	if c.Conversation.Recent < 10 || c.Conversation.Recent > 100000 {
 		bad("conversation.recent", "must be from 10 to 100000 (got %d)", c.Conversation.Recent)
+	}
+	if c.Bot.MaxFailedTurns < 1 || c.Bot.MaxFailedTurns > 20 {
+		bad("bot.max_failed_turns", "must be from 1 to 20 (got %d)", c.Bot.MaxFailedTurns)
+	}
+	if l := c.Bot.LLM; l.BaseURL != "" {
+		if !strings.HasPrefix(l.BaseURL, "http://") && !strings.HasPrefix(l.BaseURL, "https://") {
+			bad("bot.llm.base_url", "must start with http:// or https:// (got %q)", l.BaseURL)
+		}
+		if l.Model == "" {
+			bad("bot.llm.model", "is required when bot.llm.base_url is set")
+		}
+		if l.Timeout <= 0 {
+			bad("bot.llm.timeout", "must be a positive duration")
+		}
 	}
 	if s := c.Auth.TokenSecret; s != "" && len(s) < 32 {
 		bad("auth.token_secret", "must be at least 32 characters (got %d)", len(s))

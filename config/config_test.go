@@ -86,7 +86,7 @@ func TestExampleFileMatchesDefaults(t *testing.T) {
 	}
 	def := Default()
 	if cfg.HTTP.Addr != def.HTTP.Addr || cfg.WS != def.WS || cfg.Store != def.Store || cfg.Cluster != def.Cluster ||
-		cfg.Conversation != def.Conversation || cfg.Auth != def.Auth || cfg.Log != def.Log || cfg.Bootstrap != def.Bootstrap {
+		cfg.Conversation != def.Conversation || cfg.Auth != def.Auth || cfg.Log != def.Log || cfg.Bootstrap != def.Bootstrap || cfg.Bot != def.Bot {
 		t.Fatalf("kefu.example.yaml differs from the defaults:\n%+v\n%+v", cfg, def)
 	}
 }

@@ -109,6 +109,12 @@ func (l leaf) set(s string) error {
 	switch l.v.Kind() {
 	case reflect.String:
 		l.v.SetString(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", s)
+		}
+		l.v.SetBool(b)
 	case reflect.Int:
 		n, err := strconv.Atoi(s)
 		if err != nil {

@@ -160,6 +160,8 @@ func (s *Server) routes() {
 	v1.Post("/conversations", s.requireToken(auth.AudienceUser), s.createConversation)
 	v1.Get("/conversations", s.checkOrigin, s.requireToken(auth.AudienceStaff), s.listConversations)
 	v1.Get("/conversations/:id/messages", s.requireAnyToken, s.history)
+	v1.Get("/conversations/:id/assist", s.checkOrigin, s.requireToken(auth.AudienceStaff), s.assist)
+	s.kbRoutes(v1)
 
 	ws := websocket.Config{ReadBufferSize: 2048, WriteBufferSize: 2048}
 	v1.Get("/ws/user", s.upgradeOnly, websocket.New(s.socket(auth.AudienceUser), ws))

@@ -2097,6 +2097,312 @@ func (x *AssistResponse) GetSuggestions() []*AssistSuggestion {
 	return nil
 }
 
+type KBList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Caller        *Caller                `protobuf:"bytes,1,opt,name=caller,proto3" json:"caller,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KBList) Reset() {
+	*x = KBList{}
+	mi := &file_kefu_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KBList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KBList) ProtoMessage() {}
+
+func (x *KBList) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KBList.ProtoReflect.Descriptor instead.
+func (*KBList) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *KBList) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+type KBListResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	EntriesJson   []byte                 `protobuf:"bytes,2,opt,name=entries_json,json=entriesJson,proto3" json:"entries_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KBListResponse) Reset() {
+	*x = KBListResponse{}
+	mi := &file_kefu_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KBListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KBListResponse) ProtoMessage() {}
+
+func (x *KBListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KBListResponse.ProtoReflect.Descriptor instead.
+func (*KBListResponse) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *KBListResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *KBListResponse) GetEntriesJson() []byte {
+	if x != nil {
+		return x.EntriesJson
+	}
+	return nil
+}
+
+// KBPut creates or replaces entries by id; with replace, entries not given
+// are deleted. Admins and supervisors only.
+type KBPut struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Caller        *Caller                `protobuf:"bytes,1,opt,name=caller,proto3" json:"caller,omitempty"`
+	EntriesJson   []byte                 `protobuf:"bytes,2,opt,name=entries_json,json=entriesJson,proto3" json:"entries_json,omitempty"`
+	Replace       bool                   `protobuf:"varint,3,opt,name=replace,proto3" json:"replace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KBPut) Reset() {
+	*x = KBPut{}
+	mi := &file_kefu_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KBPut) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KBPut) ProtoMessage() {}
+
+func (x *KBPut) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KBPut.ProtoReflect.Descriptor instead.
+func (*KBPut) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *KBPut) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+func (x *KBPut) GetEntriesJson() []byte {
+	if x != nil {
+		return x.EntriesJson
+	}
+	return nil
+}
+
+func (x *KBPut) GetReplace() bool {
+	if x != nil {
+		return x.Replace
+	}
+	return false
+}
+
+type KBPutResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Count         int32                  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KBPutResponse) Reset() {
+	*x = KBPutResponse{}
+	mi := &file_kefu_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KBPutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KBPutResponse) ProtoMessage() {}
+
+func (x *KBPutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KBPutResponse.ProtoReflect.Descriptor instead.
+func (*KBPutResponse) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *KBPutResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *KBPutResponse) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+type KBDelete struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Caller        *Caller                `protobuf:"bytes,1,opt,name=caller,proto3" json:"caller,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KBDelete) Reset() {
+	*x = KBDelete{}
+	mi := &file_kefu_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KBDelete) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KBDelete) ProtoMessage() {}
+
+func (x *KBDelete) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KBDelete.ProtoReflect.Descriptor instead.
+func (*KBDelete) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *KBDelete) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+func (x *KBDelete) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type KBDeleteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KBDeleteResponse) Reset() {
+	*x = KBDeleteResponse{}
+	mi := &file_kefu_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KBDeleteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KBDeleteResponse) ProtoMessage() {}
+
+func (x *KBDeleteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KBDeleteResponse.ProtoReflect.Descriptor instead.
+func (*KBDeleteResponse) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *KBDeleteResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 var File_kefu_proto protoreflect.FileDescriptor
 
 const file_kefu_proto_rawDesc = "" +
@@ -2243,7 +2549,24 @@ const file_kefu_proto_rawDesc = "" +
 	"\x0eAssistResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12\x14\n" +
 	"\x05query\x18\x02 \x01(\tR\x05query\x12B\n" +
-	"\vsuggestions\x18\x03 \x03(\v2 .kefu.actors.v1.AssistSuggestionR\vsuggestionsB)Z'github.com/kefu-dev/kefu/actors/actorpbb\x06proto3"
+	"\vsuggestions\x18\x03 \x03(\v2 .kefu.actors.v1.AssistSuggestionR\vsuggestions\"8\n" +
+	"\x06KBList\x12.\n" +
+	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\"`\n" +
+	"\x0eKBListResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12!\n" +
+	"\fentries_json\x18\x02 \x01(\fR\ventriesJson\"t\n" +
+	"\x05KBPut\x12.\n" +
+	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\x12!\n" +
+	"\fentries_json\x18\x02 \x01(\fR\ventriesJson\x12\x18\n" +
+	"\areplace\x18\x03 \x01(\bR\areplace\"R\n" +
+	"\rKBPutResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x05R\x05count\"J\n" +
+	"\bKBDelete\x12.\n" +
+	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"?\n" +
+	"\x10KBDeleteResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05errorB)Z'github.com/kefu-dev/kefu/actors/actorpbb\x06proto3"
 
 var (
 	file_kefu_proto_rawDescOnce sync.Once
@@ -2257,7 +2580,7 @@ func file_kefu_proto_rawDescGZIP() []byte {
 	return file_kefu_proto_rawDescData
 }
 
-var file_kefu_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_kefu_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_kefu_proto_goTypes = []any{
 	(*PIDRef)(nil),                    // 0: kefu.actors.v1.PIDRef
 	(*Party)(nil),                     // 1: kefu.actors.v1.Party
@@ -2293,6 +2616,12 @@ var file_kefu_proto_goTypes = []any{
 	(*Assist)(nil),                    // 31: kefu.actors.v1.Assist
 	(*AssistSuggestion)(nil),          // 32: kefu.actors.v1.AssistSuggestion
 	(*AssistResponse)(nil),            // 33: kefu.actors.v1.AssistResponse
+	(*KBList)(nil),                    // 34: kefu.actors.v1.KBList
+	(*KBListResponse)(nil),            // 35: kefu.actors.v1.KBListResponse
+	(*KBPut)(nil),                     // 36: kefu.actors.v1.KBPut
+	(*KBPutResponse)(nil),             // 37: kefu.actors.v1.KBPutResponse
+	(*KBDelete)(nil),                  // 38: kefu.actors.v1.KBDelete
+	(*KBDeleteResponse)(nil),          // 39: kefu.actors.v1.KBDeleteResponse
 }
 var file_kefu_proto_depIdxs = []int32{
 	1,  // 0: kefu.actors.v1.Caller.party:type_name -> kefu.actors.v1.Party
@@ -2336,11 +2665,17 @@ var file_kefu_proto_depIdxs = []int32{
 	2,  // 38: kefu.actors.v1.Assist.caller:type_name -> kefu.actors.v1.Caller
 	3,  // 39: kefu.actors.v1.AssistResponse.error:type_name -> kefu.actors.v1.Error
 	32, // 40: kefu.actors.v1.AssistResponse.suggestions:type_name -> kefu.actors.v1.AssistSuggestion
-	41, // [41:41] is the sub-list for method output_type
-	41, // [41:41] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	2,  // 41: kefu.actors.v1.KBList.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 42: kefu.actors.v1.KBListResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 43: kefu.actors.v1.KBPut.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 44: kefu.actors.v1.KBPutResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 45: kefu.actors.v1.KBDelete.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 46: kefu.actors.v1.KBDeleteResponse.error:type_name -> kefu.actors.v1.Error
+	47, // [47:47] is the sub-list for method output_type
+	47, // [47:47] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_kefu_proto_init() }
@@ -2361,7 +2696,7 @@ func file_kefu_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kefu_proto_rawDesc), len(file_kefu_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   34,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	_ "embed"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,10 +21,12 @@ import (
 
 	"github.com/kefu-dev/kefu/actors"
 	"github.com/kefu-dev/kefu/auth"
+	"github.com/kefu-dev/kefu/bots"
 	"github.com/kefu-dev/kefu/cluster"
 	"github.com/kefu-dev/kefu/config"
 	"github.com/kefu-dev/kefu/edge"
 	"github.com/kefu-dev/kefu/engine"
+	"github.com/kefu-dev/kefu/kb"
 	"github.com/kefu-dev/kefu/store/sqlite"
 )
 
@@ -104,10 +108,14 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 		return err
 	}
 
+	bot, err := newBot(cfg.Bot, logger)
+	if err != nil {
+		return err
+	}
 	deps := actors.Deps{
 		Store: store, Logger: logger, Metrics: actors.NewMetrics(reg),
 		Recent: cfg.Conversation.Recent, IdleTimeout: cfg.Conversation.IdleTimeout.D(),
-		StoreTimeout: cfg.Store.StoreTimeout.D(),
+		StoreTimeout: cfg.Store.StoreTimeout.D(), Bot: bot,
 	}
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	node, err := cluster.Start(startCtx, cluster.Config{
@@ -162,8 +170,32 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 	return nil // deferred: stop the actors, then flush and close the store
 }
 
-// bootstrap creates the demo tenant and its admin on an empty store, so a
-// new installation is usable at once. The generated password is printed
+// newBot builds the bot pipeline: FAQ-only, or with an LLM when configured.
+// A disabled bot is nil.
+func newBot(c config.Bot, logger *slog.Logger) (*bots.Pipeline, error) {
+	if !c.Enabled {
+		return nil, nil
+	}
+	var llm *bots.LLM
+	if c.LLM.BaseURL != "" {
+		var err error
+		llm, err = bots.NewLLM(bots.LLMConfig{BaseURL: c.LLM.BaseURL, Model: c.LLM.Model, APIKey: c.LLM.APIKey, Timeout: c.LLM.Timeout.D(), Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("bot.llm: %w", err)
+		}
+		logger.Info("the bot answers low-confidence questions with an LLM", "base_url", c.LLM.BaseURL, "model", c.LLM.Model)
+	}
+	return bots.New(bots.Config{LLM: llm, MaxFailedTurns: c.MaxFailedTurns, Logger: logger}), nil
+}
+
+// demoFAQ is the demo tenant's knowledge base: an online shop's common
+// questions about orders, payment, delivery and returns.
+//
+//go:embed demo/faq-demo.json
+var demoFAQ []byte
+
+// bootstrap creates the demo tenant, its admin and its knowledge base on an
+// empty store, so a new installation is usable at once. The generated password is printed
 // once and never stored in clear.
 func bootstrap(ctx context.Context, store engine.Store, b config.Bootstrap, logger *slog.Logger, stdout io.Writer) error {
 	n, err := store.CountTenants(ctx)
@@ -186,7 +218,17 @@ func bootstrap(ctx context.Context, store engine.Store, b config.Bootstrap, logg
 	if err := store.CreateStaff(ctx, admin); err != nil {
 		return fmt.Errorf("creating the admin account: %w", err)
 	}
-	logger.Info("first start: created the demo tenant and its admin", "tenant", b.Tenant, "admin", b.AdminUser)
+	entries, err := kb.ParseJSON(bytes.NewReader(demoFAQ))
+	if err != nil {
+		return fmt.Errorf("the demo knowledge base: %w", err)
+	}
+	for i := range entries {
+		entries[i].Version, entries[i].UpdatedAt = 1, now
+	}
+	if err := store.PutFAQ(ctx, b.Tenant, actors.EntriesToStore(entries)); err != nil {
+		return fmt.Errorf("storing the demo knowledge base: %w", err)
+	}
+	logger.Info("first start: created the demo tenant, its admin and its knowledge base", "tenant", b.Tenant, "admin", b.AdminUser, "faq_entries", len(entries))
 	if generated {
 		fmt.Fprintf(stdout, "\nKefu's first start created tenant %q with admin %q.\nAdmin password (shown only this once): %s\n\n", b.Tenant, b.AdminUser, password)
 	}

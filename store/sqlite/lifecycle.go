@@ -72,7 +72,10 @@ func (s *Store) Events(ctx context.Context, tenant, conv string) ([]engine.ConvE
 		ev.At = timeOf(at)
 		out = append(out, ev)
 	}
-	return out, s.readErr("events", rows.Err())
+	if err := rows.Err(); err != nil {
+		return nil, s.readErr("events", err)
+	}
+	return out, nil
 }
 
 type putFAQOp struct {
@@ -168,5 +171,8 @@ func (s *Store) FAQEntries(ctx context.Context, tenant string) ([]engine.FAQEntr
 		e.UpdatedAt = timeOf(updated)
 		out = append(out, e)
 	}
-	return out, s.readErr("faq entries", rows.Err())
+	if err := rows.Err(); err != nil {
+		return nil, s.readErr("faq entries", err)
+	}
+	return out, nil
 }

@@ -1,0 +1,161 @@
+package actors
+
+import (
+	"bytes"
+	"context"
+	"errors"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/kefu-dev/kefu/actors/actorpb"
+	"github.com/kefu-dev/kefu/engine"
+	"github.com/kefu-dev/kefu/kb"
+)
+
+// kbWrite is a knowledge-base change waiting its turn: the tenant actor
+// applies one at a time, so versions are bumped without a race.
+type kbWrite struct {
+	sender *actor.PID
+	msg    any // *actorpb.KBPut or *actorpb.KBDelete
+}
+
+// kbWrittenMsg reports that the write in flight finished.
+type kbWrittenMsg struct{}
+
+func canEditKB(c Caller) bool {
+	return c.IsStaff() && (c.StaffRole == engine.StaffAdmin || c.StaffRole == engine.StaffSupervisor)
+}
+
+func (a *tenantActor) kbList(ctx actor.Context, m *actorpb.KBList) {
+	if c := callerFromPB(m.Caller); c.Tenant != a.tenant || !c.IsStaff() {
+		ctx.Respond(&actorpb.KBListResponse{Error: errToPB(engine.NewError(engine.CodeForbidden, "staff only"))})
+		return
+	}
+	a.off(ctx, func(c context.Context) any {
+		entries, err := a.d.Store.FAQEntries(c, a.tenant)
+		if err != nil {
+			a.d.Logger.Error("listing faq entries", "tenant", a.tenant, "err", err)
+			return &actorpb.KBListResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "try again"))}
+		}
+		var buf bytes.Buffer
+		if err := kb.WriteJSON(&buf, EntriesFromStore(entries)); err != nil {
+			return &actorpb.KBListResponse{Error: errToPB(err)}
+		}
+		return &actorpb.KBListResponse{EntriesJson: buf.Bytes()}
+	})
+}
+
+// kbEnqueue queues a change; writes run one at a time.
+func (a *tenantActor) kbEnqueue(ctx actor.Context, caller *actorpb.Caller, msg any) {
+	if c := callerFromPB(caller); c.Tenant != a.tenant || !canEditKB(c) {
+		err := errToPB(engine.NewError(engine.CodeForbidden, "only admins and supervisors edit the knowledge base"))
+		if _, ok := msg.(*actorpb.KBPut); ok {
+			ctx.Respond(&actorpb.KBPutResponse{Error: err})
+		} else {
+			ctx.Respond(&actorpb.KBDeleteResponse{Error: err})
+		}
+		return
+	}
+	a.kbQueue = append(a.kbQueue, kbWrite{sender: ctx.Sender(), msg: msg})
+	a.kbNext(ctx)
+}
+
+func (a *tenantActor) kbNext(ctx actor.Context) {
+	if a.kbBusy || len(a.kbQueue) == 0 {
+		return
+	}
+	w := a.kbQueue[0]
+	a.kbQueue = a.kbQueue[1:]
+	a.kbBusy = true
+	self, root, timeout := ctx.Self(), ctx.ActorSystem().Root, a.d.StoreTimeout
+	go func() {
+		c, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		var resp any
+		switch m := w.msg.(type) {
+		case *actorpb.KBPut:
+			resp = a.kbPut(c, m)
+		case *actorpb.KBDelete:
+			resp = a.kbDelete(c, m)
+		}
+		if w.sender != nil {
+			root.Send(w.sender, resp)
+		}
+		root.Send(self, &kbWrittenMsg{})
+	}()
+}
+
+// kbPut runs off the mailbox: it merges, validates, stores and rebuilds.
+func (a *tenantActor) kbPut(c context.Context, m *actorpb.KBPut) *actorpb.KBPutResponse {
+	incoming, err := kb.ParseJSON(bytes.NewReader(m.EntriesJson))
+	if err != nil {
+		return &actorpb.KBPutResponse{Error: errToPB(engine.NewError(engine.CodeInvalidField, err.Error()))}
+	}
+	stored, err := a.d.Store.FAQEntries(c, a.tenant)
+	if err != nil {
+		a.d.Logger.Error("reading faq entries", "tenant", a.tenant, "err", err)
+		return &actorpb.KBPutResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "try again"))}
+	}
+	now := a.d.Clock.Now()
+	merged := make(map[string]kb.Entry, len(stored))
+	version := make(map[string]int64, len(stored))
+	for _, e := range EntriesFromStore(stored) {
+		merged[e.ID], version[e.ID] = e, e.Version
+	}
+	var removed []string
+	if m.Replace {
+		keep := make(map[string]bool, len(incoming))
+		for _, e := range incoming {
+			keep[e.ID] = true
+		}
+		for id := range merged {
+			if !keep[id] {
+				removed = append(removed, id)
+				delete(merged, id)
+			}
+		}
+	}
+	for i := range incoming {
+		incoming[i].Version, incoming[i].UpdatedAt = version[incoming[i].ID]+1, now
+		merged[incoming[i].ID] = incoming[i]
+	}
+	all := make([]kb.Entry, 0, len(merged))
+	for _, e := range merged {
+		all = append(all, e)
+	}
+	if err := kb.ValidateAll(all); err != nil {
+		return &actorpb.KBPutResponse{Error: errToPB(engine.NewError(engine.CodeInvalidField, err.Error()))}
+	}
+	if err := a.d.Store.PutFAQ(c, a.tenant, EntriesToStore(incoming)); err != nil {
+		a.d.Logger.Error("storing faq entries", "tenant", a.tenant, "err", err)
+		return &actorpb.KBPutResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "try again"))}
+	}
+	for _, id := range removed {
+		if err := a.d.Store.DeleteFAQ(c, a.tenant, id); err != nil && !errors.Is(err, engine.ErrNotFound) {
+			a.d.Logger.Error("deleting a faq entry", "tenant", a.tenant, "id", id, "err", err)
+			return &actorpb.KBPutResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "partly applied; try again"))}
+		}
+	}
+	a.rebuild(c)
+	return &actorpb.KBPutResponse{Count: int32(len(incoming))}
+}
+
+func (a *tenantActor) kbDelete(c context.Context, m *actorpb.KBDelete) *actorpb.KBDeleteResponse {
+	err := a.d.Store.DeleteFAQ(c, a.tenant, m.Id)
+	switch {
+	case errors.Is(err, engine.ErrNotFound):
+		return &actorpb.KBDeleteResponse{Error: errToPB(engine.NewError(engine.CodeNotFound, "no such entry"))}
+	case err != nil:
+		a.d.Logger.Error("deleting a faq entry", "tenant", a.tenant, "err", err)
+		return &actorpb.KBDeleteResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "try again"))}
+	}
+	a.rebuild(c)
+	return &actorpb.KBDeleteResponse{}
+}
+
+// rebuild refreshes this node's index so the bot uses the change at once.
+func (a *tenantActor) rebuild(c context.Context) {
+	if err := a.d.Knowledge.Rebuild(c, a.tenant); err != nil {
+		a.d.Logger.Warn("rebuilding the knowledge index; it catches up on its next check", "tenant", a.tenant, "err", err)
+	}
+}
