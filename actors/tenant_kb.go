@@ -88,6 +88,9 @@ func (a *tenantActor) kbNext(ctx actor.Context) {
 // kbPut runs off the mailbox: it merges, validates, stores and rebuilds.
 func (a *tenantActor) kbPut(c context.Context, m *actorpb.KBPut) *actorpb.KBPutResponse {
 	incoming, err := kb.ParseJSON(bytes.NewReader(m.EntriesJson))
+	if err == nil && len(incoming) == 0 && !m.Replace {
+		err = errors.New("no entries given")
+	}
 	if err != nil {
 		return &actorpb.KBPutResponse{Error: errToPB(engine.NewError(engine.CodeInvalidField, err.Error()))}
 	}
@@ -96,41 +99,15 @@ func (a *tenantActor) kbPut(c context.Context, m *actorpb.KBPut) *actorpb.KBPutR
 		a.d.Logger.Error("reading faq entries", "tenant", a.tenant, "err", err)
 		return &actorpb.KBPutResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "try again"))}
 	}
-	now := a.d.Clock.Now()
-	merged := make(map[string]kb.Entry, len(stored))
-	version := make(map[string]int64, len(stored))
-	for _, e := range EntriesFromStore(stored) {
-		merged[e.ID], version[e.ID] = e, e.Version
-	}
-	var removed []string
-	if m.Replace {
-		keep := make(map[string]bool, len(incoming))
-		for _, e := range incoming {
-			keep[e.ID] = true
-		}
-		for id := range merged {
-			if !keep[id] {
-				removed = append(removed, id)
-				delete(merged, id)
-			}
-		}
-	}
-	for i := range incoming {
-		incoming[i].Version, incoming[i].UpdatedAt = version[incoming[i].ID]+1, now
-		merged[incoming[i].ID] = incoming[i]
-	}
-	all := make([]kb.Entry, 0, len(merged))
-	for _, e := range merged {
-		all = append(all, e)
-	}
-	if err := kb.ValidateAll(all); err != nil {
+	ch := kb.Merge(EntriesFromStore(stored), incoming, m.Replace, a.d.Clock.Now())
+	if err := kb.ValidateAll(ch.After); err != nil {
 		return &actorpb.KBPutResponse{Error: errToPB(engine.NewError(engine.CodeInvalidField, err.Error()))}
 	}
-	if err := a.d.Store.PutFAQ(c, a.tenant, EntriesToStore(incoming)); err != nil {
+	if err := a.d.Store.PutFAQ(c, a.tenant, EntriesToStore(ch.Put)); err != nil {
 		a.d.Logger.Error("storing faq entries", "tenant", a.tenant, "err", err)
 		return &actorpb.KBPutResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "try again"))}
 	}
-	for _, id := range removed {
+	for _, id := range ch.Delete {
 		if err := a.d.Store.DeleteFAQ(c, a.tenant, id); err != nil && !errors.Is(err, engine.ErrNotFound) {
 			a.d.Logger.Error("deleting a faq entry", "tenant", a.tenant, "id", id, "err", err)
 			return &actorpb.KBPutResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "partly applied; try again"))}

@@ -61,11 +61,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return 1
 		}
 		return 0
+	case "kb":
+		return runKB(ctx, args, stdout, stderr, getenv)
 	case "version":
 		fmt.Fprintln(stdout, "kefu", version)
 		return 0
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: kefu [serve] [flags] | kefu version\nrun `kefu serve -h` for every setting")
+		fmt.Fprintln(stdout, "usage: kefu [serve] [flags] | kefu kb import|export ... | kefu eval ... | kefu version\nrun `kefu serve -h` for every setting")
 		return 0
 	default:
 		fmt.Fprintf(stderr, "kefu: unknown command %q (try `kefu help`)\n", cmd)
