@@ -23,6 +23,7 @@ import (
 	"github.com/kefu-dev/kefu/config"
 	"github.com/kefu-dev/kefu/edge"
 	"github.com/kefu-dev/kefu/engine"
+	mongostore "github.com/kefu-dev/kefu/store/mongo"
 	"github.com/kefu-dev/kefu/store/sqlite"
 )
 
@@ -87,7 +88,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	store, err := sqlite.Open(ctx, sqlite.Config{Path: cfg.SQLiteFile(), MaxBatch: cfg.Store.MaxBatch, Logger: logger, Registerer: reg})
+	store, where, err := openStore(ctx, cfg, logger, reg)
 	if err != nil {
 		return fmt.Errorf("opening the store: %w", err)
 	}
@@ -143,7 +144,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 	go func() { served <- srv.Serve(ln) }()
 	srv.SetReady(true)
 	addr := ln.Addr().String()
-	logger.Info("kefu is ready", "http", addr, "store", cfg.SQLiteFile(), "cluster", node.Address())
+	logger.Info("kefu is ready", "http", addr, "store", where, "cluster", node.Address())
 	if onReady != nil {
 		onReady(addr)
 	}
@@ -160,6 +161,24 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 		logger.Error("stopping the edge", "err", err)
 	}
 	return nil // deferred: stop the actors, then flush and close the store
+}
+
+// openStore opens MongoDB when store.mongo_uri is set, else the embedded
+// SQLite file. where names it for the log, without the URI's credentials.
+func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger, reg prometheus.Registerer) (store engine.Store, where string, err error) {
+	if cfg.Store.MongoURI != "" {
+		s, err := mongostore.Open(ctx, mongostore.Config{URI: cfg.Store.MongoURI, Database: cfg.Store.MongoDatabase,
+			MaxBatch: cfg.Store.MaxBatch, Logger: logger, Registerer: reg})
+		if err != nil {
+			return nil, "", err
+		}
+		return s, "mongodb database " + cfg.Store.MongoDatabase, nil
+	}
+	s, err := sqlite.Open(ctx, sqlite.Config{Path: cfg.SQLiteFile(), MaxBatch: cfg.Store.MaxBatch, Logger: logger, Registerer: reg})
+	if err != nil {
+		return nil, "", err
+	}
+	return s, cfg.SQLiteFile(), nil
 }
 
 // bootstrap creates the demo tenant and its admin on an empty store, so a
