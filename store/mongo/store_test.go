@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -99,19 +100,9 @@ func TestIndexes(t *testing.T) {
 		for _, want := range indexes {
 			cur, err := db.Collection(want.coll).Indexes().List(ctx)
 			mustOK(t, "list indexes", err)
-			var got []struct {
-				Name   string `bson:"name"`
-				Key    bson.D `bson:"key"`
-				Unique bool   `bson:"unique"`
-			}
+			var got []listedIndex
 			mustOK(t, "list indexes", cur.All(ctx, &got))
-			i := slices.IndexFunc(got, func(g struct {
-				Name   string `bson:"name"`
-				Key    bson.D `bson:"key"`
-				Unique bool   `bson:"unique"`
-			}) bool {
-				return g.Name == want.name
-			})
+			i := slices.IndexFunc(got, func(g listedIndex) bool { return g.Name == want.name })
 			if i < 0 {
 				t.Fatalf("%s has no index %s", want.coll, want.name)
 			}
@@ -122,12 +113,23 @@ func TestIndexes(t *testing.T) {
 	}
 }
 
-// keyFields renders an index's keys as field:direction, whatever number
+// listedIndex is an entry of listIndexes.
+type listedIndex struct {
+	Name   string `bson:"name"`
+	Key    bson.D `bson:"key"`
+	Unique bool   `bson:"unique"`
+}
+
+// keyFields renders an index's keys as +field or -field, whatever number
 // type the server returned the directions in.
 func keyFields(keys bson.D) []string {
 	var out []string
 	for _, k := range keys {
-		out = append(out, fmt.Sprintf("%s:%v", k.Key, fmt.Sprint(k.Value) != "-1"))
+		dir := "+"
+		if fmt.Sprint(k.Value) == "-1" {
+			dir = "-"
+		}
+		out = append(out, dir+k.Key)
 	}
 	return out
 }
@@ -164,13 +166,14 @@ func TestWriteConcern(t *testing.T) {
 
 // withQuery adds query parameters to a MongoDB URI.
 func withQuery(uri, q string) string {
-	if i := len(uri) - 1; i >= 0 && uri[i] == '/' {
-		return uri + "?" + q
-	}
-	if slices.Contains([]byte(uri), '?') {
+	switch {
+	case strings.Contains(uri, "?"):
 		return uri + "&" + q
+	case strings.HasSuffix(uri, "/"):
+		return uri + "?" + q
+	default:
+		return uri + "/?" + q
 	}
-	return uri + "/?" + q
 }
 
 // TestReopen: data, indexes and the metrics' series survive a reopen on the

@@ -293,7 +293,7 @@ func testRacingWriters(t *testing.T, open OpenFunc) {
 	ctx := context.Background()
 	s := openDefault(t, open)
 	Seed(t, s, "t1", "c1")
-	const rounds = 60
+	const rounds = 100
 	for seq := int64(1); seq <= rounds; seq++ {
 		start := make(chan struct{})
 		var wg sync.WaitGroup
