@@ -41,7 +41,9 @@ func under(pkg string, roots ...string) bool {
 // TestPackageArrows enforces DESIGN.md's dependency rules: edge -> cluster/
 // actors -> bots, kb -> engine <- store; engine imports nothing from the
 // module; only store reaches a database driver, only edge reaches Fiber,
-// only bots and kb reach go-openai, only cmd reaches config.
+// only bots and kb reach go-openai, only cmd reaches config. FerretDB, the
+// MongoDB stand-in of the tests, is reached by store/mongo/mongotest only,
+// which only tests import: never by the kefu binary.
 func TestPackageArrows(t *testing.T) {
 	type rule struct {
 		dep     string   // an import path prefix
@@ -50,11 +52,16 @@ func TestPackageArrows(t *testing.T) {
 	rules := []rule{
 		{"modernc.org/sqlite", []string{"store", "cmd"}},
 		{"go.mongodb.org/mongo-driver", []string{"store", "cmd"}},
+		{"github.com/FerretDB/", []string{"store/mongo/mongotest"}},
+		{"github.com/jackc/pgx", []string{"store/mongo/mongotest"}}, // FerretDB's other backends
+		{"github.com/go-sql-driver/mysql", []string{"store/mongo/mongotest"}},
+		{"github.com/SAP/go-hdb", []string{"store/mongo/mongotest"}},
 		{"github.com/gofiber/", []string{"edge", "cmd"}},
 		{"github.com/sashabaranov/go-openai", []string{"bots", "kb", "actors", "edge", "cmd"}},
 		{module + "/config", []string{"cmd", "config"}},
 		{module + "/edge", []string{"edge", "cmd"}},
 		{module + "/store", []string{"store", "cmd"}},
+		{module + "/store/storetest", []string{"store/storetest"}}, // tests only
 		{module + "/cluster", []string{"cluster", "cmd"}},
 		{module + "/actors", []string{"actors", "edge", "cmd"}},
 	}
@@ -90,6 +97,21 @@ func TestEveryPackageHasDoc(t *testing.T) {
 		}
 		if !strings.Contains(string(data), "// Package ") && !strings.Contains(string(data), "// Command ") {
 			t.Errorf("%s/doc.go has no package comment", dir)
+		}
+	}
+}
+
+// TestBinaryLinksNoTestServer builds the list of what the kefu binary
+// links and checks FerretDB is not in it.
+func TestBinaryLinksNoTestServer(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "./cmd/kefu").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.HasPrefix(dep, "github.com/FerretDB/") || strings.HasPrefix(dep, module+"/store/mongo/mongotest") ||
+			strings.HasPrefix(dep, module+"/store/storetest") {
+			t.Errorf("cmd/kefu links %s, which is for tests only", dep)
 		}
 	}
 }

@@ -64,11 +64,17 @@ type WS struct {
 	WriteTimeout  Duration `yaml:"write_timeout"`
 }
 
-// Store configures persistence.
+// Store configures persistence: the embedded SQLite file, or MongoDB when
+// MongoURI is set.
 type Store struct {
-	SQLitePath   string   `yaml:"sqlite_path"`
-	MaxBatch     int      `yaml:"max_batch"`
-	StoreTimeout Duration `yaml:"timeout"`
+	SQLitePath string `yaml:"sqlite_path"`
+	// MongoURI switches the store to MongoDB (a replica set, for majority
+	// writes). Empty: SQLite. KEFU_MONGO_URI is accepted for
+	// KEFU_STORE_MONGO_URI.
+	MongoURI      string   `yaml:"mongo_uri"`
+	MongoDatabase string   `yaml:"mongo_database"`
+	MaxBatch      int      `yaml:"max_batch"`
+	StoreTimeout  Duration `yaml:"timeout"`
 }
 
 // Cluster configures the actor system.
@@ -117,7 +123,7 @@ func Default() Config {
 			PingInterval: Duration(25 * time.Second), HelloTimeout: Duration(10 * time.Second),
 			WriteTimeout: Duration(10 * time.Second),
 		},
-		Store:        Store{MaxBatch: 512, StoreTimeout: Duration(10 * time.Second)},
+		Store:        Store{MongoDatabase: "kefu", MaxBatch: 512, StoreTimeout: Duration(10 * time.Second)},
 		Cluster:      Cluster{Name: "kefu", Host: "127.0.0.1", RequestTimeout: Duration(5 * time.Second)},
 		Conversation: Conversation{Recent: 200, IdleTimeout: Duration(2 * time.Minute)},
 		Auth:         Auth{StaffTokenTTL: Duration(12 * time.Hour), VisitorTokenTTL: Duration(30 * 24 * time.Hour)},
@@ -174,6 +180,13 @@ func (c Config) Validate() error {
 		if positive[name] <= 0 {
 			bad(name, "must be a positive duration such as 30s or 5m")
 		}
+	}
+	if u := c.Store.MongoURI; u != "" && !strings.HasPrefix(u, "mongodb://") && !strings.HasPrefix(u, "mongodb+srv://") {
+		// Not echoed: a URI may hold a password.
+		bad("store.mongo_uri", "must start with mongodb:// or mongodb+srv://")
+	}
+	if d := c.Store.MongoDatabase; d == "" || len(d) > 63 || strings.ContainsAny(d, "/\\. \"$\x00") {
+		bad("store.mongo_database", "must be 1-63 characters without / \\ . space \" or $ (got %q)", d)
 	}
 	if c.Store.MaxBatch < 1 || c.Store.MaxBatch > 10000 {
 		bad("store.max_batch", "must be from 1 to 10000 (got %d)", c.Store.MaxBatch)

@@ -59,6 +59,8 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{[]string{"-bootstrap.tenant", "a b"}, nil, "bootstrap.tenant"},
 		{[]string{"-http.allowed_origins", "evil.example"}, nil, "http.allowed_origins"},
 		{[]string{"-store.max_batch", "x"}, nil, "-store.max_batch"},
+		{nil, map[string]string{"KEFU_MONGO_URI": "localhost:27017"}, "store.mongo_uri"},
+		{[]string{"-store.mongo_database", "kefu.prod"}, nil, "store.mongo_database"},
 		{[]string{"stray"}, nil, "unexpected argument"},
 	}
 	for _, tc := range tests {
@@ -66,6 +68,33 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Load(%v, %v) = %v, want an error naming %q", tc.args, tc.env, err, tc.want)
 		}
+	}
+}
+
+func TestMongoURIAlias(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{nil, ""},
+		{map[string]string{"KEFU_MONGO_URI": "mongodb://a/?replicaSet=rs0"}, "mongodb://a/?replicaSet=rs0"},
+		{map[string]string{"KEFU_STORE_MONGO_URI": "mongodb://b"}, "mongodb://b"},
+		{map[string]string{"KEFU_MONGO_URI": "mongodb://a", "KEFU_STORE_MONGO_URI": "mongodb://b"}, "mongodb://b"},
+	} {
+		cfg, err := Load(nil, env(tc.env), io.Discard)
+		if err != nil || cfg.Store.MongoURI != tc.want || cfg.Store.MongoDatabase != "kefu" {
+			t.Errorf("env %v: mongo_uri %q database %q, %v; want %q, kefu", tc.env, cfg.Store.MongoURI, cfg.Store.MongoDatabase, err, tc.want)
+		}
+	}
+	// A flag beats the alias, like every flag beats the environment.
+	cfg, err := Load([]string{"-store.mongo_uri", "mongodb://c"}, env(map[string]string{"KEFU_MONGO_URI": "mongodb://a"}), io.Discard)
+	if err != nil || cfg.Store.MongoURI != "mongodb://c" {
+		t.Errorf("flag over alias: %q, %v", cfg.Store.MongoURI, err)
+	}
+	// A rejected URI is not echoed: it may hold a password.
+	_, err = Load(nil, env(map[string]string{"KEFU_MONGO_URI": "http://kefu:s3cret@db"}), io.Discard)
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("bad URI: %v", err)
 	}
 }
 

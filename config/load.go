@@ -55,9 +55,13 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 			}
 		}
 	}
-	// KEFU_ADMIN_PASSWORD is the short name operators expect.
+	// KEFU_ADMIN_PASSWORD and KEFU_MONGO_URI are the short names operators
+	// expect; the full names win when both are set.
 	if v := getenv("KEFU_ADMIN_PASSWORD"); v != "" && getenv("KEFU_BOOTSTRAP_ADMIN_PASSWORD") == "" {
 		cfg.Bootstrap.AdminPassword = v
+	}
+	if v := getenv("KEFU_MONGO_URI"); v != "" && getenv("KEFU_STORE_MONGO_URI") == "" {
+		cfg.Store.MongoURI = v
 	}
 	for _, f := range fields {
 		if v, ok := set[f.path]; ok {

@@ -5,14 +5,17 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/kefu-dev/kefu/config"
 	"github.com/kefu-dev/kefu/engine"
 )
 
 // TestEndToEnd: a user and an agent exchange messages over real WebSockets,
 // typing and read receipts reach the other side, the REST history matches,
-// and after a restart on the same data dir resume returns every message.
-func TestEndToEnd(t *testing.T) {
-	cfg := testConfig(t.TempDir())
+// and after a restart on the same data resume returns every message. It
+// runs on each store.
+func TestEndToEnd(t *testing.T) { forEachStore(t, testEndToEnd) }
+
+func testEndToEnd(t *testing.T, cfg config.Config) {
 	s := startServer(t, cfg)
 	userToken, userID := s.visitor(t)
 	staffToken, staffID := s.staffToken(t)
@@ -81,7 +84,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
-	// Restart on the same data dir: everything is still there.
+	// Restart on the same data: everything is still there.
 	s.stop(t)
 	s2 := startServer(t, cfg)
 	user2 := dial(t, s2, "/v1/ws/user", nil)
@@ -104,9 +107,11 @@ func TestEndToEnd(t *testing.T) {
 
 // TestResendIsDeduplicated: a resend with the same client_msg_id stores one
 // message and returns the same seq, both while the original is fresh in
-// memory and after the conversation was reloaded from the store.
-func TestResendIsDeduplicated(t *testing.T) {
-	cfg := testConfig(t.TempDir())
+// memory and after the conversation was reloaded from the store, on each
+// store.
+func TestResendIsDeduplicated(t *testing.T) { forEachStore(t, testResendIsDeduplicated) }
+
+func testResendIsDeduplicated(t *testing.T, cfg config.Config) {
 	s := startServer(t, cfg)
 	userToken, _ := s.visitor(t)
 	conv := s.newConversation(t, userToken)
@@ -146,9 +151,11 @@ func TestResendIsDeduplicated(t *testing.T) {
 
 // TestConcurrentSendsAreGapless: 1,000 messages sent concurrently over 50
 // conversations; every conversation's seqs are gapless from 1 and every ack
-// matches the stored row.
-func TestConcurrentSendsAreGapless(t *testing.T) {
-	s := startServer(t, testConfig(t.TempDir()))
+// matches the stored row, on each store.
+func TestConcurrentSendsAreGapless(t *testing.T) { forEachStore(t, testConcurrentSendsAreGapless) }
+
+func testConcurrentSendsAreGapless(t *testing.T, cfg config.Config) {
+	s := startServer(t, cfg)
 	const convs, perConv = 50, 20
 	staffToken, _ := s.staffToken(t)
 	type result struct {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +19,15 @@ import (
 
 	"github.com/kefu-dev/kefu/config"
 	"github.com/kefu-dev/kefu/engine"
+	"github.com/kefu-dev/kefu/store/mongo/mongotest"
 )
+
+// TestMain stops the FerretDB the Mongo runs share.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	mongotest.StopShared()
+	os.Exit(code)
+}
 
 const adminPassword = "admin-password-1"
 
@@ -39,6 +49,31 @@ func testConfig(dir string) config.Config {
 	// The engine's tests count messages exactly; bot tests switch it on.
 	cfg.Bot.Enabled = false
 	return cfg
+}
+
+// testConfigMongo is testConfig with the store on MongoDB: the shared
+// FerretDB (or KEFU_TEST_MONGO_URI) and a database of the test's own,
+// dropped when it ends.
+func testConfigMongo(t testing.TB) config.Config {
+	t.Helper()
+	srv := mongotest.Shared(t)
+	// A data dir that cannot be created: had the server fallen back to
+	// SQLite, it would not start.
+	blocker := filepath.Join(t.TempDir(), "not-a-dir")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(filepath.Join(blocker, "data"))
+	cfg.Store.MongoURI = srv.URI
+	cfg.Store.MongoDatabase = srv.Database(t)
+	return cfg
+}
+
+// forEachStore runs test once on SQLite and once on MongoDB, as subtests,
+// each with a fresh configuration.
+func forEachStore(t *testing.T, test func(t *testing.T, cfg config.Config)) {
+	t.Run("sqlite", func(t *testing.T) { test(t, testConfig(t.TempDir())) })
+	t.Run("mongo", func(t *testing.T) { test(t, testConfigMongo(t)) })
 }
 
 func startServer(t testing.TB, cfg config.Config) *testServer {

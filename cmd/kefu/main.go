@@ -27,6 +27,7 @@ import (
 	"github.com/kefu-dev/kefu/edge"
 	"github.com/kefu-dev/kefu/engine"
 	"github.com/kefu-dev/kefu/kb"
+	mongostore "github.com/kefu-dev/kefu/store/mongo"
 	"github.com/kefu-dev/kefu/store/sqlite"
 )
 
@@ -93,7 +94,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	store, err := sqlite.Open(ctx, sqlite.Config{Path: cfg.SQLiteFile(), MaxBatch: cfg.Store.MaxBatch, Logger: logger, Registerer: reg})
+	store, where, err := openStore(ctx, cfg, logger, reg)
 	if err != nil {
 		return fmt.Errorf("opening the store: %w", err)
 	}
@@ -153,7 +154,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 	go func() { served <- srv.Serve(ln) }()
 	srv.SetReady(true)
 	addr := ln.Addr().String()
-	logger.Info("kefu is ready", "http", addr, "store", cfg.SQLiteFile(), "cluster", node.Address())
+	logger.Info("kefu is ready", "http", addr, "store", where, "cluster", node.Address())
 	if onReady != nil {
 		onReady(addr)
 	}
@@ -196,9 +197,27 @@ func newBot(c config.Bot, logger *slog.Logger) (*bots.Pipeline, error) {
 //go:embed demo/faq-demo.json
 var demoFAQ []byte
 
+// openStore opens MongoDB when store.mongo_uri is set, else the embedded
+// SQLite file. where names it for the log, without the URI's credentials.
+func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger, reg prometheus.Registerer) (store engine.Store, where string, err error) {
+	if cfg.Store.MongoURI != "" {
+		s, err := mongostore.Open(ctx, mongostore.Config{URI: cfg.Store.MongoURI, Database: cfg.Store.MongoDatabase,
+			MaxBatch: cfg.Store.MaxBatch, Logger: logger, Registerer: reg})
+		if err != nil {
+			return nil, "", err
+		}
+		return s, "mongodb database " + cfg.Store.MongoDatabase, nil
+	}
+	s, err := sqlite.Open(ctx, sqlite.Config{Path: cfg.SQLiteFile(), MaxBatch: cfg.Store.MaxBatch, Logger: logger, Registerer: reg})
+	if err != nil {
+		return nil, "", err
+	}
+	return s, cfg.SQLiteFile(), nil
+}
+
 // bootstrap creates the demo tenant, its admin and its knowledge base on an
-// empty store, so a new installation is usable at once. The generated password is printed
-// once and never stored in clear.
+// empty store, so a new installation is usable at once. The generated
+// password is printed once and never stored in clear.
 func bootstrap(ctx context.Context, store engine.Store, b config.Bootstrap, logger *slog.Logger, stdout io.Writer) error {
 	n, err := store.CountTenants(ctx)
 	if err != nil || n > 0 {

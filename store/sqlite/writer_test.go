@@ -231,39 +231,6 @@ func TestCloseFlushesPending(t *testing.T) {
 	}
 }
 
-func TestClosedStore(t *testing.T) {
-	s, err := Open(context.Background(), Config{Path: t.TempDir() + "/kefu.db"})
-	mustOK(t, "open", err)
-	ctx := context.Background()
-	seed(t, s, "t1", "c1")
-	mustOK(t, "close", s.Close())
-	mustOK(t, "second close", s.Close())
-
-	p := engine.Party{Role: engine.RoleUser, ID: "u"}
-	calls := map[string]error{}
-	_, calls["Append"] = s.Append(ctx, msgs("t1", "c1", 1, 1))
-	_, calls["Messages"] = s.Messages(ctx, "t1", "c1", 0, 10)
-	_, calls["Recent"] = s.Recent(ctx, "t1", "c1", 10)
-	_, calls["LastSeq"] = s.LastSeq(ctx, "t1", "c1")
-	_, calls["MessageByClientID"] = s.MessageByClientID(ctx, "t1", "c1", "x")
-	calls["CreateConversation"] = s.CreateConversation(ctx, engine.Conversation{Tenant: "t1", ID: "c2"})
-	_, calls["Conversation"] = s.Conversation(ctx, "t1", "c1")
-	_, calls["ListConversations"] = s.ListConversations(ctx, "t1", engine.ConversationQuery{})
-	_, calls["SetReadPointer"] = s.SetReadPointer(ctx, "t1", "c1", p, 1)
-	_, calls["ReadPointers"] = s.ReadPointers(ctx, "t1", "c1")
-	calls["CreateTenant"] = s.CreateTenant(ctx, engine.Tenant{ID: "t2"})
-	_, calls["Tenant"] = s.Tenant(ctx, "t1")
-	_, calls["CountTenants"] = s.CountTenants(ctx)
-	calls["CreateStaff"] = s.CreateStaff(ctx, engine.Staff{Tenant: "t1", ID: "s", Username: "u"})
-	_, calls["StaffByUsername"] = s.StaffByUsername(ctx, "t1", "u")
-	_, calls["PutSettingIfAbsent"] = s.PutSettingIfAbsent(ctx, "k", "v")
-	for name, err := range calls {
-		if !errors.Is(err, engine.ErrClosed) {
-			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
-		}
-	}
-}
-
 // TestContextEndsWhileQueued: a caller that gives up while its op is queued
 // gets its ctx error, and the writer skips the op.
 func TestContextEndsWhileQueued(t *testing.T) {
