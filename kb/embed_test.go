@@ -39,7 +39,6 @@ func (b *bagEmbedder) vector(s string) []float32 {
 	return v
 }
 
-
 func (b *bagEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
 	b.calls.Add(1)
 	if b.fail.Load() {
