@@ -114,7 +114,8 @@ type searchScratch struct {
 
 // Build indexes the enabled entries. Entries are validated; an invalid
 // entry or a duplicate id fails the whole build, so a bad import never
-// half-replaces a good index. The entries are copied.
+// half-replaces a good index. The Entry values are copied; their Similar
+// and Tags slices are shared and must not be modified afterwards.
 //
 // Build never calls cfg.Embedder; use BuildContext for that.
 func Build(entries []Entry, cfg IndexConfig) (*Index, error) {
@@ -421,13 +422,14 @@ func (x *Index) evidence(h entryHit) float64 {
 	return f
 }
 
-// offTopicFactor scales the confidence of an entry whose standard question
-// and tags share no content word with the query: it matched only through
-// a paraphrase, by single characters or by function words. Paraphrases
-// cover ways of asking; the standard question and the tags say what the
-// entry is about, and a query touching none of it is a weak match however
-// large a share of a short query it covers ("你喜欢吃什么" and "不喜欢能退吗"
-// share 喜欢 and nothing about returns).
+// offTopicFactor scales the confidence of an entry when no content word
+// the query matched recurs in the entry (appears in at least two of its
+// phrasings: question, similar questions, tags). What recurs is what the
+// entry is about; a word in one paraphrase is how one user happened to
+// ask. A query touching only such words is a weak match however large a
+// share of a short query it covers ("你喜欢吃什么" and "不喜欢能退吗" share
+// 喜欢 and nothing about returns). An entry with a single phrasing counts
+// all its words as recurring.
 const offTopicFactor = 0.5
 
 // thinFactor scales the confidence of an entry matched by a single content
