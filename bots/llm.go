@@ -78,6 +78,9 @@ var (
 	ErrNoReferences = errors.New("bots: LLM reply has no valid reference line")
 	// ErrEmptyAnswer: the model cited entries but wrote nothing.
 	ErrEmptyAnswer = errors.New("bots: LLM reply is empty")
+	// ErrTruncated: the stream ended without a finish reason, so the reply
+	// may be cut short.
+	ErrTruncated = errors.New("bots: LLM stream ended without a finish reason")
 )
 
 // NewLLM returns the LLM stage for cfg.
@@ -172,6 +175,7 @@ func (l *LLM) Answer(ctx context.Context, question string, cands []kb.Candidate,
 		return LLMAnswer{}, fmt.Errorf("bots: chat completion stream: %w", err)
 	}
 	defer stream.Close()
+	finished := false
 	for {
 		resp, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -181,6 +185,9 @@ func (l *LLM) Answer(ctx context.Context, question string, cands []kb.Candidate,
 			return LLMAnswer{}, fmt.Errorf("bots: chat completion stream: %w", err)
 		}
 		for _, ch := range resp.Choices {
+			if ch.FinishReason != "" {
+				finished = true
+			}
 			if err := p.write(ch.Delta.Content); err != nil {
 				return LLMAnswer{}, err
 			}
@@ -189,6 +196,11 @@ func (l *LLM) Answer(ctx context.Context, question string, cands []kb.Candidate,
 				return LLMAnswer{Declined: true}, nil
 			}
 		}
+	}
+	// go-openai reports a connection closed cleanly mid-reply as the same
+	// io.EOF as "[DONE]"; only a finish reason says the reply is whole.
+	if !finished {
+		return LLMAnswer{}, ErrTruncated
 	}
 	return p.finish()
 }

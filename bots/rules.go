@@ -107,9 +107,17 @@ func (r *Rules) Check(text string) Verdict {
 		hit("human_english")
 	}
 
+	// Each distinct word adds its group's weight: "失望" alone is mild,
+	// "失望，太离谱" is not.
 	for _, a := range angerLexicon {
-		if a.re.MatchString(c) {
-			v.Anger += a.weight
+		seen := map[string]bool{}
+		for _, m := range a.re.FindAllString(c, -1) {
+			if !seen[m] {
+				seen[m] = true
+				v.Anger += a.weight
+			}
+		}
+		if len(seen) > 0 {
 			hit("anger:" + a.name)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
@@ -202,11 +203,14 @@ func (x *Index) SearchContext(ctx context.Context, query string, k int) ([]Candi
 	if x == nil || x.sem == nil {
 		return x.Search(query, k), nil
 	}
-	hits := x.search(query)
-	if len(hits) == 0 || k <= 0 {
+	if k <= 0 {
 		return nil, nil
 	}
-	pool := hits[:min(len(hits), max(k, rerankPool))]
+	hits := x.search(query, max(k, rerankPool)+1)
+	if len(hits) == 0 {
+		return nil, nil
+	}
+	pool := hits
 	qv, err := x.sem.embedder.Embed(ctx, []string{query})
 	if err == nil && (len(qv) != 1 || len(qv[0]) != len(x.sem.vecs[0])) {
 		err = fmt.Errorf("%w: query vector has the wrong shape", ErrEmbedding)
@@ -228,6 +232,6 @@ func (x *Index) SearchContext(ctx context.Context, query string, k int) ([]Candi
 		h.sim = (1-s.weight)*h.sim*x.evidence(*h) + s.weight*sem
 		h.topic, h.full, h.theme = true, 2, 1
 	}
-	sort.SliceStable(pool, func(i, j int) bool { return pool[i].sim > pool[j].sim })
+	slices.SortStableFunc(pool, compareHits)
 	return x.candidates(pool, k), nil
 }

@@ -1,10 +1,12 @@
 package kb
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -104,12 +106,16 @@ type searchScratch struct {
 	entryShare   []float32 // the largest share of the entry's phrasings a matched full-weight term occurs in
 	topicTerm    []int32   // per entry: 1 + the last term added to entryTopic
 	touched      []int32
+	best         []entryHit        // per entry: its best document so far (doc -1: none)
+	entries      []int32           // entries with a best document
 	seen         map[int32]float64 // query term -> query tf
+	order        []int32           // the query's distinct terms in order
 }
 
 // Build indexes the enabled entries. Entries are validated; an invalid
 // entry or a duplicate id fails the whole build, so a bad import never
-// half-replaces a good index. The entries are copied.
+// half-replaces a good index. The Entry values are copied; their Similar
+// and Tags slices are shared and must not be modified afterwards.
 //
 // Build never calls cfg.Embedder; use BuildContext for that.
 func Build(entries []Entry, cfg IndexConfig) (*Index, error) {
@@ -144,6 +150,7 @@ func BuildContext(ctx context.Context, entries []Entry, cfg IndexConfig) (*Index
 	var lastEntry []int32 // per term: the last entry counted in df
 	var totalLen float64
 	tf := map[int32]float32{}
+	inEntry := map[int32]int32{} // term -> documents of the current entry containing it
 	for _, e := range entries {
 		if !e.Enabled {
 			continue
@@ -164,7 +171,7 @@ func BuildContext(ctx context.Context, entries []Entry, cfg IndexConfig) (*Index
 			texts = append(texts, strings.Join(append(append([]string{}, e.Tags...), e.Category), " "))
 			kinds = append(kinds, kindTags)
 		}
-		entryDocs := map[int32][]int{} // term -> indexes of its postings added for this entry
+		clear(inEntry)
 		for ti, text := range texts {
 			doc := int32(len(x.docEntry))
 			clear(tf)
@@ -183,7 +190,7 @@ func BuildContext(ctx context.Context, entries []Entry, cfg IndexConfig) (*Index
 				length += t.weight
 			})
 			for id, n := range tf {
-				entryDocs[id] = append(entryDocs[id], len(x.postings[id]))
+				inEntry[id]++
 				x.postings[id] = append(x.postings[id], posting{doc: doc, tf: n})
 				if lastEntry[id] != ei {
 					lastEntry[id] = ei
@@ -199,11 +206,14 @@ func BuildContext(ctx context.Context, entries []Entry, cfg IndexConfig) (*Index
 		// A term in two or more of the entry's phrasings is its theme.
 		// An entry with a single phrasing has nothing to compare: all of
 		// it counts.
-		for id, at := range entryDocs {
-			share := float32(len(at)) / float32(len(texts))
-			for _, i := range at {
-				x.postings[id][i].topic = len(at) >= 2 || len(texts) == 1
-				x.postings[id][i].share = share
+		// Each document adds at most one posting per term, so the entry's
+		// postings of a term are the last inEntry[id] of its list.
+		for id, c := range inEntry {
+			ps := x.postings[id]
+			share := float32(c) / float32(len(texts))
+			for i := len(ps) - int(c); i < len(ps); i++ {
+				ps[i].topic = c >= 2 || len(texts) == 1
+				ps[i].share = share
 			}
 		}
 	}
@@ -232,7 +242,12 @@ func BuildContext(ctx context.Context, entries []Entry, cfg IndexConfig) (*Index
 		x.postings[id] = ps[:len(ps):len(ps)]
 	}
 	x.scratch.New = func() any {
+		best := make([]entryHit, len(x.entries))
+		for i := range best {
+			best[i].doc = -1
+		}
 		return &searchScratch{
+			best:         best,
 			score:        make([]float64, len(x.docEntry)),
 			matched:      make([]float64, len(x.docEntry)),
 			entryMatched: make([]float64, len(x.entries)),
@@ -357,7 +372,7 @@ type entryHit struct {
 // is involved, and each tenant's index is calibrated on its own entries.
 // The runner-up's margin is measured against the entry after it.
 func (x *Index) Search(query string, k int) []Candidate {
-	return x.candidates(x.search(query), k)
+	return x.candidates(x.search(query, k+1), k) // one more for the last one's margin
 }
 
 // candidates turns the first k ranked hits into candidates.
@@ -407,13 +422,14 @@ func (x *Index) evidence(h entryHit) float64 {
 	return f
 }
 
-// offTopicFactor scales the confidence of an entry whose standard question
-// and tags share no content word with the query: it matched only through
-// a paraphrase, by single characters or by function words. Paraphrases
-// cover ways of asking; the standard question and the tags say what the
-// entry is about, and a query touching none of it is a weak match however
-// large a share of a short query it covers ("你喜欢吃什么" and "不喜欢能退吗"
-// share 喜欢 and nothing about returns).
+// offTopicFactor scales the confidence of an entry when no content word
+// the query matched recurs in the entry (appears in at least two of its
+// phrasings: question, similar questions, tags). What recurs is what the
+// entry is about; a word in one paraphrase is how one user happened to
+// ask. A query touching only such words is a weak match however large a
+// share of a short query it covers ("你喜欢吃什么" and "不喜欢能退吗" share
+// 喜欢 and nothing about returns). An entry with a single phrasing counts
+// all its words as recurring.
 const offTopicFactor = 0.5
 
 // thinFactor scales the confidence of an entry matched by a single content
@@ -455,7 +471,7 @@ func (x *Index) calibrate() {
 		d := held[i]
 		own := x.docEntry[d]
 		sim := 0.0
-		for _, h := range x.searchExcluding(x.docText[d], d) {
+		for _, h := range x.match(x.docText[d], d) {
 			if h.entry == own {
 				sim = h.sim
 				break
@@ -471,19 +487,58 @@ func (x *Index) calibrate() {
 // to its own entry in this index: the scale of Confidence.
 func (x *Index) Typical() float64 { return x.typical }
 
-// search ranks entries for the query.
-func (x *Index) search(query string) []entryHit { return x.searchExcluding(query, -1) }
+// search returns the n best entries for the query, best first.
+func (x *Index) search(query string, n int) []entryHit {
+	return best(x.match(query, -1), n)
+}
 
-// searchExcluding ranks entries for the query as if document skip did not
-// exist (-1: none); calibration uses it to hold a phrasing out.
-func (x *Index) searchExcluding(query string, skip int32) []entryHit {
+// best returns the n best hits, best first, without sorting them all: a
+// large knowledge base matches thousands of entries by single characters.
+func best(hits []entryHit, n int) []entryHit {
+	if n <= 0 {
+		return nil
+	}
+	if len(hits) <= 4*n {
+		slices.SortFunc(hits, compareHits)
+		return hits[:min(n, len(hits))]
+	}
+	top := make([]entryHit, 0, n+1)
+	for _, h := range hits {
+		if len(top) == n && compareHits(h, top[n-1]) >= 0 {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(top, h, compareHits)
+		top = slices.Insert(top, i, h)
+		if len(top) > n {
+			top = top[:n]
+		}
+	}
+	return top
+}
+
+// compareHits orders by similarity, then BM25, then entry order, so that
+// rankings are deterministic.
+func compareHits(a, b entryHit) int {
+	switch {
+	case a.sim != b.sim:
+		return cmp.Compare(b.sim, a.sim)
+	case a.score != b.score:
+		return cmp.Compare(b.score, a.score)
+	}
+	return cmp.Compare(a.entry, b.entry)
+}
+
+// match scores the entries the query touches, in no particular order, as
+// if document skip did not exist (-1: none; calibration holds a phrasing
+// out).
+func (x *Index) match(query string, skip int32) []entryHit {
 	if x == nil || len(x.entries) == 0 {
 		return nil
 	}
 	s := x.scratch.Get().(*searchScratch)
 	defer x.scratch.Put(s)
 	clear(s.seen)
-	s.touched = s.touched[:0]
+	s.touched, s.order = s.touched[:0], s.order[:0]
 
 	// The query's distinct known terms, and its own total weight: the
 	// weight a document identical to the query would match. Terms the
@@ -498,6 +553,7 @@ func (x *Index) searchExcluding(query string, skip int32) []entryHit {
 		}
 		if _, dup := s.seen[id]; !dup {
 			qself += x.termW[id]
+			s.order = append(s.order, id)
 		}
 		s.seen[id]++
 	})
@@ -505,7 +561,8 @@ func (x *Index) searchExcluding(query string, skip int32) []entryHit {
 		return nil
 	}
 	k1, b := x.k1, x.b
-	for id := range s.seen {
+	// In query order, not map order: float sums must not depend on it.
+	for _, id := range s.order {
 		w := x.termW[id]
 		for _, p := range x.postings[id] {
 			d := p.doc
@@ -535,7 +592,7 @@ func (x *Index) searchExcluding(query string, skip int32) []entryHit {
 		}
 	}
 	// Best document per entry.
-	best := map[int32]entryHit{}
+	s.entries = s.entries[:0]
 	for _, d := range s.touched {
 		e := x.docEntry[d]
 		qcov := s.matched[d] / qself
@@ -545,30 +602,27 @@ func (x *Index) searchExcluding(query string, skip int32) []entryHit {
 			dice = 2 * qcov * dcov / (qcov + dcov)
 		}
 		h := entryHit{entry: e, doc: d, score: s.score[d], qcov: qcov, dcov: dcov, dice: dice}
-		if cur, ok := best[e]; !ok || h.dice > cur.dice || (h.dice == cur.dice && h.score > cur.score) {
-			best[e] = h
+		switch cur := s.best[e]; {
+		case cur.doc < 0:
+			s.entries = append(s.entries, e)
+			s.best[e] = h
+		case h.dice > cur.dice || (h.dice == cur.dice && h.score > cur.score):
+			s.best[e] = h
 		}
 		s.score[d], s.matched[d] = 0, 0
 	}
-	hits := make([]entryHit, 0, len(best))
-	for e, h := range best {
+	hits := make([]entryHit, 0, len(s.entries))
+	for _, e := range s.entries {
+		h := s.best[e]
 		h.ecov = s.entryMatched[e] / qself
 		h.topic = s.entryTopic[e] > 0
 		h.full = int(s.entryFull[e])
 		h.theme = float64(s.entryShare[e])
 		h.sim = diceWeight*h.dice + (1-diceWeight)*h.ecov
 		hits = append(hits, h)
+		s.best[e] = entryHit{doc: -1}
 		s.entryMatched[e], s.entryTerm[e], s.entryTopic[e], s.topicTerm[e], s.entryFull[e], s.entryShare[e] = 0, 0, 0, 0, 0, 0
 	}
-	sort.Slice(hits, func(i, j int) bool {
-		if hits[i].sim != hits[j].sim {
-			return hits[i].sim > hits[j].sim
-		}
-		if hits[i].score != hits[j].score {
-			return hits[i].score > hits[j].score
-		}
-		return hits[i].entry < hits[j].entry
-	})
 	return hits
 }
 

@@ -121,10 +121,12 @@ func ParseCSV(r io.Reader) ([]Entry, error) {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
+			// A *csv.ParseError names the line itself; FieldPos is only
+			// valid after a successful Read.
 			return nil, fmt.Errorf("%w: CSV: %v", ErrFormat, err)
 		}
+		line, _ := cr.FieldPos(0)
 		if len(entries) == MaxImportEntries {
 			return nil, fmt.Errorf("%w: more than %d entries", ErrFormat, MaxImportEntries)
 		}

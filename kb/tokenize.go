@@ -76,7 +76,7 @@ func cjkTerms(run string, emit func(token)) {
 	for i, r := range run {
 		size := utf8.RuneLen(r)
 		w := weightUnigram
-		if strings.ContainsRune(lightChars, r) {
+		if isLight(r) {
 			w *= lightFactor
 		}
 		emit(token{run[i : i+size], w})
@@ -112,6 +112,21 @@ const (
 		"支持"
 )
 
+// Rune sets as bitmaps over the Basic Multilingual Plane: tokenizing is
+// the hot loop of both building and searching.
+var lightSet, particleSet = runeSet(lightChars), runeSet(particleChars)
+
+func runeSet(chars string) *[0x10000 / 64]uint64 {
+	var set [0x10000 / 64]uint64
+	for _, r := range chars {
+		set[r/64] |= 1 << (r % 64)
+	}
+	return &set
+}
+
+func isLight(r rune) bool    { return r < 0x10000 && lightSet[r/64]&(1<<(r%64)) != 0 }
+func isParticle(r rune) bool { return r < 0x10000 && particleSet[r/64]&(1<<(r%64)) != 0 }
+
 var lightBigrams = func() map[string]bool {
 	m := map[string]bool{}
 	for _, w := range strings.Fields(lightWordsList) {
@@ -124,8 +139,7 @@ var lightBigrams = func() map[string]bool {
 }()
 
 func lightBigram(a, b rune, bi string) bool {
-	return strings.ContainsRune(particleChars, a) || strings.ContainsRune(particleChars, b) ||
-		(strings.ContainsRune(lightChars, a) && strings.ContainsRune(lightChars, b)) || lightBigrams[bi]
+	return isParticle(a) || isParticle(b) || (isLight(a) && isLight(b)) || lightBigrams[bi]
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }

@@ -2,6 +2,8 @@
 //
 //	kefu [serve] [flags]   run everything on this machine (the default)
 //	kefu version           print the version
+//	kefu eval --kb FILE --set FILE.jsonl [--json]
+//	                       measure the bot on labelled utterances
 //
 // This package is wiring only: it loads the configuration, builds the store,
 // the actor cluster and the edge, and shuts them down in order. Every

@@ -67,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "version":
 		fmt.Fprintln(stdout, "kefu", version)
 		return 0
+	case "eval":
+		return runEval(args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, "usage: kefu [serve] [flags] | kefu kb import|export ... | kefu eval ... | kefu version\nrun `kefu serve -h` for every setting")
 		return 0
