@@ -21,8 +21,8 @@ import (
 // answerable lines, recall and precision of escalation, the false-answer
 // rate on unanswerable lines and the confusions. The bot is FAQ-only
 // unless an LLM is configured with --llm-base-url and --llm-model (or
-// KEFU_LLM_BASE_URL and KEFU_LLM_MODEL); the key comes from
-// KEFU_LLM_API_KEY only, so it never shows in a process list. Exit codes:
+// KEFU_BOT_LLM_BASE_URL and KEFU_BOT_LLM_MODEL); the key comes from
+// KEFU_BOT_LLM_API_KEY only, so it never shows in a process list. Exit codes:
 // 0 done, 1 a file or the LLM could not be used, 2 bad usage.
 func runEval(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("kefu eval", flag.ContinueOnError)
@@ -32,8 +32,8 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print one JSON object instead of tables")
 	high := fs.Float64("high", 0, "confidence to answer at (0: the bot's default)")
 	medium := fs.Float64("medium", 0, "confidence to suggest at (0: the bot's default)")
-	llmURL := fs.String("llm-base-url", os.Getenv("KEFU_LLM_BASE_URL"), "OpenAI-compatible base `URL` for the LLM stage (empty: FAQ-only)")
-	llmModel := fs.String("llm-model", os.Getenv("KEFU_LLM_MODEL"), "LLM model `name`")
+	llmURL := fs.String("llm-base-url", os.Getenv("KEFU_BOT_LLM_BASE_URL"), "OpenAI-compatible base `URL` for the LLM stage (empty: FAQ-only)")
+	llmModel := fs.String("llm-model", os.Getenv("KEFU_BOT_LLM_MODEL"), "LLM model `name`")
 	llmTimeout := fs.Duration("llm-timeout", 15*time.Second, "timeout of one LLM answer")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kefu eval --kb FILE --set FILE.jsonl [--json] [flags]")
@@ -77,7 +77,7 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 	mode := "FAQ-only"
 	if *llmURL != "" || *llmModel != "" {
 		llm, err := bots.NewLLM(bots.LLMConfig{
-			BaseURL: *llmURL, Model: *llmModel, APIKey: os.Getenv("KEFU_LLM_API_KEY"),
+			BaseURL: *llmURL, Model: *llmModel, APIKey: os.Getenv("KEFU_BOT_LLM_API_KEY"),
 			Timeout: *llmTimeout, Logger: logger,
 		})
 		if err != nil {

@@ -77,6 +77,7 @@ func (f *fakeLLM) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	fmt.Fprintf(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":%q,\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n", req.Model)
 	fmt.Fprint(w, "data: [DONE]\n\n")
 }
 
