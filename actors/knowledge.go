@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -129,7 +130,7 @@ func (k *Knowledge) refresh(tenant string, t *tenantIndex, force bool) error {
 	if same {
 		return nil
 	}
-	idx, err := kb.Build(EntriesFromStore(entries), k.cfg)
+	idx, err := k.buildIndex(ctx, tenant, entries)
 	if err != nil {
 		k.log.Error("rebuilding the knowledge index", "tenant", tenant, "err", err)
 		return err
@@ -146,8 +147,19 @@ func (k *Knowledge) build(ctx context.Context, tenant string) (*kb.Index, string
 	if err != nil {
 		return nil, "", err
 	}
-	idx, err := kb.Build(EntriesFromStore(entries), k.cfg)
+	idx, err := k.buildIndex(ctx, tenant, entries)
 	return idx, stampOf(entries), err
+}
+
+// buildIndex builds an index; when only the optional embeddings fail, the
+// lexical index is used and the failure logged.
+func (k *Knowledge) buildIndex(ctx context.Context, tenant string, entries []engine.FAQEntry) (*kb.Index, error) {
+	idx, err := kb.BuildContext(ctx, EntriesFromStore(entries), k.cfg)
+	if err != nil && idx != nil && errors.Is(err, kb.ErrEmbedding) {
+		k.log.Warn("embedding the knowledge base failed; retrieval is lexical only", "tenant", tenant, "err", err)
+		return idx, nil
+	}
+	return idx, err
 }
 
 // stampOf fingerprints a tenant's entries: every change bumps a version.

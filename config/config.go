@@ -31,9 +31,18 @@ type Config struct {
 
 // Bot configures the AI/FAQ bot that answers first.
 type Bot struct {
-	Enabled        bool `yaml:"enabled"`
-	MaxFailedTurns int  `yaml:"max_failed_turns"`
-	LLM            LLM  `yaml:"llm"`
+	Enabled        bool       `yaml:"enabled"`
+	MaxFailedTurns int        `yaml:"max_failed_turns"`
+	LLM            LLM        `yaml:"llm"`
+	Embeddings     Embeddings `yaml:"embeddings"`
+}
+
+// Embeddings configures the optional re-ranking of FAQ candidates with an
+// OpenAI-compatible embeddings endpoint. Empty BaseURL: lexical only.
+type Embeddings struct {
+	BaseURL string `yaml:"base_url"`
+	Model   string `yaml:"model"`
+	APIKey  string `yaml:"api_key"`
 }
 
 // LLM configures an OpenAI-compatible chat-completions endpoint. Empty
@@ -212,6 +221,14 @@ func (c Config) Validate() error {
 		}
 		if l.Timeout <= 0 {
 			bad("bot.llm.timeout", "must be a positive duration")
+		}
+	}
+	if e := c.Bot.Embeddings; e.BaseURL != "" {
+		if !strings.HasPrefix(e.BaseURL, "http://") && !strings.HasPrefix(e.BaseURL, "https://") {
+			bad("bot.embeddings.base_url", "must start with http:// or https:// (got %q)", e.BaseURL)
+		}
+		if e.Model == "" {
+			bad("bot.embeddings.model", "is required when bot.embeddings.base_url is set")
 		}
 	}
 	if s := c.Auth.TokenSecret; s != "" && len(s) < 32 {

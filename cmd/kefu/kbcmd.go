@@ -13,7 +13,6 @@ import (
 	"github.com/kefu-dev/kefu/actors"
 	"github.com/kefu-dev/kefu/config"
 	"github.com/kefu-dev/kefu/kb"
-	"github.com/kefu-dev/kefu/store/sqlite"
 )
 
 const kbUsage = `usage:
@@ -87,7 +86,7 @@ func runKB(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return 2
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store, err := sqlite.Open(ctx, sqlite.Config{Path: cfg.SQLiteFile(), Logger: logger})
+	store, _, err := openStore(ctx, cfg, logger, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "kefu kb: opening the store: %v\n", err)
 		return 1

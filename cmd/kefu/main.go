@@ -117,10 +117,17 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 	if err != nil {
 		return err
 	}
+	indexCfg := kb.IndexConfig{Logger: logger}
+	if e := cfg.Bot.Embeddings; e.BaseURL != "" {
+		if indexCfg.Embedder, err = kb.NewOpenAIEmbedder(kb.OpenAIEmbedderConfig{BaseURL: e.BaseURL, Model: e.Model, APIKey: e.APIKey}); err != nil {
+			return fmt.Errorf("bot.embeddings: %w", err)
+		}
+	}
 	deps := actors.Deps{
 		Store: store, Logger: logger, Metrics: actors.NewMetrics(reg),
 		Recent: cfg.Conversation.Recent, IdleTimeout: cfg.Conversation.IdleTimeout.D(),
 		StoreTimeout: cfg.Store.StoreTimeout.D(), Bot: bot,
+		Knowledge: actors.NewKnowledge(store, indexCfg, 0, logger),
 	}
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	node, err := cluster.Start(startCtx, cluster.Config{
