@@ -25,7 +25,7 @@ func (s *Store) CreateTenant(ctx context.Context, t engine.Tenant) error {
 		return err
 	}
 	defer s.calls.Done()
-	s.metrics.ops[opCreateTenant].Inc()
+	s.metrics.Ops[opCreateTenant].Inc()
 	_, err := s.c.tenants.InsertOne(ctx, tenantDoc{ID: t.ID, Name: t.Name, AppID: t.AppID, CreatedAt: t.CreatedAt})
 	return createError("tenant "+t.ID, err)
 }
@@ -76,7 +76,7 @@ func (s *Store) CreateStaff(ctx context.Context, st engine.Staff) error {
 		return err
 	}
 	defer s.calls.Done()
-	s.metrics.ops[opCreateStaff].Inc()
+	s.metrics.Ops[opCreateStaff].Inc()
 	what := "staff " + st.Tenant + "/" + st.Username
 	if err := s.requireTenant(ctx, st.Tenant); err != nil {
 		return fmt.Errorf("mongo: create %s: %w", what, err)
@@ -122,7 +122,7 @@ func (s *Store) PutSettingIfAbsent(ctx context.Context, key, value string) (stri
 		return "", err
 	}
 	defer s.calls.Done()
-	s.metrics.ops[opPutSetting].Inc()
+	s.metrics.Ops[opPutSetting].Inc()
 	id := bson.D{{Key: "_id", Value: key}}
 	_, err := s.c.settings.UpdateOne(ctx, id,
 		bson.D{{Key: "$setOnInsert", Value: bson.D{{Key: "value", Value: value}}}}, options.UpdateOne().SetUpsert(true))

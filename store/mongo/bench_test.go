@@ -63,10 +63,10 @@ func BenchmarkAppendGroupCommit(b *testing.B) {
 // commit time, from the store's own histograms.
 func reportBatchMetrics(b *testing.B, s *Store) {
 	var batch, commit dto.Metric
-	if err := s.metrics.batchOps.Write(&batch); err != nil {
+	if err := s.metrics.BatchOps.Write(&batch); err != nil {
 		b.Fatal(err)
 	}
-	if err := s.metrics.commitSeconds.Write(&commit); err != nil {
+	if err := s.metrics.CommitSeconds.Write(&commit); err != nil {
 		b.Fatal(err)
 	}
 	if n := batch.GetHistogram().GetSampleCount(); n > 0 {

@@ -33,7 +33,7 @@ func (s *Store) CreateConversation(ctx context.Context, c engine.Conversation) e
 		return err
 	}
 	defer s.calls.Done()
-	s.metrics.ops[opCreateConversation].Inc()
+	s.metrics.Ops[opCreateConversation].Inc()
 	what := "conversation " + c.Tenant + "/" + c.ID
 	if err := s.requireTenant(ctx, c.Tenant); err != nil {
 		return fmt.Errorf("mongo: create %s: %w", what, err)
@@ -147,7 +147,7 @@ func (s *Store) SetReadPointer(ctx context.Context, tenant, conv string, p engin
 		return 0, err
 	}
 	defer s.calls.Done()
-	s.metrics.ops[opSetReadPointer].Inc()
+	s.metrics.Ops[opSetReadPointer].Inc()
 	if err := s.requireConversation(ctx, tenant, conv); err != nil {
 		return 0, fmt.Errorf("mongo: set read pointer: %w", err)
 	}

@@ -76,7 +76,7 @@ func appendAll(tb testing.TB, s engine.Store, ms []engine.Message) {
 func counterValue(tb testing.TB, s *Store, kind opKind) float64 {
 	tb.Helper()
 	var m dto.Metric
-	if err := s.metrics.ops[kind].Write(&m); err != nil {
+	if err := s.metrics.Ops[kind].Write(&m); err != nil {
 		tb.Fatal(err)
 	}
 	return m.GetCounter().GetValue()

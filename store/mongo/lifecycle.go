@@ -43,7 +43,7 @@ func (s *Store) UpdateConversation(ctx context.Context, c engine.Conversation, e
 		return err
 	}
 	defer s.calls.Done()
-	s.metrics.ops[opUpdateConversation].Inc()
+	s.metrics.Ops[opUpdateConversation].Inc()
 	what := c.Tenant + "/" + c.ID
 	if err := s.requireConversation(ctx, c.Tenant, c.ID); err != nil {
 		return fmt.Errorf("mongo: update conversation %s: %w", what, err)
@@ -116,7 +116,7 @@ func (s *Store) PutFAQ(ctx context.Context, tenant string, entries []engine.FAQE
 		return err
 	}
 	defer s.calls.Done()
-	s.metrics.ops[opPutFAQ].Inc()
+	s.metrics.Ops[opPutFAQ].Inc()
 	if err := s.requireTenant(ctx, tenant); err != nil {
 		return fmt.Errorf("mongo: put faq: %w", err)
 	}
@@ -145,7 +145,7 @@ func (s *Store) DeleteFAQ(ctx context.Context, tenant, id string) error {
 		return err
 	}
 	defer s.calls.Done()
-	s.metrics.ops[opDeleteFAQ].Inc()
+	s.metrics.Ops[opDeleteFAQ].Inc()
 	// faq_entries_by_id.
 	res, err := s.c.faq.DeleteOne(ctx, bson.D{{Key: "tenant", Value: tenant}, {Key: "id", Value: id}})
 	if err != nil {

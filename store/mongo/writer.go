@@ -93,13 +93,13 @@ func (w *writer) commitBatch(batch []*appendOp) {
 	if len(live) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
 		if err := w.insert(ctx, live); err == nil {
-			w.s.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+			w.s.metrics.CommitSeconds.Observe(time.Since(start).Seconds())
 		}
 		cancel()
 	}
-	w.s.metrics.batchOps.Observe(float64(len(batch)))
+	w.s.metrics.BatchOps.Observe(float64(len(batch)))
 	for _, o := range batch {
-		w.s.metrics.ops[opAppend].Inc()
+		w.s.metrics.Ops[opAppend].Inc()
 		close(o.done)
 	}
 }

@@ -71,7 +71,7 @@ func counterValue(tb testing.TB, s *Store, kind string) float64 {
 			continue
 		}
 		var m dto.Metric
-		if err := s.w.metrics.ops[k].Write(&m); err != nil {
+		if err := s.w.metrics.Ops[k].Write(&m); err != nil {
 			tb.Fatal(err)
 		}
 		return m.GetCounter().GetValue()

@@ -10,30 +10,25 @@ import (
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/kefu-dev/kefu/store/storemetrics"
 )
 
 // opKind names a kind of write op, for the ops_total metric.
-type opKind uint8
+type opKind = storemetrics.Op
 
 const (
-	opAppend opKind = iota
-	opCreateConversation
-	opSetReadPointer
-	opCreateTenant
-	opCreateStaff
-	opPutSetting
-	opUpdateConversation
-	opPutFAQ
-	opDeleteFAQ
-	numOpKinds
+	opAppend             = storemetrics.OpAppend
+	opCreateConversation = storemetrics.OpCreateConversation
+	opSetReadPointer     = storemetrics.OpSetReadPointer
+	opCreateTenant       = storemetrics.OpCreateTenant
+	opCreateStaff        = storemetrics.OpCreateStaff
+	opPutSetting         = storemetrics.OpPutSetting
+	opUpdateConversation = storemetrics.OpUpdateConversation
+	opPutFAQ             = storemetrics.OpPutFAQ
+	opDeleteFAQ          = storemetrics.OpDeleteFAQ
+	numOpKinds           = storemetrics.NumOps
 )
-
-var opKindNames = [numOpKinds]string{
-	"append", "create_conversation", "set_read_pointer", "create_tenant", "create_staff", "put_setting",
-	"update_conversation", "put_faq", "delete_faq",
-}
-
-func (k opKind) String() string { return opKindNames[k] }
 
 // op is one write request queued for the writer goroutine. The caller fills
 // in the request, sends it, and reads the result fields only after done is
@@ -185,12 +180,12 @@ func (w *writer) commitBatch(batch []op) {
 			}
 		}
 	} else {
-		w.metrics.commitSeconds.Observe(elapsed.Seconds())
+		w.metrics.CommitSeconds.Observe(elapsed.Seconds())
 	}
-	w.metrics.batchOps.Observe(float64(len(batch)))
+	w.metrics.BatchOps.Observe(float64(len(batch)))
 	for _, o := range batch {
 		h := o.header()
-		w.metrics.ops[h.kind].Inc()
+		w.metrics.Ops[h.kind].Inc()
 		close(h.done)
 	}
 }
