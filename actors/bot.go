@@ -31,6 +31,11 @@ type (
 	}
 )
 
+// botMsgID is the client_msg_id of the bot's answer to the message at seq.
+// It contains a space, which clients' ids may not, so no client can take
+// it, and a turn computed twice is stored once.
+func botMsgID(seq int64) string { return "bot " + strconv.FormatInt(seq, 10) }
+
 func lastUserMessage(batch []*pendingAppend) *engine.Message {
 	for i := len(batch) - 1; i >= 0; i-- {
 		if m := &batch[i].msg; m.From.Role == engine.RoleUser && m.Body.Type == engine.BodyText {
@@ -88,10 +93,8 @@ func (a *conversationActor) onBotReply(ctx actor.Context, m *botReplyMsg) {
 		}
 	}
 	a.d.Metrics.botReplied(string(r.Kind))
-	// The id derives from the question's seq, so a reply computed twice
-	// (after a reload, say) is stored once.
 	p := &pendingAppend{
-		msg: engine.Message{Tenant: a.tenant, Conv: a.id, ClientMsgID: "bot-" + strconv.FormatInt(m.replyTo, 10),
+		msg: engine.Message{Tenant: a.tenant, Conv: a.id, ClientMsgID: botMsgID(m.replyTo),
 			From: botParty, Body: body, CreatedAt: a.d.Clock.Now()},
 		since: time.Now(),
 	}

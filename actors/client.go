@@ -35,9 +35,20 @@ func NewClient(c *cluster.Cluster, timeout time.Duration, logger *slog.Logger) *
 var ErrUnavailable = engine.NewError(engine.CodeUnavailable, "the service did not answer in time; try again")
 
 // request sends msg to a virtual actor and waits for its reply. A request
-// that finds the activation gone is retried on a fresh lookup; every
-// request the edge makes is idempotent.
+// that finds the activation gone (a dead letter: it was never delivered)
+// is retried on a fresh lookup. A timed-out request is retried only when
+// it is idempotent (reads, and creates keyed by id): a timeout does not
+// say whether a write was applied.
 func (c *Client) request(ctx context.Context, kind, identity string, msg any) (any, error) {
+	return c.call(ctx, kind, identity, msg, true)
+}
+
+// write is request for a message that must not be applied twice.
+func (c *Client) write(ctx context.Context, kind, identity string, msg any) (any, error) {
+	return c.call(ctx, kind, identity, msg, false)
+}
+
+func (c *Client) call(ctx context.Context, kind, identity string, msg any, idempotent bool) (any, error) {
 	timeout := c.timeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
@@ -64,7 +75,7 @@ func (c *Client) request(ctx context.Context, kind, identity string, msg any) (a
 			return res, nil
 		}
 		lastErr = err
-		if !errors.Is(err, actor.ErrDeadLetter) && !errors.Is(err, actor.ErrTimeout) {
+		if !errors.Is(err, actor.ErrDeadLetter) && !(idempotent && errors.Is(err, actor.ErrTimeout)) {
 			break
 		}
 		c.cluster.PidCache.Remove(identity, kind)
@@ -120,7 +131,7 @@ func (c *Client) History(ctx context.Context, caller Caller, conv string, afterS
 
 // Login checks a staff member's password and returns the account.
 func (c *Client) Login(ctx context.Context, tenant, username, password string) (engine.Staff, error) {
-	res, err := c.request(ctx, KindTenant, tenant, &actorpb.Login{Username: username, Password: password})
+	res, err := c.write(ctx, KindTenant, tenant, &actorpb.Login{Username: username, Password: password})
 	if err != nil {
 		return engine.Staff{}, err
 	}
@@ -195,7 +206,7 @@ func (c *Client) KBEntries(ctx context.Context, caller Caller) ([]byte, error) {
 // KBPut creates or replaces entries (kb JSON); with replace, the others are
 // deleted. It returns how many entries were written.
 func (c *Client) KBPut(ctx context.Context, caller Caller, entriesJSON []byte, replace bool) (int, error) {
-	res, err := c.request(ctx, KindTenant, caller.Tenant, &actorpb.KBPut{Caller: callerToPB(caller), EntriesJson: entriesJSON, Replace: replace})
+	res, err := c.write(ctx, KindTenant, caller.Tenant, &actorpb.KBPut{Caller: callerToPB(caller), EntriesJson: entriesJSON, Replace: replace})
 	if err != nil {
 		return 0, err
 	}
@@ -205,7 +216,7 @@ func (c *Client) KBPut(ctx context.Context, caller Caller, entriesJSON []byte, r
 
 // KBDelete deletes one entry.
 func (c *Client) KBDelete(ctx context.Context, caller Caller, id string) error {
-	res, err := c.request(ctx, KindTenant, caller.Tenant, &actorpb.KBDelete{Caller: callerToPB(caller), Id: id})
+	res, err := c.write(ctx, KindTenant, caller.Tenant, &actorpb.KBDelete{Caller: callerToPB(caller), Id: id})
 	if err != nil {
 		return err
 	}

@@ -99,9 +99,15 @@ type conversationActor struct {
 	recent  []engine.Message // newest stored messages, ascending, at most 2*d.Recent
 	known   map[string]int   // client_msg_id -> index in recent
 
-	queue     []*pendingAppend // waiting for the next write
-	inflight  []*pendingAppend // being written; at most one write at a time
-	reloading bool             // re-reading the store after a conflict
+	queue          []*pendingAppend // waiting for the next write
+	inflight       []*pendingAppend // being written; at most one write at a time
+	reloading      bool             // re-reading the store after a conflict
+	reloadFailures int
+
+	// State changes are stored one at a time, in order, retried until
+	// stored: stateEvents[0] is being (or about to be) written.
+	stateEvents  []engine.ConvEvent
+	stateWriting bool
 
 	stash []stashed
 	subs  map[string]*actor.PID // subscribed sessions by PID string
@@ -149,6 +155,10 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 		a.onCommitted(ctx, m)
 	case *reloadedMsg:
 		a.onReloaded(ctx, m)
+	case *retryReloadMsg:
+		a.reload(ctx)
+	case *retryStateMsg:
+		a.writeState(ctx)
 	case *pageMsg:
 		a.onPage(ctx, m)
 	case *readStoredMsg:
@@ -162,17 +172,26 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 	case *assistMsg:
 		a.reply(ctx, m.sender, m.resp)
 	case *stateStoredMsg:
-		if m.err != nil {
-			a.log.Error("storing a state change", "to", m.to, "err", m.err)
-		}
+		a.onStateStored(ctx, m)
 	case *actorpb.CreateConversation, *actorpb.Append, *actorpb.Resume, *actorpb.Unsubscribe,
 		*actorpb.Typing, *actorpb.MarkRead, *actorpb.Escalate, *actorpb.Assist:
-		if a.phase == phaseLoading || a.phase == phaseCreating {
+		if a.phase == phaseLoading || a.phase == phaseCreating || (a.reloading && readsLastSeq(m)) {
 			a.stash = append(a.stash, stashed{sender: ctx.Sender(), msg: m})
 			return
 		}
 		a.handle(ctx, ctx.Sender(), m)
 	}
+}
+
+// readsLastSeq tells requests whose answer depends on the newest stored
+// seq: while the actor re-reads the store they wait, so none is answered
+// from a stale view (a write that landed late, say).
+func readsLastSeq(m any) bool {
+	switch m.(type) {
+	case *actorpb.Resume, *actorpb.MarkRead:
+		return true
+	}
+	return false
 }
 
 // async runs f off the mailbox and delivers its result to the actor.
@@ -341,27 +360,32 @@ func (a *conversationActor) append(ctx actor.Context, sender *actor.PID, m *acto
 		a.reply(ctx, sender, &actorpb.AppendResponse{Error: errToPB(err)})
 		return
 	}
-	if caller := callerFromPB(m.Caller); caller.IsStaff() && (a.conv.State == engine.StateBot || a.conv.State == engine.StateQueued) {
+	caller := callerFromPB(m.Caller)
+	// A resend is the same client_msg_id from the same sender; the same id
+	// from someone else is refused, never acked as theirs.
+	if i, ok := a.known[m.ClientMsgId]; ok {
+		if a.recent[i].From != caller.Party {
+			a.reply(ctx, sender, &actorpb.AppendResponse{Error: errToPB(errIDTaken)})
+			return
+		}
+		a.reply(ctx, sender, ackOf(a.recent[i], true))
+		return
+	}
+	for _, p := range append(a.inflight[:len(a.inflight):len(a.inflight)], a.queue...) {
+		if p.msg.ClientMsgID == m.ClientMsgId {
+			if p.msg.From != caller.Party {
+				a.reply(ctx, sender, &actorpb.AppendResponse{Error: errToPB(errIDTaken)})
+				return
+			}
+			p.waiters = append(p.waiters, sender)
+			return
+		}
+	}
+	if caller.IsStaff() && (a.conv.State == engine.StateBot || a.conv.State == engine.StateQueued) {
 		// A person replied: from now on the conversation is theirs and the
 		// bot is silent. The state flips before the message is queued, so a
 		// bot answer still in flight finds the conversation taken.
 		a.setState(ctx, engine.StateAssigned, caller.Party.ID, caller.Party, engine.EventTakenOver, "agent_replied")
-	}
-	if i, ok := a.known[m.ClientMsgId]; ok {
-		a.reply(ctx, sender, ackOf(a.recent[i], true))
-		return
-	}
-	for _, p := range a.queue {
-		if p.msg.ClientMsgID == m.ClientMsgId {
-			p.waiters = append(p.waiters, sender)
-			return
-		}
-	}
-	for _, p := range a.inflight {
-		if p.msg.ClientMsgID == m.ClientMsgId {
-			p.waiters = append(p.waiters, sender)
-			return
-		}
 	}
 	now := a.d.Clock.Now()
 	a.queue = append(a.queue, &pendingAppend{
@@ -375,6 +399,9 @@ func (a *conversationActor) append(ctx actor.Context, sender *actor.PID, m *acto
 	})
 	a.pump(ctx)
 }
+
+// errIDTaken refuses a client_msg_id another participant already used here.
+var errIDTaken = engine.NewError(engine.CodeInvalidField, "client_msg_id is already used in this conversation by another participant; send with a new id")
 
 func ackOf(msg engine.Message, dup bool) *actorpb.AppendResponse {
 	return &actorpb.AppendResponse{Seq: msg.Seq, TsMs: msg.CreatedAt.UnixMilli(), Dup: dup}
@@ -425,12 +452,24 @@ func (a *conversationActor) onCommitted(ctx actor.Context, m *committedMsg) {
 	switch {
 	case m.err == nil:
 	case errors.As(m.err, &dup):
-		// Stored long ago, outside the window we remember: ack the original.
+		// Stored before, outside the window we remember: ack the original
+		// if it is the same sender's, refuse the id otherwise.
 		first := rest[0]
 		for _, w := range first.waiters {
-			a.reply(ctx, w, &actorpb.AppendResponse{Seq: dup.Seq, Dup: true})
+			if dup.From != first.msg.From {
+				a.reply(ctx, w, &actorpb.AppendResponse{Error: errToPB(errIDTaken)})
+			} else {
+				a.reply(ctx, w, &actorpb.AppendResponse{Seq: dup.Seq, TsMs: dup.CreatedAt.UnixMilli(), Dup: true})
+			}
+		}
+		if first.stored != nil && dup.From == first.msg.From {
+			first.stored(ctx)
 		}
 		a.queue = append(rest[1:], a.queue...)
+		if dup.Seq > a.lastSeq {
+			// A write we took for failed landed after all: learn it.
+			a.reload(ctx)
+		}
 	case errors.Is(m.err, engine.ErrSeqConflict):
 		// Another activation wrote this seq: learn what is stored, then
 		// renumber and retry. Never skip or reuse a number.
@@ -439,15 +478,34 @@ func (a *conversationActor) onCommitted(ctx actor.Context, m *committedMsg) {
 		a.reload(ctx)
 	default:
 		a.log.Error("storing messages", "err", m.err)
+		// Clients resend what was refused; the bot's own messages have
+		// nobody to resend them, so they go back on the queue.
+		var keep []*pendingAppend
 		for _, p := range rest {
+			if len(p.waiters) == 0 {
+				keep = append(keep, p)
+			}
 			for _, w := range p.waiters {
 				a.reply(ctx, w, &actorpb.AppendResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "the message was not stored; send it again"))})
 			}
 		}
+		a.queue = append(keep, a.queue...)
 		// Whether the failed write landed is unknown: re-read before the next.
 		a.reload(ctx)
 	}
 	a.pump(ctx)
+}
+
+// maxReloadRetries bounds the attempts to re-read the store after a failed
+// write before the activation gives up and unloads.
+const maxReloadRetries = 5
+
+type retryReloadMsg struct{}
+
+// later delivers msg to the actor after d, off its mailbox.
+func (a *conversationActor) later(ctx actor.Context, d time.Duration, msg any) {
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	time.AfterFunc(d, func() { root.Send(self, msg) })
 }
 
 func (a *conversationActor) reload(ctx actor.Context) {
@@ -459,18 +517,26 @@ func (a *conversationActor) reload(ctx actor.Context) {
 }
 
 func (a *conversationActor) onReloaded(ctx actor.Context, m *reloadedMsg) {
+	if m.err != nil && a.reloadFailures < maxReloadRetries {
+		a.reloadFailures++
+		a.log.Warn("reloading conversation; retrying", "attempt", a.reloadFailures, "err", m.err)
+		a.later(ctx, time.Duration(a.reloadFailures)*200*time.Millisecond, &retryReloadMsg{})
+		return
+	}
 	if m.err != nil {
-		a.log.Error("reloading conversation", "err", m.err)
+		a.log.Error("reloading conversation failed; unloading it", "err", m.err)
 		for _, p := range a.queue {
 			for _, w := range p.waiters {
 				a.reply(ctx, w, &actorpb.AppendResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "the message was not stored; send it again"))})
 			}
 		}
 		a.queue = nil
+		a.failStash(ctx, engine.NewError(engine.CodeUnavailable, "the conversation could not be read; try again"))
 		ctx.Stop(ctx.Self())
 		return
 	}
-	a.reloading = false
+	a.reloading, a.reloadFailures = false, 0
+	defer a.replayStash(ctx)
 	a.setRecent(m.recent)
 	// Messages the other activation stored are resends now: ack them.
 	queue := a.queue[:0]
@@ -624,11 +690,11 @@ func (a *conversationActor) setState(ctx actor.Context, to engine.ConvState, age
 	if to != engine.StateBot {
 		a.cancelBot()
 	}
-	conv := a.conv
-	event := engine.ConvEvent{Tenant: a.tenant, Conv: a.id, Type: ev, From: from, To: to, By: by, Reason: reason, At: now}
-	a.async(ctx, func(c context.Context) any {
-		return &stateStoredMsg{to: to, err: a.d.Store.UpdateConversation(c, conv, event)}
-	})
+	if from == engine.StateBot {
+		a.dropBotQueue()
+	}
+	a.stateEvents = append(a.stateEvents, engine.ConvEvent{Tenant: a.tenant, Conv: a.id, Type: ev, From: from, To: to, By: by, Reason: reason, At: now})
+	a.writeState(ctx)
 	a.push(ctx, nil, &actorpb.Push{Conv: a.id, Event: &actorpb.Push_State{State: &actorpb.StateChange{
 		State: string(to), AgentId: agentID, By: partyToPB(by), Reason: reason,
 	}}})
@@ -642,6 +708,48 @@ func (a *conversationActor) cancelBot() {
 		a.botCancel = nil
 	}
 	a.botGen++
+}
+
+type retryStateMsg struct{}
+
+// writeState stores the oldest unstored state change with the current
+// header, unless a write is running. Writes never overlap, so the store
+// sees the changes in order.
+func (a *conversationActor) writeState(ctx actor.Context) {
+	if a.stateWriting || len(a.stateEvents) == 0 {
+		return
+	}
+	a.stateWriting = true
+	conv, event := a.conv, a.stateEvents[0]
+	a.async(ctx, func(c context.Context) any {
+		return &stateStoredMsg{to: event.To, err: a.d.Store.UpdateConversation(c, conv, event)}
+	})
+}
+
+func (a *conversationActor) onStateStored(ctx actor.Context, m *stateStoredMsg) {
+	a.stateWriting = false
+	if m.err != nil {
+		// The conversation must not come back in an old state after a
+		// restart: keep trying (and stay loaded) until it is stored.
+		a.log.Error("storing a state change; retrying", "to", m.to, "err", m.err)
+		a.later(ctx, time.Second, &retryStateMsg{})
+		return
+	}
+	a.stateEvents = a.stateEvents[1:]
+	a.writeState(ctx)
+}
+
+// dropBotQueue removes bot messages not yet written: once a person owns
+// the conversation the bot says nothing more.
+func (a *conversationActor) dropBotQueue() {
+	queue := a.queue[:0]
+	for _, p := range a.queue {
+		if p.msg.From.Role != engine.RoleBot {
+			queue = append(queue, p)
+		}
+	}
+	clear(a.queue[len(queue):])
+	a.queue = queue
 }
 
 // escalate answers the user's "talk to a person": a bot conversation is
@@ -668,11 +776,24 @@ func (a *conversationActor) push(ctx actor.Context, origin *actor.PID, p *actorp
 	}
 }
 
+// maybePassivate unloads an idle conversation nobody watches and with
+// nothing in flight; otherwise it waits for the next idle period
+// (Proto.Actor disarms the receive timeout each time it fires).
 func (a *conversationActor) maybePassivate(ctx actor.Context) {
 	if len(a.subs) == 0 && len(a.queue) == 0 && len(a.inflight) == 0 && !a.reloading &&
-		len(a.stash) == 0 && a.phase != phaseCreating && a.phase != phaseLoading {
+		len(a.stash) == 0 && a.phase != phaseCreating && a.phase != phaseLoading &&
+		a.botCancel == nil && len(a.stateEvents) == 0 && !a.stateWriting {
 		ctx.Stop(ctx.Self())
+		return
 	}
+	ctx.SetReceiveTimeout(a.idleTimeout())
+}
+
+func (a *conversationActor) idleTimeout() time.Duration {
+	if a.phase == phaseMissing {
+		return 5 * time.Second // nothing to keep in memory
+	}
+	return a.d.IdleTimeout
 }
 
 func (a *conversationActor) reply(ctx actor.Context, to *actor.PID, msg any) {
@@ -693,5 +814,9 @@ func (a *conversationActor) replyError(ctx actor.Context, to *actor.PID, req any
 		a.reply(ctx, to, &actorpb.ResumeResponse{Error: e})
 	case *actorpb.MarkRead:
 		a.reply(ctx, to, &actorpb.MarkReadResponse{Error: e})
+	case *actorpb.Escalate:
+		a.reply(ctx, to, &actorpb.EscalateResponse{Error: e})
+	case *actorpb.Assist:
+		a.reply(ctx, to, &actorpb.AssistResponse{Error: e})
 	}
 }

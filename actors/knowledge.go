@@ -31,6 +31,7 @@ type Knowledge struct {
 }
 
 type tenantIndex struct {
+	build    sync.Mutex    // one build at a time, so a slow one never replaces a newer
 	ready    chan struct{} // closed once the first build finished
 	err      error         // of the first build; the entry is then dropped
 	live     *kb.Live
@@ -118,6 +119,8 @@ func (k *Knowledge) firstBuild(tenant string, t *tenantIndex) {
 func (k *Knowledge) refresh(tenant string, t *tenantIndex, force bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	t.build.Lock()
+	defer t.build.Unlock()
 	entries, err := k.store.FAQEntries(ctx, tenant)
 	k.mu.Lock()
 	t.checking, t.checked = false, time.Now()

@@ -34,9 +34,11 @@ const (
 // inbound carries a decoded client frame from the socket to its session.
 type inbound struct{ frame engine.ClientFrame }
 
-// resolvedMsg reports the PID of a conversation activation.
+// resolvedMsg reports the PID of a conversation activation. It carries the
+// link itself: a leave may have dropped it from links meanwhile, and the
+// requests waiting on it must still be answered.
 type resolvedMsg struct {
-	conv string
+	link *convLink
 	pid  *actor.PID
 }
 
@@ -47,9 +49,10 @@ type convLink struct {
 	resolving      bool
 	waiting        []func(pid *actor.PID, err error) // in arrival order
 
-	subscribed bool  // the conversation pushes to this session
-	caughtUp   bool  // pushes go straight to the client
-	delivered  int64 // highest seq the client has been sent
+	subscribed bool       // the conversation pushes to this session
+	caughtUp   bool       // pushes go straight to the client
+	delivered  int64      // highest seq the client has been sent
+	watched    *actor.PID // the activation watched for this subscription
 	buffer     []*actorpb.Message
 	own        map[int64]bool // seqs of this session's acked sends not yet passed by delivered
 	overflow   bool           // buffer was dropped: the client must page again
@@ -75,6 +78,8 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 		s.onFrame(ctx, m.frame)
 	case *resolvedMsg:
 		s.onResolved(m)
+	case *actor.Terminated:
+		s.onActivationGone(ctx, m.Who)
 	case *actorpb.Push:
 		s.onPush(ctx, m)
 	case *actor.Stopping:
@@ -107,17 +112,14 @@ func (s *sessionActor) withPID(ctx actor.Context, l *convLink, fn func(pid *acto
 		return
 	}
 	l.resolving = true
-	self, root, cl, identity, conv := ctx.Self(), ctx.ActorSystem().Root, s.cl, l.identity, l.conv
+	self, root, cl, identity := ctx.Self(), ctx.ActorSystem().Root, s.cl, l.identity
 	go func() {
-		root.Send(self, &resolvedMsg{conv: conv, pid: cl.Get(identity, KindConversation)})
+		root.Send(self, &resolvedMsg{link: l, pid: cl.Get(identity, KindConversation)})
 	}()
 }
 
 func (s *sessionActor) onResolved(m *resolvedMsg) {
-	l, ok := s.links[m.conv]
-	if !ok {
-		return
-	}
+	l := m.link
 	l.resolving = false
 	l.pid = m.pid
 	waiting := l.waiting
@@ -198,12 +200,13 @@ func (s *sessionActor) onFrame(ctx actor.Context, f engine.ClientFrame) {
 			resp, _ := res.(*actorpb.ResumeResponse)
 			switch {
 			case err != nil || resp == nil:
-				l.subscribed, l.caughtUp = wasSubscribed, wasCaughtUp
+				s.restore(ctx, l, wasSubscribed, wasCaughtUp)
 				s.emitError(f, engine.NewError(engine.CodeUnavailable, "history could not be read in time; resume again"))
 			case resp.Error != nil:
-				l.subscribed, l.caughtUp = wasSubscribed, wasCaughtUp
+				s.restore(ctx, l, wasSubscribed, wasCaughtUp)
 				s.emitError(f, errFromPB(resp.Error))
 			default:
+				s.watch(ctx, l)
 				s.onHistory(ctx, l, f, last, resp)
 			}
 		})
@@ -245,6 +248,45 @@ func (s *sessionActor) onFrame(ctx actor.Context, f engine.ClientFrame) {
 				s.emit(engine.ReadFrame{Type: engine.FrameRead, Conv: f.Conv, By: s.caller.Party, Seq: resp.Seq})
 			}
 		})
+	}
+}
+
+// restore puts a link back as it was before a resume that failed, and
+// delivers the pushes held meanwhile if it was live.
+func (s *sessionActor) restore(ctx actor.Context, l *convLink, subscribed, caughtUp bool) {
+	l.subscribed, l.caughtUp = subscribed, caughtUp
+	if caughtUp {
+		s.flush(ctx, l)
+	}
+}
+
+// watch watches the activation a subscription lives in, so the session
+// learns when it stops (see onActivationGone).
+func (s *sessionActor) watch(ctx actor.Context, l *convLink) {
+	if l.pid != nil && (l.watched == nil || !l.watched.Equal(l.pid)) {
+		ctx.Watch(l.pid)
+		l.watched = l.pid
+	}
+}
+
+// onActivationGone handles a conversation activation that stopped (its
+// node died, the cluster moved it, or it unloaded after a failure): its
+// subscriptions went with it. The session subscribes to the next
+// activation and fills in whatever it missed.
+func (s *sessionActor) onActivationGone(ctx actor.Context, who *actor.PID) {
+	for _, l := range s.links {
+		if l.watched == nil || !l.watched.Equal(who) {
+			continue
+		}
+		l.watched = nil
+		if l.pid != nil && l.pid.Equal(who) {
+			l.pid = nil
+			s.cl.PidCache.Remove(l.identity, KindConversation)
+		}
+		if l.subscribed {
+			l.caughtUp = false
+			s.fill(ctx, l)
+		}
 	}
 }
 
@@ -360,7 +402,8 @@ func (s *sessionActor) fill(ctx actor.Context, l *convLink) {
 		return
 	}
 	l.filling = true
-	req := &actorpb.Resume{Caller: callerToPB(s.caller), LastSeq: l.delivered, Limit: fillPage}
+	// Subscribing again is harmless and re-attaches to a new activation.
+	req := &actorpb.Resume{Caller: callerToPB(s.caller), LastSeq: l.delivered, Limit: fillPage, Subscriber: pidToRef(ctx.Self())}
 	s.request(ctx, l, req, 0, func(res any, err error) {
 		l.filling = false
 		resp, _ := res.(*actorpb.ResumeResponse)
@@ -370,6 +413,7 @@ func (s *sessionActor) fill(ctx actor.Context, l *convLink) {
 			s.emitError(engine.ClientFrame{Conv: l.conv}, engine.NewError(engine.CodeUnavailable, "live updates stopped; resume from your last seq"))
 			return
 		}
+		s.watch(ctx, l)
 		for _, m := range resp.Messages {
 			s.skipOwn(l)
 			if m.Seq == l.delivered+1 {

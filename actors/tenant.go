@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"time"
 
@@ -13,6 +14,9 @@ import (
 	"github.com/kefu-dev/kefu/auth"
 	"github.com/kefu-dev/kefu/engine"
 )
+
+// passwordChecks bounds the argon2id verifications running on this node.
+var passwordChecks = make(chan struct{}, runtime.GOMAXPROCS(0))
 
 // dummyHash is verified when a username does not exist, so a failed login
 // takes as long whether or not the account exists.
@@ -44,7 +48,9 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 	case *actor.ReceiveTimeout:
 		if !a.kbBusy && len(a.kbQueue) == 0 {
 			ctx.Stop(ctx.Self())
+			return
 		}
+		ctx.SetReceiveTimeout(a.d.IdleTimeout) // it disarms when it fires
 	case *actorpb.KBList:
 		a.kbList(ctx, m)
 	case *actorpb.KBPut:
@@ -67,7 +73,18 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 			return &actorpb.CheckTenantResponse{}
 		})
 	case *actorpb.Login:
-		a.off(ctx, func(c context.Context) any { return a.login(c, m) })
+		// argon2id takes 19 MiB and tens of ms: at most one check per core
+		// runs at once on a node, and the rest are refused, not queued.
+		select {
+		case passwordChecks <- struct{}{}:
+		default:
+			ctx.Respond(&actorpb.LoginResponse{Error: errToPB(engine.NewError(engine.CodeRateLimited, "too many logins at once; try again shortly"))})
+			return
+		}
+		a.off(ctx, func(c context.Context) any {
+			defer func() { <-passwordChecks }()
+			return a.login(c, m)
+		})
 	case *actorpb.ListConversations:
 		caller := callerFromPB(m.Caller)
 		if caller.Tenant != a.tenant || !caller.IsStaff() {

@@ -108,6 +108,11 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// restBodyLimit bounds a REST request body: a knowledge-base import of
+// several thousand entries fits. WebSocket frames have their own, smaller
+// limit (MaxFrameBytes).
+const restBodyLimit = 8 << 20
+
 // Server is the running edge.
 type Server struct {
 	cfg     Config
@@ -133,11 +138,15 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = newMetrics(cfg.Registry)
 	s.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
-		BodyLimit:             cfg.MaxFrameBytes,
-		ReadTimeout:           30 * time.Second,
-		WriteTimeout:          30 * time.Second,
-		IdleTimeout:           120 * time.Second,
-		ErrorHandler:          s.errorHandler,
+		// Strings from a request (path parameters, queries) travel into
+		// actor messages that outlive the handler; fasthttp reuses its
+		// buffers afterwards, so they must be copies.
+		Immutable:    true,
+		BodyLimit:    restBodyLimit,
+		ReadTimeout:  30 * time.Second,
+		WriteTimeout: 30 * time.Second,
+		IdleTimeout:  120 * time.Second,
+		ErrorHandler: s.errorHandler,
 	})
 	s.routes()
 	return s, nil

@@ -40,9 +40,14 @@ type MessageStore interface {
 }
 
 // DuplicateError reports that a message's client_msg_id is already stored.
+// From and CreatedAt describe the original, so a caller can tell a resend
+// (same sender) from another participant's message that happens to use
+// the same id.
 type DuplicateError struct {
 	ClientMsgID string
 	Seq         int64 // the seq the original was stored under
+	From        Party
+	CreatedAt   time.Time
 }
 
 func (e *DuplicateError) Error() string {

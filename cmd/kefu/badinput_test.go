@@ -535,7 +535,7 @@ func TestBadREST(t *testing.T) {
 		{"login of an unknown tenant", "POST", "/v1/auth/login", "", "", login("nope", "admin", adminPassword), 401, engine.CodeUnauthenticated},
 		{"login with a JSON array", "POST", "/v1/auth/login", "", "", `["demo","admin"]`, 400, engine.CodeBadFrame},
 		{"login that is not JSON", "POST", "/v1/auth/login", "", "", "tenant=demo&username=admin", 400, engine.CodeBadFrame},
-		{"login body over the limit", "POST", "/v1/auth/login", "", "", login("demo", "admin", strings.Repeat("p", 5000)), 413, engine.CodeFrameTooLarge},
+		{"login with an over-long password", "POST", "/v1/auth/login", "", "", login("demo", "admin", strings.Repeat("p", 5000)), 400, engine.CodeInvalidField},
 		{"login from a cross-site page", "POST", "/v1/auth/login", "", "https://evil.example", login("demo", "admin", adminPassword), 403, engine.CodeForbidden},
 		{"login from the allowed origin", "POST", "/v1/auth/login", "", allowedOrigin, login("demo", "admin", adminPassword), 200, ""},
 		{"visitor with an operator as tenant", "POST", "/v1/auth/visitor", "", "", `{"tenant":{"$ne":null}}`, 400, engine.CodeInvalidField},
@@ -644,4 +644,21 @@ func TestBadREST(t *testing.T) {
 		c.hello(staff)
 	})
 	p.check(t)
+}
+
+// TestRESTBodyLimit: a request announcing a body over the REST limit is
+// refused with 413 before its body is read.
+func TestRESTBodyLimit(t *testing.T) {
+	s := startServer(t, testConfig(t.TempDir()))
+	conn, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/auth/login HTTP/1.1\r\nHost: kefu\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", 9<<20)
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	status, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || !strings.Contains(status, " 413 ") {
+		t.Fatalf("status line %q, %v; want 413", status, err)
+	}
 }

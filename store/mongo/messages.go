@@ -94,7 +94,7 @@ func (s *Store) refusal(ctx context.Context, o *appendOp, m engine.Message) erro
 		orig, err := s.messageByClientID(ctx, o.tenant, o.conv, m.ClientMsgID)
 		switch {
 		case err == nil:
-			return &engine.DuplicateError{ClientMsgID: m.ClientMsgID, Seq: orig.Seq}
+			return &engine.DuplicateError{ClientMsgID: m.ClientMsgID, Seq: orig.Seq, From: orig.From, CreatedAt: orig.CreatedAt}
 		case !errors.Is(err, engine.ErrNotFound):
 			return fmt.Errorf("mongo: append %s/%s seq %d: look up client_msg_id: %w", o.tenant, o.conv, m.Seq, err)
 		}

@@ -100,10 +100,11 @@ func (o *appendOp) insertError(w *writer, r *msgRow, err error) error {
 	switch {
 	case isUniqueViolation(err):
 		if r.clientID != nil {
-			var seq int64
-			switch qerr := w.st.seqByClientID.QueryRowContext(bg, o.tenant, o.conv, r.clientID).Scan(&seq); {
+			var seq, created int64
+			var from engine.Party
+			switch qerr := w.st.seqByClientID.QueryRowContext(bg, o.tenant, o.conv, r.clientID).Scan(&seq, &from.Role, &from.ID, &created); {
 			case qerr == nil:
-				return &engine.DuplicateError{ClientMsgID: r.clientID.(string), Seq: seq}
+				return &engine.DuplicateError{ClientMsgID: r.clientID.(string), Seq: seq, From: from, CreatedAt: timeOf(created)}
 			case !errors.Is(qerr, sql.ErrNoRows):
 				return fmt.Errorf("sqlite: append %s/%s seq %d: look up client_msg_id: %w", o.tenant, o.conv, r.seq, qerr)
 			}

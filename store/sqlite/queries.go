@@ -19,7 +19,7 @@ const (
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// Run after a failed insert, inside the same transaction, to tell a
 	// duplicate from a seq conflict.
-	sqlSeqByClientID = `SELECT seq FROM messages WHERE tenant = ? AND conv = ? AND client_msg_id = ?`
+	sqlSeqByClientID = `SELECT seq, from_role, from_id, created_at FROM messages WHERE tenant = ? AND conv = ? AND client_msg_id = ?`
 
 	sqlInsertConversation = `INSERT INTO conversations
 	(tenant, id, user_id, state, agent_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`

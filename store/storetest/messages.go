@@ -143,8 +143,9 @@ func testAppendDuplicate(t *testing.T, open OpenFunc) {
 		if n != 1 || !errors.As(err, &dup) {
 			t.Fatalf("Append = (%d, %v), want (1, *DuplicateError)", n, err)
 		}
-		if dup.ClientMsgID != "c1-2" || dup.Seq != 2 {
-			t.Fatalf("DuplicateError = %+v, want {c1-2 2}", *dup)
+		orig := Msg("t1", "c1", 2)
+		if dup.ClientMsgID != "c1-2" || dup.Seq != 2 || dup.From != orig.From || !dup.CreatedAt.Equal(orig.CreatedAt) {
+			t.Fatalf("DuplicateError = %+v, want the original's seq 2, sender %v and time %v", *dup, orig.From, orig.CreatedAt)
 		}
 		got, err := s.Messages(ctx, "t1", "c1", 0, 10)
 		MustOK(t, "messages", err)

@@ -1,0 +1,504 @@
+package actors_test
+
+// Failure paths of the conversation and session actors, provoked through a
+// store that fails or holds calls on demand.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kefu-dev/kefu/actors"
+	"github.com/kefu-dev/kefu/bots"
+	"github.com/kefu-dev/kefu/engine"
+	"github.com/kefu-dev/kefu/store/sqlite"
+)
+
+// faultStore wraps the real store to inject failures and hold calls.
+type faultStore struct {
+	*sqlite.Store
+
+	// appendFail, if set, may fail an Append before it reaches the store.
+	appendFail func(msgs []engine.Message) error
+	// appendHold: an Append whose first client_msg_id is holdID waits for
+	// holdRelease; holdEntered is closed when it arrives.
+	holdID      string
+	holdEntered chan struct{}
+	holdRelease chan struct{}
+	holdOnce    sync.Once
+
+	recentFails atomic.Int32 // fail this many Recent calls
+	updateFail  atomic.Bool  // fail every UpdateConversation
+
+	faqGate   chan struct{} // if non-nil, FAQEntries waits for it
+	faqCalled chan struct{} // if non-nil, gets a value per FAQEntries call
+}
+
+func (f *faultStore) Append(ctx context.Context, msgs []engine.Message) (int, error) {
+	if f.holdID != "" && len(msgs) > 0 && msgs[0].ClientMsgID == f.holdID {
+		f.holdOnce.Do(func() { close(f.holdEntered) })
+		<-f.holdRelease
+	}
+	if f.appendFail != nil {
+		if err := f.appendFail(msgs); err != nil {
+			return 0, err
+		}
+	}
+	return f.Store.Append(ctx, msgs)
+}
+
+func (f *faultStore) Recent(ctx context.Context, tenant, conv string, n int) ([]engine.Message, error) {
+	if f.recentFails.Add(-1) >= 0 {
+		return nil, errors.New("injected: recent failed")
+	}
+	return f.Store.Recent(ctx, tenant, conv, n)
+}
+
+func (f *faultStore) UpdateConversation(ctx context.Context, c engine.Conversation, ev engine.ConvEvent) error {
+	if f.updateFail.Load() {
+		return errors.New("injected: update failed")
+	}
+	return f.Store.UpdateConversation(ctx, c, ev)
+}
+
+func (f *faultStore) FAQEntries(ctx context.Context, tenant string) ([]engine.FAQEntry, error) {
+	if f.faqCalled != nil {
+		f.faqCalled <- struct{}{}
+	}
+	if f.faqGate != nil {
+		select {
+		case <-f.faqGate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return f.Store.FAQEntries(ctx, tenant)
+}
+
+func withFaults(fs *faultStore) func(*actors.Deps) {
+	return func(d *actors.Deps) {
+		fs.Store = d.Store.(*sqlite.Store)
+		fs.recentFails.Store(0)
+		d.Store = fs
+	}
+}
+
+type anyFrame struct {
+	Type        string         `json:"type"`
+	Code        string         `json:"code"`
+	ClientMsgID string         `json:"client_msg_id"`
+	Seq         int64          `json:"seq"`
+	Dup         bool           `json:"dup"`
+	TS          int64          `json:"ts"`
+	State       string         `json:"state"`
+	Msg         engine.Message `json:"msg"`
+	raw         string
+}
+
+// waitFrame returns the first frame satisfying pred, or ok=false after d.
+func waitFrame(out outbox, d time.Duration, pred func(anyFrame) bool) (anyFrame, bool) {
+	deadline := time.After(d)
+	for {
+		select {
+		case b := <-out:
+			var f anyFrame
+			_ = json.Unmarshal(b, &f)
+			f.raw = string(b)
+			if pred(f) {
+				return f, true
+			}
+		case <-deadline:
+			return anyFrame{}, false
+		}
+	}
+}
+
+// metric returns the value of a gauge or counter of the node, summed over
+// its labels.
+func metric(t *testing.T, n *testNode, name string) float64 {
+	t.Helper()
+	mfs, err := n.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	return sum
+}
+
+// waitMetric polls until the metric has value want.
+func waitMetric(t *testing.T, n *testNode, name string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for metric(t, n, name) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v, want %v", name, metric(t, n, name), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func resumeAllFrames(t *testing.T, sess *actors.Session, out outbox, conv string) {
+	t.Helper()
+	last := int64(0)
+	sess.Deliver(engine.ClientFrame{Type: engine.FrameResume, Conv: conv, LastSeq: &last})
+	if _, ok := waitFrame(out, 5*time.Second, func(f anyFrame) bool { return f.Type == "history" }); !ok {
+		t.Fatal("no history page")
+	}
+}
+
+// Escalate and assist on a conversation that does not exist are answered
+// with not_found at once, not left to time out.
+func TestAssistUnknownConversationIsNotFound(t *testing.T) {
+	n := startNode(t, nil)
+	cl := actors.NewClient(n.node.Cluster, 300*time.Millisecond, nil)
+	start := time.Now()
+	_, _, err := cl.Assist(context.Background(), agent, "no-such-conv", 3)
+	if engine.CodeOf(err) != engine.CodeNotFound {
+		t.Errorf("Assist on an unknown conversation: code %q after %v (err %v), want not_found", engine.CodeOf(err), time.Since(start).Round(time.Millisecond), err)
+	}
+
+	out := make(outbox, 100)
+	sess := n.client.StartSession(customer, out)
+	defer sess.Stop()
+	start = time.Now()
+	sess.Deliver(engine.ClientFrame{Type: engine.FrameEscalate, Conv: "no-such-conv-2"})
+	f, ok := waitFrame(out, 20*time.Second, func(f anyFrame) bool { return f.Type == "error" })
+	if !ok || f.Code != string(engine.CodeNotFound) {
+		t.Errorf("escalate on an unknown conversation: %s after %v, want a not_found error", f.raw, time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// A client_msg_id another participant already used in the conversation is
+// refused with invalid_field: never acked as the other's message, never
+// stored, and it takes nothing over.
+func TestClientMsgIDOfAnotherSenderIsRefused(t *testing.T) {
+	n := startNode(t, nil)
+	conv := newConv(t, n)
+	cout := make(outbox, 100)
+	cs := n.client.StartSession(customer, cout)
+	defer cs.Stop()
+	if ack := sendAndAck(t, cs, cout, conv, "c-1"); ack.Seq != 1 {
+		t.Fatalf("customer seq %d", ack.Seq)
+	}
+	aout := make(outbox, 100)
+	as := n.client.StartSession(agent, aout)
+	defer as.Stop()
+	as.Deliver(engine.ClientFrame{Type: engine.FrameSend, Conv: conv, ClientMsgID: "c-1", Body: &engine.Body{Type: engine.BodyText, Text: "agent"}})
+	f, ok := waitFrame(aout, 5*time.Second, func(f anyFrame) bool { return f.Type == "error" || f.Type == "ack" })
+	if !ok || f.Type != "error" || !strings.Contains(f.raw, `"invalid_field"`) {
+		t.Fatalf("agent's send with the customer's client_msg_id: %s", f.raw)
+	}
+	msgs, _ := n.store.Messages(context.Background(), "t1", conv, 0, 100)
+	page, _ := n.client.History(context.Background(), agent, conv, 0, 10)
+	if len(msgs) != 1 || page.State != engine.StateBot {
+		t.Fatalf("after the refused send: %d messages stored, state %s; want 1 and BOT", len(msgs), page.State)
+	}
+	if ack := sendAndAck(t, as, aout, conv, "a-1"); ack.Seq != 2 || ack.Dup {
+		t.Fatalf("the agent's next send: %+v", ack)
+	}
+}
+
+// A send followed at once by leave is still answered: the requests waiting
+// on the conversation's lookup run after it even though leave dropped the
+// link.
+func TestLeaveWhileResolvingAnswersSend(t *testing.T) {
+	n := startNode(t, nil)
+	out := make(outbox, 1000)
+	sess := n.client.StartSession(customer, out)
+	defer sess.Stop()
+	const k = 20
+	for i := range k {
+		conv := newConv(t, n)
+		sess.Deliver(engine.ClientFrame{Type: engine.FrameSend, Conv: conv, ClientMsgID: fmt.Sprintf("m%d", i), Body: &engine.Body{Type: engine.BodyText, Text: "hi"}})
+		sess.Deliver(engine.ClientFrame{Type: engine.FrameLeave, Conv: conv})
+	}
+	answered := 0
+	deadline := time.After(3 * time.Second)
+loop:
+	for answered < k {
+		select {
+		case b := <-out:
+			if s := string(b); strings.Contains(s, `"type":"ack"`) || strings.Contains(s, `"type":"error"`) {
+				answered++
+			}
+		case <-deadline:
+			break loop
+		}
+	}
+	if answered != k {
+		t.Errorf("%d of %d sends followed by leave were never answered (no ack, no error)", k-answered, k)
+	}
+}
+
+// When a conversation activation stops while sessions are subscribed
+// (here: every re-read after a failed write fails; likewise a cluster
+// rebalance), the sessions subscribe to the next activation and receive
+// what is stored there.
+func TestSubscriptionSurvivesActivationStop(t *testing.T) {
+	fs := &faultStore{}
+	fs.appendFail = func(msgs []engine.Message) error {
+		if msgs[0].ClientMsgID == "boom" {
+			fs.recentFails.Store(6) // and every re-read that follows, until it gives up
+			return errors.New("injected: append failed")
+		}
+		return nil
+	}
+	n := startNode(t, withFaults(fs))
+	conv := newConv(t, n)
+
+	out1 := make(outbox, 100)
+	dev1 := n.client.StartSession(customer, out1)
+	defer dev1.Stop()
+	resumeAllFrames(t, dev1, out1, conv)
+	dev1.Deliver(engine.ClientFrame{Type: engine.FrameSend, Conv: conv, ClientMsgID: "boom", Body: &engine.Body{Type: engine.BodyText, Text: "x"}})
+	if f, ok := waitFrame(out1, 5*time.Second, func(f anyFrame) bool { return f.Type == "error" || f.Type == "ack" }); !ok || f.Type != "error" {
+		t.Fatalf("boom: %s", f.raw)
+	}
+	// The activation gives up and stops; device 1's session notices and
+	// subscribes to a new one, whose load is the first re-read to succeed.
+	deadline := time.Now().Add(10 * time.Second)
+	for fs.recentFails.Load() >= 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no new activation after the old one gave up")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	out2 := make(outbox, 100)
+	dev2 := n.client.StartSession(customer, out2)
+	defer dev2.Stop()
+	ack := sendAndAck(t, dev2, out2, conv, "from-dev2")
+	if _, ok := waitFrame(out1, 3*time.Second, func(f anyFrame) bool { return f.Type == "message" && f.Msg.Seq == ack.Seq }); !ok {
+		t.Errorf("device 1 is still subscribed as far as it knows, but never received seq %d stored from device 2", ack.Seq)
+	}
+}
+
+// A bot reply already queued (behind a write in flight) when a member of
+// staff takes over is dropped: the bot never speaks after the takeover.
+func TestQueuedBotReplyDroppedOnTakeover(t *testing.T) {
+	fs := &faultStore{holdID: "hold", holdEntered: make(chan struct{}), holdRelease: make(chan struct{}), faqGate: make(chan struct{})}
+	n := startNode(t, func(d *actors.Deps) {
+		withFaults(fs)(d)
+		d.Bot = bots.New(bots.Config{})
+	})
+	conv := newConv(t, n)
+	cout := make(outbox, 100)
+	cs := n.client.StartSession(customer, cout)
+	defer cs.Stop()
+	resumeAllFrames(t, cs, cout, conv)
+	sendAndAck(t, cs, cout, conv, "q1") // the bot's turn now waits for the knowledge base
+	cs.Deliver(engine.ClientFrame{Type: engine.FrameSend, Conv: conv, ClientMsgID: "hold", Body: &engine.Body{Type: engine.BodyText, Text: "还在吗"}})
+	<-fs.holdEntered                              // "hold" is the write in flight
+	close(fs.faqGate)                             // the bot answers q1: its reply queues behind "hold"
+	waitMetric(t, n, "kefu_bot_replies_total", 1) // counted as it is queued
+	aout := make(outbox, 100)
+	as := n.client.StartSession(agent, aout)
+	defer as.Stop()
+	as.Deliver(engine.ClientFrame{Type: engine.FrameSend, Conv: conv, ClientMsgID: "a1", Body: &engine.Body{Type: engine.BodyText, Text: "您好，我是客服"}})
+	if _, ok := waitFrame(cout, 5*time.Second, func(f anyFrame) bool { return f.Type == "state" && f.State == "ASSIGNED" }); !ok {
+		t.Fatal("no takeover")
+	}
+	close(fs.holdRelease)
+	if _, ok := waitFrame(aout, 5*time.Second, func(f anyFrame) bool { return f.Type == "ack" && f.ClientMsgID == "a1" }); !ok {
+		t.Fatal("no ack for a1")
+	}
+	msgs, _ := n.store.Messages(context.Background(), "t1", conv, 0, 100)
+	var order []string
+	for _, m := range msgs {
+		order = append(order, fmt.Sprintf("%d:%s/%s", m.Seq, m.From.Role, m.ClientMsgID))
+	}
+	for _, m := range msgs {
+		if m.From.Role == engine.RoleBot {
+			t.Errorf("the bot's reply was stored after the takeover: %v", order)
+		}
+	}
+}
+
+// A takeover whose state write fails is retried until stored, and the
+// conversation stays loaded meanwhile: it never comes back as BOT, and the
+// bot never answers.
+func TestTakeoverSurvivesStateWriteFailure(t *testing.T) {
+	fs := &faultStore{faqCalled: make(chan struct{}, 10)}
+	fs.updateFail.Store(true)
+	n := startNode(t, func(d *actors.Deps) {
+		withFaults(fs)(d)
+		d.Bot = bots.New(bots.Config{})
+		d.IdleTimeout = 100 * time.Millisecond
+	})
+	conv := newConv(t, n)
+	aout := make(outbox, 100)
+	as := n.client.StartSession(agent, aout)
+	sendAndAck(t, as, aout, conv, "a1") // takes the conversation over: BOT -> ASSIGNED
+	as.Stop()
+	cout := make(outbox, 100)
+	cs := n.client.StartSession(customer, cout)
+	defer cs.Stop()
+	sendAndAck(t, cs, cout, conv, "q1") // still loaded, still ASSIGNED: no bot turn
+	fs.updateFail.Store(false)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, _ := n.store.Conversation(context.Background(), "t1", conv); c.State == engine.StateAssigned {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the state change was never stored")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cs.Stop()
+	waitMetric(t, n, "kefu_conversations_active", 0) // now it may unload
+	cs2 := n.client.StartSession(customer, cout)
+	defer cs2.Stop()
+	sendAndAck(t, cs2, cout, conv, "q2") // reloaded as ASSIGNED
+	// A bot turn would first build the knowledge index: none may start.
+	select {
+	case <-fs.faqCalled:
+		t.Fatal("the bot answered although a member of staff owns the conversation")
+	case <-time.After(500 * time.Millisecond): // a bounded look for something that must not happen
+	}
+	if msgs, _ := n.store.Messages(context.Background(), "t1", conv, 0, 100); len(msgs) != 3 {
+		t.Fatalf("%d messages stored, want a1, q1, q2", len(msgs))
+	}
+}
+
+// A transient failure of the bot's write does not lose the reply, nor the
+// hand-over it announces: bot messages are written again after the re-read.
+func TestBotHandOverSurvivesTransientWriteError(t *testing.T) {
+	fs := &faultStore{}
+	var failed atomic.Bool
+	fs.appendFail = func(msgs []engine.Message) error {
+		if msgs[0].From.Role == engine.RoleBot && failed.CompareAndSwap(false, true) {
+			return errors.New("injected: transient write error")
+		}
+		return nil
+	}
+	n := startNode(t, func(d *actors.Deps) {
+		withFaults(fs)(d)
+		d.Bot = bots.New(bots.Config{})
+	})
+	conv := newConv(t, n)
+	cout := make(outbox, 100)
+	cs := n.client.StartSession(customer, cout)
+	defer cs.Stop()
+	cs.Deliver(engine.ClientFrame{Type: engine.FrameSend, Conv: conv, ClientMsgID: "q1", Body: &engine.Body{Type: engine.BodyText, Text: "转人工"}})
+	if _, ok := waitFrame(cout, 5*time.Second, func(f anyFrame) bool { return f.Type == "ack" }); !ok {
+		t.Fatal("no ack")
+	}
+	// (the session is not subscribed; poll the conversation instead)
+	deadline := time.Now().Add(3 * time.Second)
+	var page actors.HistoryPage
+	for time.Now().Before(deadline) {
+		page, _ = n.client.History(context.Background(), agent, conv, 0, 10)
+		if page.State == engine.StateQueued {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Errorf("after '转人工' and one failed bot write: state %s, %d messages (want QUEUED and the hand-over message)", page.State, len(page.Messages))
+}
+
+// An ack for a duplicate found by the store (outside the window) carries
+// the original's time.
+func TestDupAckOutsideWindowHasTS(t *testing.T) {
+	n := startNode(t, func(d *actors.Deps) { d.Recent = 2 })
+	conv := newConv(t, n)
+	out := make(outbox, 1000)
+	sess := n.client.StartSession(customer, out)
+	defer sess.Stop()
+	first := sendAndAck(t, sess, out, conv, "m0")
+	for i := 1; i < 6; i++ {
+		sendAndAck(t, sess, out, conv, fmt.Sprintf("m%d", i))
+	}
+	ack := sendAndAck(t, sess, out, conv, "m0")
+	if !ack.Dup || ack.TS != first.TS {
+		t.Errorf("dup ack %+v, want ts %d like the original ack", ack, first.TS)
+	}
+}
+
+// lateStore lets one Append time out for its caller and land in the store
+// only after the reload that follows has read the store.
+type lateStore struct {
+	*sqlite.Store
+	lateID   string
+	afterGet chan struct{}
+	once     sync.Once
+	landed   chan struct{}
+}
+
+func (s *lateStore) Append(ctx context.Context, msgs []engine.Message) (int, error) {
+	if msgs[0].ClientMsgID == s.lateID {
+		s.once.Do(func() {
+			go func() {
+				<-s.afterGet
+				_, _ = s.Store.Append(context.Background(), msgs)
+				close(s.landed)
+			}()
+		})
+		if s.landed != nil {
+			select {
+			case <-s.landed:
+				return s.Store.Append(ctx, msgs)
+			default:
+			}
+		}
+		return 0, context.DeadlineExceeded
+	}
+	return s.Store.Append(ctx, msgs)
+}
+
+func (s *lateStore) Recent(ctx context.Context, tenant, conv string, n int) ([]engine.Message, error) {
+	m, err := s.Store.Recent(ctx, tenant, conv, n)
+	select {
+	case <-s.afterGet:
+	default:
+		close(s.afterGet)
+	}
+	return m, err
+}
+
+// a write that timed out for the actor but landed after its reload
+// is later acked (dup) with seq N while the actor's lastSeq stays N-1: a
+// resume or read with last_seq N is refused with seq_ahead.
+func TestLateLandingWriteKeepsLastSeq(t *testing.T) {
+	ls := &lateStore{lateID: "late", landed: make(chan struct{})}
+	n := startNode(t, func(d *actors.Deps) {
+		ls.Store = d.Store.(*sqlite.Store)
+		d.Store = ls
+	})
+	conv := newConv(t, n)
+	// The activation has loaded (its Recent call happened during load):
+	// re-arm afterGet for the reload after the failed write.
+	ls.afterGet = make(chan struct{})
+	out := make(outbox, 100)
+	sess := n.client.StartSession(customer, out)
+	defer sess.Stop()
+	sess.Deliver(engine.ClientFrame{Type: engine.FrameSend, Conv: conv, ClientMsgID: "late", Body: &engine.Body{Type: engine.BodyText, Text: "x"}})
+	if f, ok := waitFrame(out, 5*time.Second, func(f anyFrame) bool { return f.Type == "error" || f.Type == "ack" }); !ok || f.Type != "error" {
+		t.Fatalf("first try: %s", f.raw)
+	}
+	<-ls.landed
+	ack := sendAndAck(t, sess, out, conv, "late") // the client resends, as told
+	if ack.Seq != 1 {
+		t.Fatalf("resend acked %+v", ack)
+	}
+	last := ack.Seq
+	sess.Deliver(engine.ClientFrame{Type: engine.FrameResume, Conv: conv, LastSeq: &last})
+	f, _ := waitFrame(out, 5*time.Second, func(f anyFrame) bool { return f.Type == "history" || f.Type == "error" })
+	if f.Type != "history" {
+		t.Errorf("resume with the acked seq %d: %s", last, f.raw)
+	}
+}
