@@ -7,11 +7,13 @@ import (
 )
 
 // metrics are the store's Prometheus collectors. They are updated only by
-// the writer goroutine.
+// the writer goroutine, except checkpointSeconds, which only the
+// checkpointer updates.
 type metrics struct {
-	commitSeconds prometheus.Histogram
-	batchOps      prometheus.Histogram
-	ops           [numOpKinds]prometheus.Counter // ops_total, one child per kind
+	commitSeconds     prometheus.Histogram
+	checkpointSeconds prometheus.Histogram
+	batchOps          prometheus.Histogram
+	ops               [numOpKinds]prometheus.Counter // ops_total, one child per kind
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -19,6 +21,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "kefu_store_commit_seconds",
 		Help: "Time of one group commit of the SQLite writer, from BEGIN to the end of COMMIT (fsync included).",
 		// 100µs (a tiny batch on a fast disk) to 1s (a stalled disk).
+		Buckets: prometheus.ExponentialBucketsRange(0.0001, 1, 14),
+	})
+	checkpoint := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "kefu_store_checkpoint_seconds",
+		Help:    "Time of one background WAL checkpoint (copying committed pages into the database file, fsync included).",
 		Buckets: prometheus.ExponentialBucketsRange(0.0001, 1, 14),
 	})
 	batch := prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -36,6 +43,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		if commit, err = register(reg, commit); err != nil {
 			return nil, err
 		}
+		if checkpoint, err = register(reg, checkpoint); err != nil {
+			return nil, err
+		}
 		if batch, err = register(reg, batch); err != nil {
 			return nil, err
 		}
@@ -43,7 +53,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, err
 		}
 	}
-	m := &metrics{commitSeconds: commit, batchOps: batch}
+	m := &metrics{commitSeconds: commit, checkpointSeconds: checkpoint, batchOps: batch}
 	for k := range numOpKinds {
 		m.ops[k] = ops.WithLabelValues(k.String())
 	}
