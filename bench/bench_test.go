@@ -3,6 +3,8 @@ package bench
 import (
 	"testing"
 	"time"
+
+	"github.com/kefu-dev/kefu/engine"
 )
 
 func TestParseMix(t *testing.T) {
@@ -131,5 +133,27 @@ func TestConfigDefaultsAndLimits(t *testing.T) {
 	_ = c.setDefaults()
 	if u, a := c.perConnRates(); u != 1 || a != 5 {
 		t.Errorf("per-connection rates %v %v", u, a)
+	}
+}
+
+// TestSendFrameIsValid checks the hand-built send frames against the
+// server's own decoder.
+func TestSendFrameIsValid(t *testing.T) {
+	r := &runner{tag: "b01234567", errs: &counter{}}
+	for _, role := range []string{roleUser, roleAgent} {
+		for _, kind := range []eventKind{evSend, evFAQ} {
+			c := newClient(r, 0, role, "")
+			v := c.follow("01JD3Q8ZK7M2B5X9V4C6N1P0RT")
+			var err error = errSocketGone // not connected: the frame is only built and kept
+			for n := int64(0); n < 7; n++ {
+				c.send(event{kind: kind, view: v, n: n, due: time.Duration(n) * time.Millisecond}, &err)
+			}
+			for id, p := range c.pending {
+				f, derr := engine.DecodeClientFrame(p.frame)
+				if derr != nil || f.Type != engine.FrameSend || f.ClientMsgID != id || f.Conv != v.conv || f.Body == nil || f.Body.Text == "" {
+					t.Errorf("frame %s: %+v %v", p.frame, f, derr)
+				}
+			}
+		}
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kefu-dev/kefu/engine"
 )
 
 // runner is one load run's shared state.
@@ -139,6 +141,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			id, err := r.api.newConversation(ctx, token)
 			if err != nil {
 				return err
+			}
+			if !engine.ValidID(id) { // frames embed it unescaped
+				return fmt.Errorf("bench: the server returned conversation id %q", id)
 			}
 			convs[i] = &convInfo{id: id, user: users[u]}
 		}
