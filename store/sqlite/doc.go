@@ -27,8 +27,12 @@
 //     whatever else is queued (up to Config.MaxBatch) and runs them all in
 //     one transaction, so one fsync serves every caller of the batch, across
 //     conversations. Each op runs inside its own SAVEPOINT: a failing op
-//     (a constraint error) rolls back only itself. If COMMIT fails, every op
-//     of the batch gets the error and nothing of it is stored.
+//     (a constraint error) rolls back only itself. Appends skip the
+//     savepoint: a failed INSERT is undone by SQLite alone and the rows
+//     stored before it are kept, which is Append's contract; an append
+//     failing otherwise than on a constraint fails the whole batch. If
+//     COMMIT fails, every op of the batch gets the error and nothing of it
+//     is stored.
 //   - The writer never passes a caller's ctx to SQLite: interrupting one
 //     statement would roll back the whole shared transaction. It checks the
 //     ctx before the op's turn instead and skips the op if it has ended. A
