@@ -3,6 +3,7 @@ module github.com/kefu-dev/kefu
 go 1.26.8
 
 require (
+	github.com/HdrHistogram/hdrhistogram-go v1.4.0
 	github.com/asynkron/protoactor-go v0.0.0-20240822202345-3c0e61ca19c9
 	github.com/sashabaranov/go-openai v1.43.0
 	google.golang.org/protobuf v1.36.12

@@ -126,6 +126,8 @@ type Server struct {
 	mu    sync.Mutex
 	conns map[*wsConn]struct{}
 	wg    sync.WaitGroup // one per live socket handler
+
+	writeBufs sync.Pool // WebSocket write buffers, shared by every socket
 }
 
 // New builds the edge; call Serve to accept connections.
@@ -172,7 +174,11 @@ func (s *Server) routes() {
 	v1.Get("/conversations/:id/assist", s.checkOrigin, s.requireToken(auth.AudienceStaff), s.assist)
 	s.kbRoutes(v1)
 
-	ws := websocket.Config{ReadBufferSize: 2048, WriteBufferSize: 2048}
+	// Buffers are most of an idle socket's memory. Reads come through
+	// fasthttp's own 4 KiB buffered reader of the hijacked connection, so
+	// the WebSocket reader needs little of its own; write buffers are
+	// taken from a pool only while a frame is written.
+	ws := websocket.Config{ReadBufferSize: 512, WriteBufferSize: 2048, WriteBufferPool: &s.writeBufs}
 	v1.Get("/ws/user", s.upgradeOnly, websocket.New(s.socket(auth.AudienceUser), ws))
 	v1.Get("/ws/agent", s.upgradeOnly, s.checkOrigin, websocket.New(s.socket(auth.AudienceStaff), ws))
 }

@@ -27,8 +27,12 @@
 //     whatever else is queued (up to Config.MaxBatch) and runs them all in
 //     one transaction, so one fsync serves every caller of the batch, across
 //     conversations. Each op runs inside its own SAVEPOINT: a failing op
-//     (a constraint error) rolls back only itself. If COMMIT fails, every op
-//     of the batch gets the error and nothing of it is stored.
+//     (a constraint error) rolls back only itself. Appends skip the
+//     savepoint: a failed INSERT is undone by SQLite alone and the rows
+//     stored before it are kept, which is Append's contract; an append
+//     failing otherwise than on a constraint fails the whole batch. If
+//     COMMIT fails, every op of the batch gets the error and nothing of it
+//     is stored.
 //   - The writer never passes a caller's ctx to SQLite: interrupting one
 //     statement would roll back the whole shared transaction. It checks the
 //     ctx before the op's turn instead and skips the op if it has ended. A
@@ -38,6 +42,11 @@
 //     (Config.ReadConns). WAL lets them run concurrently with each other and
 //     with the writer; each read sees the last committed state, which
 //     includes every write whose call has returned.
+//   - The checkpointer goroutine (started by Open, stopped by Close before
+//     the databases close) owns a third connection and runs a PASSIVE WAL
+//     checkpoint every 100 ms, so commits do not copy the WAL into the
+//     database themselves (that stalled a commit for up to 240 ms). A
+//     PASSIVE checkpoint blocks neither the writer nor the readers.
 //   - Store.mu orders senders against Close: senders hold it shared while
 //     they check for closure and send, Close holds it exclusively while it
 //     marks the store closed and closes the channel. The writer then drains

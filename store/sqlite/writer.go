@@ -11,6 +11,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/kefu-dev/kefu/engine"
 	"github.com/kefu-dev/kefu/store/storemetrics"
 )
 
@@ -46,9 +47,10 @@ type opHeader struct {
 	ctx  context.Context // the caller's; checked before the op runs, never passed to SQLite
 	done chan struct{}
 	err  error
-	// keepPartial: on error, release the savepoint instead of rolling back
-	// to it. Append sets it to keep the stored prefix; a failed statement
-	// itself is undone by SQLite's statement-level abort.
+	// keepPartial: on a constraint error, keep what the op stored before
+	// it. Append sets it to keep the stored prefix; a failed statement
+	// itself is undone by SQLite's statement-level abort, so such an op
+	// runs without a savepoint. Any other error fails the whole batch.
 	keepPartial bool
 }
 
@@ -206,11 +208,25 @@ func (w *writer) runBatch(batch []op) error {
 			h.err = err // the caller gave up before its turn: skip it
 			continue
 		}
+		if h.keepPartial {
+			// Nothing to roll back: SQLite undoes a failed statement by
+			// itself and the op keeps what it stored before. A savepoint
+			// would only cost two statements per op, which under load is
+			// a good part of the writer's time.
+			h.err = o.apply(w)
+			if h.err != nil && !isRefusal(h.err) {
+				// Not a constraint: SQLite may have rolled back the whole
+				// transaction (I/O error, disk full). Fail the batch
+				// rather than guess; no caller of it is told "stored".
+				return w.abort(fmt.Errorf("sqlite: %w", h.err))
+			}
+			continue
+		}
 		if _, err := w.st.savepoint.ExecContext(bg); err != nil {
 			return w.abort(fmt.Errorf("sqlite: savepoint: %w", err))
 		}
 		h.err = o.apply(w)
-		if h.err != nil && !h.keepPartial {
+		if h.err != nil {
 			if _, err := w.st.rollbackTo.ExecContext(bg); err != nil {
 				// SQLite rolled back the whole transaction (I/O error,
 				// disk full): the earlier ops are gone too.
@@ -232,6 +248,14 @@ func (w *writer) abort(err error) error {
 	// This fails harmlessly when SQLite has already rolled back.
 	_, _ = w.st.rollback.ExecContext(bg)
 	return err
+}
+
+// isRefusal reports whether err is an op refused by a constraint, after
+// which the transaction goes on: a duplicate, a seq taken, an unknown
+// parent.
+func isRefusal(err error) bool {
+	_, dup := errors.AsType[*engine.DuplicateError](err)
+	return dup || errors.Is(err, engine.ErrSeqConflict) || errors.Is(err, engine.ErrNotFound)
 }
 
 // sqliteCode returns the extended SQLite result code of err, or 0.

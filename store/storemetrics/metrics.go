@@ -63,13 +63,13 @@ func New(reg prometheus.Registerer, commitHelp string) (*Metrics, error) {
 	}, []string{"op"})
 	if reg != nil {
 		var err error
-		if commit, err = register(reg, commit); err != nil {
+		if commit, err = Register(reg, commit); err != nil {
 			return nil, err
 		}
-		if batch, err = register(reg, batch); err != nil {
+		if batch, err = Register(reg, batch); err != nil {
 			return nil, err
 		}
-		if ops, err = register(reg, ops); err != nil {
+		if ops, err = Register(reg, ops); err != nil {
 			return nil, err
 		}
 	}
@@ -80,7 +80,10 @@ func New(reg prometheus.Registerer, commitHelp string) (*Metrics, error) {
 	return m, nil
 }
 
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+// Register registers c with reg, or returns the collector already registered
+// under the same name, so a store reopened in the same process keeps
+// counting on the same series.
+func Register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
 	err := reg.Register(c)
 	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
 		if existing, ok := are.ExistingCollector.(C); ok {

@@ -1,0 +1,434 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"math"
+	mrand "math/rand/v2"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kefu-dev/kefu/engine"
+)
+
+// runner is one load run's shared state.
+type runner struct {
+	cfg   Config
+	api   *api
+	dl    *dialer
+	tag   string // prefix of every client_msg_id of this run
+	start time.Time
+
+	ackH, u2aH, a2uH, botH, resumeH *histogram
+
+	ledger *ledger
+	errs   *counter
+
+	sent, acked, reconnects atomic.Int64
+	lastAck                 atomic.Int64 // offset of the last first-ack, ns
+
+	welcomeMu sync.Mutex
+	rateLimit int // the server's frames per second per socket, from welcome
+}
+
+func (r *runner) since() time.Duration { return time.Since(r.start) }
+
+func (r *runner) logf(format string, args ...any) {
+	fmt.Fprintf(r.cfg.Log, "bench: "+format+"\n", args...)
+}
+
+func (r *runner) msgID(n int64, due time.Duration) string {
+	return r.tag + "-" + strconv.FormatInt(n, 10) + "-" + strconv.FormatInt(due.Microseconds(), 10)
+}
+
+func (r *runner) dueOf(id string) (time.Duration, bool) {
+	_, due, ok := parseMsgID(r.tag, id)
+	return due, ok
+}
+
+func (r *runner) noteWelcome(w welcome) {
+	r.welcomeMu.Lock()
+	if r.rateLimit == 0 || w.RatePerSec < r.rateLimit {
+		r.rateLimit = w.RatePerSec
+	}
+	r.welcomeMu.Unlock()
+}
+
+// counter counts errors by kind. It is safe for concurrent use.
+type counter struct {
+	mu sync.Mutex
+	m  map[string]int64
+}
+
+func (c *counter) add(kind string) {
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = make(map[string]int64)
+	}
+	c.m[kind]++
+	c.mu.Unlock()
+}
+
+func (c *counter) snapshot() (total int64, byKind map[string]int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	byKind = make(map[string]int64, len(c.m))
+	for k, v := range c.m {
+		byKind[k] = v
+		total += v
+	}
+	return total, byKind
+}
+
+// convInfo is one conversation of the load and its two followers.
+type convInfo struct {
+	id           string
+	user, agent  *client
+	uview, aview *view
+}
+
+// Run drives the load described by cfg against a running Kefu and returns
+// the report. It returns an error only when the run could not be carried
+// out (no server, wrong password, too few file descriptors...); failures
+// of the server under load are counted in the report.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if cfg.Idle > 0 {
+		return runIdle(ctx, cfg)
+	}
+	raiseFileLimit(uint64(2*(cfg.Users+cfg.Agents) + 1024))
+	tag := make([]byte, 4)
+	_, _ = rand.Read(tag)
+	r := &runner{
+		cfg: cfg, api: newAPI(cfg.URL, cfg.DialConcurrency), tag: "b" + hex.EncodeToString(tag),
+		ackH: newHistogram(), u2aH: newHistogram(), a2uH: newHistogram(), botH: newHistogram(), resumeH: newHistogram(),
+		ledger: newLedger(), errs: &counter{}, start: time.Now(),
+	}
+	defer r.api.close()
+	dl, err := newDialer(cfg.URL, cfg.Sources, 4096)
+	if err != nil {
+		return nil, err
+	}
+	r.dl = dl
+
+	// Setup: accounts, conversations, sockets, subscriptions.
+	r.logf("setup: %d conversations, %d users, %d agents against %s", cfg.Convs, cfg.Users, cfg.Agents, cfg.URL)
+	staff, err := r.api.login(ctx, cfg.Tenant, cfg.AdminUser, cfg.AdminPassword)
+	if err != nil {
+		return nil, fmt.Errorf("bench: staff login (set -admin-password or KEFU_ADMIN_PASSWORD): %w", err)
+	}
+	convs := make([]*convInfo, cfg.Convs)
+	users := make([]*client, cfg.Users)
+	agents := make([]*client, cfg.Agents)
+	for a := range agents {
+		agents[a] = newClient(r, a, roleAgent, staff)
+	}
+	setupStart := time.Now()
+	err = parallel(ctx, cfg.Users, cfg.DialConcurrency, func(u int) error {
+		token, _, err := r.api.visitor(ctx, cfg.Tenant)
+		if err != nil {
+			return err
+		}
+		users[u] = newClient(r, u, roleUser, token)
+		for i := u; i < cfg.Convs; i += cfg.Users {
+			id, err := r.api.newConversation(ctx, token)
+			if err != nil {
+				return err
+			}
+			if !engine.ValidID(id) { // frames embed it unescaped
+				return fmt.Errorf("bench: the server returned conversation id %q", id)
+			}
+			convs[i] = &convInfo{id: id, user: users[u]}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range convs {
+		c.uview = c.user.follow(c.id)
+		c.agent = agents[i%cfg.Agents]
+		c.aview = c.agent.follow(c.id)
+	}
+	r.logf("setup: %d conversations created in %v", cfg.Convs, time.Since(setupStart).Round(time.Millisecond))
+
+	rssBefore, rssErr := r.api.metric(ctx, "process_resident_memory_bytes")
+	all := append(append([]*client(nil), users...), agents...)
+	connStart := time.Now()
+	err = parallel(ctx, len(all), cfg.DialConcurrency, func(i int) error { return all[i].connect(ctx) })
+	defer func() {
+		for _, c := range all {
+			if c.conn != nil {
+				c.conn.Close()
+				<-c.readerDone
+			}
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	connElapsed := time.Since(connStart)
+	time.Sleep(500 * time.Millisecond) // let the server's RSS settle after the burst
+	rssAfter, _ := r.api.metric(ctx, "process_resident_memory_bytes")
+	r.logf("setup: %d sockets connected and subscribed in %v", len(all), connElapsed.Round(time.Millisecond))
+
+	userRate, agentRate := cfg.perConnRates()
+	if lim := float64(r.rateLimit); lim > 0 && max(userRate, agentRate) > 0.8*lim {
+		return nil, fmt.Errorf("bench: each user socket would send %.1f and each agent socket %.1f frames/s, over 80%% of the server's limit of %g per socket (ws.rate_per_sec): raise -users/-agents or start the server with a higher -ws.rate_per_sec and -ws.burst",
+			userRate, agentRate, lim)
+	}
+
+	rep := &Report{Mode: "load", Config: reportConfig(cfg), Connections: len(all)}
+	if cfg.Baseline == "before" {
+		b, err := runEcho(ctx, cfg.Rate, min(cfg.Duration, 10*time.Second), 16, cfg.Log)
+		if err != nil {
+			return nil, err
+		}
+		rep.Baseline = b
+	}
+
+	// Load.
+	var wg sync.WaitGroup
+	for _, c := range all {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.loop(ctx) }()
+	}
+	var echoDone chan Latency
+	if cfg.Baseline == "during" {
+		echoDone = make(chan Latency, 1)
+		go func() {
+			b, err := runEcho(ctx, cfg.Rate, cfg.Duration, 16, cfg.Log)
+			if err != nil {
+				r.logf("baseline: %v", err)
+			}
+			echoDone <- b
+		}()
+	}
+	r.logf("load: %g msgs/s for %v, mix %s", cfg.Rate, cfg.Duration, cfg.Mix)
+	loadStart := r.since()
+	r.pace(ctx, loadStart, convs, users)
+	for _, c := range all {
+		close(c.events)
+	}
+	wg.Wait()
+	loadElapsed := r.since() - loadStart
+	if echoDone != nil {
+		rep.Baseline = <-echoDone
+	}
+
+	// Drain: wait for the last acks and pushes.
+	r.logf("drain: waiting up to %v for the last acks and deliveries", cfg.Drain)
+	deadline := time.Now().Add(cfg.Drain)
+	for !r.drained(convs, all) && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	// Check against the server's history.
+	r.logf("check: paging %d histories", len(convs))
+	ck := Check{}
+	var ckMu sync.Mutex
+	err = parallel(ctx, len(convs), min(cfg.DialConcurrency, 16), func(i int) error {
+		c := convs[i]
+		hist, err := r.api.history(ctx, staff, c.id)
+		if err != nil {
+			return err
+		}
+		c.user.mu.Lock()
+		c.agent.mu.Lock()
+		ckMu.Lock()
+		r.ledger.checkConversation(&ck, c.id, hist, map[string]*view{roleUser: c.uview, roleAgent: c.aview})
+		ckMu.Unlock()
+		c.agent.mu.Unlock()
+		c.user.mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bench: reading the histories: %w", err)
+	}
+	r.ledger.mu.Lock()
+	ck.DupAcked = r.ledger.conflicts
+	r.ledger.mu.Unlock()
+	for _, c := range all {
+		c.mu.Lock()
+		ck.Unacked += int64(len(c.pending))
+		for _, v := range c.views {
+			ck.BotUnanswered += int64(len(v.faqDue))
+		}
+		c.mu.Unlock()
+	}
+	for range ck.Unacked {
+		r.errs.add("unacked")
+	}
+	for _, c := range all {
+		c.close()
+	}
+
+	// Report.
+	rep.DurationSec = round3(loadElapsed.Seconds())
+	rep.Sent, rep.Acked = r.sent.Load(), r.acked.Load()
+	if last := time.Duration(r.lastAck.Load()) - loadStart; last > 0 {
+		rep.MsgsPerSec = round1(float64(rep.Acked) / max(last, cfg.Duration).Seconds())
+	}
+	rep.Reconnects = r.reconnects.Load()
+	rep.Errors, rep.ErrorKinds = r.errs.snapshot()
+	rep.Check = ck
+	rep.Lost, rep.Duplicated = ck.lost(), ck.duplicated()
+	rep.AckMs, rep.UserToAgentMs, rep.AgentToUserMs = r.ackH.summary(), r.u2aH.summary(), r.a2uH.summary()
+	rep.BotReplyMs, rep.ResumeMs = r.botH.summary(), r.resumeH.summary()
+	for _, l := range []*Latency{&rep.AckMs, &rep.UserToAgentMs, &rep.AgentToUserMs, &rep.BotReplyMs, &rep.ResumeMs} {
+		l.relativeTo(rep.Baseline)
+	}
+	if rssErr == nil && rssAfter > 0 {
+		rep.ServerRSSBefore, rep.ServerRSSAfter = int64(rssBefore), int64(rssAfter)
+		rep.RSSBytesPerConn = int64(math.Round((rssAfter - rssBefore) / float64(len(all))))
+	} else {
+		rep.Notes = append(rep.Notes, "server RSS unknown: "+fmt.Sprint(rssErr))
+	}
+	rep.HarnessRSS = selfRSS()
+	rep.ConnectsPerSec = round1(float64(len(all)) / connElapsed.Seconds())
+	if cfg.Mix.FAQ == 0 {
+		rep.Notes = append(rep.Notes, "bot_reply_ms: no FAQ questions in the mix (faq=0); the server has no bot yet, so n stays 0 until it does")
+	} else if rep.BotReplyMs.N == 0 {
+		rep.Notes = append(rep.Notes, "bot_reply_ms: no bot answered (this server has no bot yet); FAQ questions were stored and delivered as user messages")
+	}
+	if ck.BotUnanswered > 0 && rep.BotReplyMs.N > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("bot_reply_ms: %d FAQ questions got no bot answer", ck.BotUnanswered))
+	}
+	rep.Notes = append(rep.Notes, "rss_bytes_per_conn: the server's RSS growth while the sockets connected and subscribed, divided by the sockets")
+	rep.fillHost()
+	return rep, nil
+}
+
+// pace runs the schedule: message k is due at k/rate after the start, for
+// conversation k mod convs in a shuffled order; the pacer never waits for
+// a reply (open loop).
+func (r *runner) pace(ctx context.Context, base time.Duration, convs []*convInfo, users []*client) {
+	cfg := r.cfg
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	order := rng.Perm(len(convs))
+	total := cfg.Mix.User + cfg.Mix.Agent + cfg.Mix.FAQ
+	interval := float64(time.Second) / cfg.Rate
+	for k := int64(0); ; k++ {
+		offset := time.Duration(float64(k) * interval)
+		if offset >= cfg.Duration {
+			return
+		}
+		due := base + offset
+		if wait := due - r.since(); wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return
+			}
+		}
+		c := convs[order[k%int64(len(convs))]]
+		pick := rng.Float64() * total
+		ev := event{kind: evSend, view: c.uview, n: k, due: due}
+		to := c.user
+		switch {
+		case pick < cfg.Mix.Agent:
+			ev.view, to = c.aview, c.agent
+		case pick < cfg.Mix.Agent+cfg.Mix.FAQ:
+			ev.kind = evFAQ
+		}
+		if !dispatch(ctx, to, ev) {
+			return
+		}
+		if cfg.Mix.Reconnect > 0 && rng.Float64() < cfg.Mix.Reconnect {
+			u := users[rng.IntN(len(users))]
+			if !dispatch(ctx, u, event{kind: evReconnect, n: k, due: due}) {
+				return
+			}
+		}
+	}
+}
+
+func dispatch(ctx context.Context, c *client, ev event) bool {
+	select {
+	case c.events <- ev:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// drained reports whether every send is acked and every follower has
+// every acked message.
+func (r *runner) drained(convs []*convInfo, all []*client) bool {
+	for _, c := range all {
+		c.mu.Lock()
+		n := len(c.pending)
+		c.mu.Unlock()
+		if n > 0 {
+			return false
+		}
+	}
+	for _, c := range convs {
+		last := r.ledger.lastSeq(c.id)
+		for _, f := range []struct {
+			cl *client
+			v  *view
+		}{{c.user, c.uview}, {c.agent, c.aview}} {
+			f.cl.mu.Lock()
+			d := f.v.delivered
+			f.cl.mu.Unlock()
+			if d < last {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// parallel runs fn(0..n-1) on at most width goroutines and returns the
+// first error (the rest still finish).
+func parallel(ctx context.Context, n, width int, fn func(i int) error) error {
+	var (
+		wg    sync.WaitGroup
+		next  atomic.Int64
+		once  sync.Once
+		first error
+	)
+	for range min(width, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := fn(i); err != nil {
+					once.Do(func() { first = err })
+					next.Store(int64(n)) // stop handing out work
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if first == nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return first
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
