@@ -93,6 +93,8 @@ func (a *conversationActor) onBotReply(ctx actor.Context, m *botReplyMsg) {
 		}
 	}
 	a.d.Metrics.botReplied(string(r.Kind))
+	a.log.Debug("bot reply", "question_seq", m.replyTo, "kind", r.Kind, "reason", r.Reason, "stage", r.Stage,
+		"entry", r.EntryID, "used_entries", r.UsedEntries, "confidence", r.Confidence)
 	p := &pendingAppend{
 		msg: engine.Message{Tenant: a.tenant, Conv: a.id, ClientMsgID: botMsgID(m.replyTo),
 			From: botParty, Body: body, CreatedAt: a.d.Clock.Now()},
