@@ -2,6 +2,7 @@ package bots
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 
@@ -122,7 +123,11 @@ func (p *Pipeline) answerLLM(ctx context.Context, t Turn, text string, cands []k
 	ans, err := p.llm.Answer(ctx, text, cands, onDelta)
 	switch {
 	case err != nil:
-		p.log.Warn("bots: LLM failed; falling back to the FAQ-only reply", "tenant", t.Tenant, "err", err)
+		level := slog.LevelWarn
+		if errors.Is(ctx.Err(), context.Canceled) {
+			level = slog.LevelDebug // the caller gave up (a person took over): nothing failed
+		}
+		p.log.Log(ctx, level, "bots: LLM failed; falling back to the FAQ-only reply", "tenant", t.Tenant, "err", err)
 		faqOnly.Reason = ReasonLLMError
 		faqOnly.Stage = StageLLM
 		return faqOnly
