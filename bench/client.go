@@ -242,19 +242,24 @@ func (c *client) write(frame []byte) error {
 }
 
 // loop is the client's writer goroutine: it sends what the pacer schedules
-// until events is closed, reconnecting when asked or when the socket fails.
-func (c *client) loop(ctx context.Context) {
+// (until events is closed) and what the server asked to have resent,
+// reconnecting when asked or when the socket fails, until stop is closed.
+func (c *client) loop(ctx context.Context, stop <-chan struct{}) {
+	events := c.events
 	broken := false
 	for {
 		var err error
 		dropped := c.readerDone
+		var retry <-chan time.Time
 		if broken {
-			dropped = nil // reconnection is retried with the next event
+			dropped = nil
+			retry = time.After(500 * time.Millisecond)
 		}
 		select {
-		case ev, ok := <-c.events:
+		case ev, ok := <-events:
 			if !ok {
-				return
+				events = nil // the load is over; keep resending until stop
+				continue
 			}
 			switch ev.kind {
 			case evReconnect:
@@ -265,6 +270,7 @@ func (c *client) loop(ctx context.Context) {
 				}
 				c.send(ev, &err)
 			}
+			c.r.handled.Add(1)
 		case id := <-c.resends:
 			c.mu.Lock()
 			p := c.pending[id]
@@ -274,10 +280,12 @@ func (c *client) loop(ctx context.Context) {
 				err = c.write(p.frame)
 			}
 		case <-dropped:
-			if ctx.Err() == nil {
-				c.r.errs.add("connection_dropped")
-				err = c.reconnect(ctx)
-			}
+			c.r.errs.add("connection_dropped")
+			err = c.reconnect(ctx)
+		case <-retry:
+			err = c.reconnect(ctx)
+		case <-stop:
+			return
 		case <-ctx.Done():
 			return
 		}
@@ -380,13 +388,13 @@ func (c *client) read(conn *websocket.Conn, done chan<- struct{}) {
 				}
 			}
 			c.mu.Unlock()
-			c.pages <- f
+			c.page(f)
 		case "error":
 			c.r.errs.add(f.Code)
 			c.r.logf("%s %d: error frame: %s %s (conv %s, client_msg_id %s)", c.role, c.n, f.Code, f.Message, f.Conv, f.ClientMsgID)
 			switch {
 			case f.ID != "":
-				c.pages <- f
+				c.page(f)
 			case f.ClientMsgID != "" && (f.Code == "rate_limited" || f.Code == "unavailable"):
 				select {
 				case c.resends <- f.ClientMsgID:
@@ -394,6 +402,17 @@ func (c *client) read(conn *websocket.Conn, done chan<- struct{}) {
 				}
 			}
 		}
+	}
+}
+
+// page hands a resume answer to the writer. It never blocks the reader: an
+// answer nobody waits for is dropped, and a writer that misses one times
+// out and reconnects.
+func (c *client) page(f inFrame) {
+	select {
+	case c.pages <- f:
+	default:
+		c.r.errs.add("history_page_dropped")
 	}
 }
 

@@ -30,6 +30,7 @@ type runner struct {
 	errs   *counter
 
 	sent, acked, reconnects atomic.Int64
+	dispatched, handled     atomic.Int64 // events given to clients, and processed by them
 	lastAck                 atomic.Int64 // offset of the last first-ack, ns
 
 	welcomeMu sync.Mutex
@@ -196,10 +197,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	// Load.
 	var wg sync.WaitGroup
+	stop := make(chan struct{})
 	for _, c := range all {
 		wg.Add(1)
-		go func() { defer wg.Done(); c.loop(ctx) }()
+		go func() { defer wg.Done(); c.loop(ctx, stop) }()
 	}
+	stopLoops := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopLoops()
 	var echoDone chan Latency
 	if cfg.Baseline == "during" {
 		echoDone = make(chan Latency, 1)
@@ -214,11 +218,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.logf("load: %g msgs/s for %v, mix %s", cfg.Rate, cfg.Duration, cfg.Mix)
 	loadStart := r.since()
 	r.pace(ctx, loadStart, convs, users)
+	loadElapsed := r.since() - loadStart
 	for _, c := range all {
 		close(c.events)
 	}
-	wg.Wait()
-	loadElapsed := r.since() - loadStart
 	if echoDone != nil {
 		rep.Baseline = <-echoDone
 	}
@@ -229,6 +232,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for !r.drained(convs, all) && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(50 * time.Millisecond)
 	}
+	stopLoops()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -341,21 +345,22 @@ func (r *runner) pace(ctx context.Context, base time.Duration, convs []*convInfo
 		case pick < cfg.Mix.Agent+cfg.Mix.FAQ:
 			ev.kind = evFAQ
 		}
-		if !dispatch(ctx, to, ev) {
+		if !r.dispatch(ctx, to, ev) {
 			return
 		}
 		if cfg.Mix.Reconnect > 0 && rng.Float64() < cfg.Mix.Reconnect {
 			u := users[rng.IntN(len(users))]
-			if !dispatch(ctx, u, event{kind: evReconnect, n: k, due: due}) {
+			if !r.dispatch(ctx, u, event{kind: evReconnect, n: k, due: due}) {
 				return
 			}
 		}
 	}
 }
 
-func dispatch(ctx context.Context, c *client, ev event) bool {
+func (r *runner) dispatch(ctx context.Context, c *client, ev event) bool {
 	select {
 	case c.events <- ev:
+		r.dispatched.Add(1)
 		return true
 	case <-ctx.Done():
 		return false
@@ -365,6 +370,9 @@ func dispatch(ctx context.Context, c *client, ev event) bool {
 // drained reports whether every send is acked and every follower has
 // every acked message.
 func (r *runner) drained(convs []*convInfo, all []*client) bool {
+	if r.handled.Load() < r.dispatched.Load() {
+		return false
+	}
 	for _, c := range all {
 		c.mu.Lock()
 		n := len(c.pending)

@@ -4,10 +4,13 @@
 // touches a database.
 //
 // Concurrency: each WebSocket has exactly one reader goroutine (the Fiber
-// handler) and one writer goroutine fed by a bounded queue; the handler
-// returns only after the writer has exited, because Fiber recycles the
-// connection object afterwards. The reader owns the connection's rate
-// limiter and hello state; the writer owns all writes. A session actor owns
+// handler) and at most one writer goroutine at a time, fed by a bounded
+// queue. The writer runs only while there is something to write (frames,
+// a ping, the close), so an idle socket holds no writer stack; the handler
+// returns only after the writer has exited and no other can start,
+// because Fiber recycles the connection object afterwards. The reader owns
+// the connection's rate limiter and hello state; the writer owns all
+// writes. A session actor owns
 // what the client is subscribed to and enqueues frames without blocking: a
 // full queue disconnects the slow client instead of stalling anyone else.
 package edge

@@ -24,28 +24,44 @@ const (
 	CloseSlowConsumer    = 4009 // did not read its frames fast enough
 )
 
-// wsConn is one socket's outbound side: a bounded queue drained by the
-// writer goroutine, and the reason the connection is ending.
+// wsConn is one socket's outbound side: a bounded queue, the writer that
+// drains it, and the reason the connection is ending.
 //
-// The queue is a slice under a mutex rather than a buffered channel: a
-// channel of SendQueue (256) frames costs 6 KiB per socket from the start,
-// idle or not, which was a fifth of an idle socket's memory; the slice
-// costs nothing while empty.
+// Memory is what an idle socket costs, so nothing outbound lives while
+// there is nothing to write:
+//   - The queue is a slice under a mutex rather than a buffered channel,
+//     which cost 6 KiB per socket (SendQueue frames) idle or not.
+//   - The writer is a goroutine started when there is something to write
+//     (frames, a ping, the close) and ending when the queue is empty, not
+//     one parked for the socket's whole life: an idle socket holds no
+//     writer stack and no ticker, only a timer for the next ping.
+//
+// Still at most one writer runs at a time (writing, under mu), and once
+// the handler has stopped the socket no writer starts again, so the
+// handler returns only when no goroutine can touch the connection.
 type wsConn struct {
-	mu    sync.Mutex
-	queue [][]byte // frames waiting for the writer; at most limit
-	limit int
-	ready chan struct{} // capacity 1: the queue has frames
-	done  chan struct{} // closed when the connection must end
+	s *Server
+	c *websocket.Conn
 
+	mu       sync.Mutex
+	queue    [][]byte // frames waiting for the writer; at most limit
+	limit    int
+	pingDue  bool
+	writing  bool          // a writer goroutine runs
+	finished bool          // the close sequence ran: no writer starts again
+	stopped  bool          // the handler is returning: no writer starts again
+	idle     chan struct{} // closed by the writer when it exits, if the handler waits
+	ping     *time.Timer
+
+	done    chan struct{} // closed when the connection must end
 	once    sync.Once
 	code    int
 	reason  string
 	onClose func(code int) // counts closes by code
 }
 
-func newWSConn(queue int, onClose func(code int)) *wsConn {
-	return &wsConn{limit: queue, ready: make(chan struct{}, 1), done: make(chan struct{}), onClose: onClose}
+func newWSConn(s *Server, c *websocket.Conn, queue int, onClose func(code int)) *wsConn {
+	return &wsConn{s: s, c: c, limit: queue, done: make(chan struct{}), onClose: onClose}
 }
 
 // Enqueue queues a frame for the writer without ever blocking. A full queue
@@ -63,21 +79,19 @@ func (w *wsConn) Enqueue(frame []byte) bool {
 		return false
 	}
 	w.queue = append(w.queue, frame)
+	w.kick()
 	w.mu.Unlock()
-	select {
-	case w.ready <- struct{}{}:
-	default: // the writer has been told already
-	}
 	return true
 }
 
-// take removes and returns every queued frame, oldest first.
-func (w *wsConn) take() [][]byte {
-	w.mu.Lock()
-	frames := w.queue
-	w.queue = nil
-	w.mu.Unlock()
-	return frames
+// kick starts the writer unless one runs or the socket is over. Caller
+// holds mu.
+func (w *wsConn) kick() {
+	if w.writing || w.finished || w.stopped {
+		return
+	}
+	w.writing = true
+	go w.write()
 }
 
 // close asks the writer to send a close frame with code and end the
@@ -87,60 +101,138 @@ func (w *wsConn) close(code int, reason string) {
 		w.code, w.reason = code, reason
 		w.onClose(code)
 		close(w.done)
+		w.mu.Lock()
+		w.kick()
+		w.mu.Unlock()
 	})
+}
+
+// startPings arms the ping timer: every PingInterval the writer sends a
+// ping.
+func (w *wsConn) startPings() {
+	interval := w.s.cfg.PingInterval
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ping = time.AfterFunc(interval, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.finished || w.stopped {
+			return
+		}
+		w.pingDue = true
+		w.kick()
+		w.ping.Reset(interval)
+	})
+}
+
+// stop is called by the handler once its reader has returned and close
+// has been called: it waits for a running writer and makes sure no other
+// starts. Fiber recycles the connection when the handler returns.
+func (w *wsConn) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	if w.ping != nil {
+		w.ping.Stop()
+	}
+	var idle chan struct{}
+	if w.writing {
+		w.idle = make(chan struct{})
+		idle = w.idle
+	}
+	w.mu.Unlock()
+	if idle != nil {
+		<-idle
+	}
 }
 
 var _ actors.Outbox = (*wsConn)(nil)
 
-// writer is the connection's only writer. It exits when done is closed or a
-// write fails, and then closes the network connection so the reader stops.
-func (s *Server) writer(c *websocket.Conn, w *wsConn, exited chan<- struct{}) {
-	defer close(exited)
-	defer c.NetConn().Close()
-	ping := time.NewTicker(s.cfg.PingInterval)
-	defer ping.Stop()
+// write is the writer goroutine: it writes what is queued, and a ping when
+// one is due, until nothing is left. Once the connection must end it runs
+// the close sequence and closes the network connection, so the reader
+// stops.
+func (w *wsConn) write() {
+	c, s := w.c, w.s
 	for {
+		w.mu.Lock()
+		frames := w.queue
+		w.queue = nil
+		ping := w.pingDue
+		w.pingDue = false
+		var ending bool
 		select {
-		case <-w.ready:
-			for _, frame := range w.take() {
-				_ = c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-				if err := c.WriteMessage(websocket.TextMessage, frame); err != nil {
-					w.close(websocket.CloseAbnormalClosure, "write failed")
-					return
-				}
-				s.metrics.framesOut.Inc()
+		case <-w.done:
+			ending = true
+		default:
+		}
+		if !ending && len(frames) == 0 && !ping {
+			w.exit()
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
+		if ending {
+			w.closeSequence(frames)
+			w.mu.Lock()
+			w.finished = true
+			if w.ping != nil {
+				w.ping.Stop()
 			}
-		case <-ping.C:
+			w.exit()
+			w.mu.Unlock()
+			return
+		}
+		if ping {
 			if err := c.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.cfg.WriteTimeout)); err != nil {
 				w.close(websocket.CloseAbnormalClosure, "ping failed")
-				return
+				continue
 			}
-		case <-w.done:
-			// Frames queued before the close (the error explaining it, say)
-			// go out first, unless the client is not reading them anyway.
-			if w.code != websocket.CloseAbnormalClosure && w.code != CloseSlowConsumer && !s.flushQueued(c, w) {
-				return
+		}
+		for i, frame := range frames {
+			_ = c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+			if err := c.WriteMessage(websocket.TextMessage, frame); err != nil {
+				w.close(websocket.CloseAbnormalClosure, "write failed")
+				clear(frames[i:]) // dropped
+				break
 			}
-			if w.code != websocket.CloseAbnormalClosure {
-				msg := websocket.FormatCloseMessage(w.code, w.reason)
-				_ = c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-			}
-			return
+			s.metrics.framesOut.Inc()
 		}
 	}
 }
 
-// flushQueued writes the frames still queued, all within one write
-// timeout. It reports whether they were written.
-func (s *Server) flushQueued(c *websocket.Conn, w *wsConn) bool {
-	_ = c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-	for _, frame := range w.take() {
-		if err := c.WriteMessage(websocket.TextMessage, frame); err != nil {
-			return false
-		}
-		s.metrics.framesOut.Inc()
+// exit marks the writer gone and wakes a waiting handler. Caller holds mu.
+func (w *wsConn) exit() {
+	w.writing = false
+	if w.idle != nil {
+		close(w.idle)
+		w.idle = nil
 	}
-	return true
+}
+
+// closeSequence ends the connection: frames queued before the close (the
+// error explaining it, say) go out first, unless the client is not reading
+// them anyway, then the close frame, then the network connection closes.
+func (w *wsConn) closeSequence(frames [][]byte) {
+	c, s := w.c, w.s
+	defer c.NetConn().Close()
+	if w.code == websocket.CloseAbnormalClosure {
+		return
+	}
+	if w.code != CloseSlowConsumer {
+		w.mu.Lock()
+		frames = append(frames, w.queue...)
+		w.queue = nil
+		w.mu.Unlock()
+		_ = c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		for _, frame := range frames {
+			if err := c.WriteMessage(websocket.TextMessage, frame); err != nil {
+				return
+			}
+			s.metrics.framesOut.Inc()
+		}
+	}
+	msg := websocket.FormatCloseMessage(w.code, w.reason)
+	_ = c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 }
 
 // socket returns the handler of a WebSocket endpoint whose tokens must be
@@ -151,7 +243,7 @@ func (s *Server) socket(audience string) func(*websocket.Conn) {
 		endpoint = "agent"
 	}
 	return func(c *websocket.Conn) {
-		w := newWSConn(s.cfg.SendQueue, func(code int) { s.metrics.closes.WithLabelValues(strconv.Itoa(code)).Inc() })
+		w := newWSConn(s, c, s.cfg.SendQueue, func(code int) { s.metrics.closes.WithLabelValues(strconv.Itoa(code)).Inc() })
 		if !s.track(w) {
 			_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
 			return
@@ -161,11 +253,10 @@ func (s *Server) socket(audience string) func(*websocket.Conn) {
 		gauge.Inc()
 		defer gauge.Dec()
 
-		exited := make(chan struct{})
-		go s.writer(c, w, exited)
+		w.startPings()
 		session := s.read(c, w, audience)
 		w.close(websocket.CloseNormalClosure, "")
-		<-exited // Fiber recycles c once we return: the writer must be gone
+		w.stop() // Fiber recycles c once we return: no writer may run
 		if session != nil {
 			session.Stop()
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/kefu-dev/kefu/bench"
@@ -61,7 +62,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	rep, err := bench.Run(ctx, cfg)
 	if err != nil {
-		fmt.Fprintln(stderr, "kefu bench:", err)
+		fmt.Fprintln(stderr, "kefu bench:", strings.TrimPrefix(err.Error(), "bench: "))
 		return 2
 	}
 	if asJSON {
