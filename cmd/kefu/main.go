@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "eval":
 		return runEval(args, stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: kefu [serve] [flags] | kefu kb import|export ... | kefu eval ... | kefu version\nrun `kefu serve -h` for every setting")
+		fmt.Fprintln(stdout, "usage: kefu [serve] [flags] | kefu kb import|export ... | kefu eval ... | kefu bench ... | kefu version\nrun `kefu serve -h` for every setting")
 		return 0
 	default:
 		fmt.Fprintf(stderr, "kefu: unknown command %q (try `kefu help`)\n", cmd)
