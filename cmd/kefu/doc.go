@@ -1,12 +1,11 @@
 // Command kefu runs the Kefu customer-service chat engine.
 //
-//	kefu [serve] [flags]   run everything on this machine (the default)
+//	kefu [serve] [flags]    run everything on this machine (the default)
 //	kefu kb import|export   manage a tenant's knowledge base
-//	kefu eval              measure the bot on labelled questions
-//	kefu bench             load a running Kefu and report latencies
-//	kefu version           print the version
 //	kefu eval --kb FILE --set FILE.jsonl [--json]
-//	                       measure the bot on labelled utterances
+//	                        measure the bot on labelled utterances
+//	kefu bench [flags]      load a running Kefu and report what it measures
+//	kefu version            print the version
 //
 // This package is wiring only: it loads the configuration, builds the store,
 // the actor cluster and the edge, and shuts them down in order. Every
