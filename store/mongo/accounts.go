@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/kefu-dev/kefu/engine"
+	"github.com/kefu-dev/kefu/store/storemetrics"
 )
 
 // CreateTenant stores a new tenant (engine.ErrExists if its id is taken). A
@@ -25,7 +26,7 @@ func (s *Store) CreateTenant(ctx context.Context, t engine.Tenant) error {
 		return err
 	}
 	defer s.calls.Done()
-	s.metrics.Ops[opCreateTenant].Inc()
+	s.metrics.Ops[storemetrics.OpCreateTenant].Inc()
 	_, err := s.c.tenants.InsertOne(ctx, tenantDoc{ID: t.ID, Name: t.Name, AppID: t.AppID, CreatedAt: t.CreatedAt})
 	return createError("tenant "+t.ID, err)
 }
@@ -76,7 +77,7 @@ func (s *Store) CreateStaff(ctx context.Context, st engine.Staff) error {
 		return err
 	}
 	defer s.calls.Done()
-	s.metrics.Ops[opCreateStaff].Inc()
+	s.metrics.Ops[storemetrics.OpCreateStaff].Inc()
 	what := "staff " + st.Tenant + "/" + st.Username
 	if err := s.requireTenant(ctx, st.Tenant); err != nil {
 		return fmt.Errorf("mongo: create %s: %w", what, err)
@@ -122,7 +123,7 @@ func (s *Store) PutSettingIfAbsent(ctx context.Context, key, value string) (stri
 		return "", err
 	}
 	defer s.calls.Done()
-	s.metrics.Ops[opPutSetting].Inc()
+	s.metrics.Ops[storemetrics.OpPutSetting].Inc()
 	id := bson.D{{Key: "_id", Value: key}}
 	_, err := s.c.settings.UpdateOne(ctx, id,
 		bson.D{{Key: "$setOnInsert", Value: bson.D{{Key: "value", Value: value}}}}, options.UpdateOne().SetUpsert(true))

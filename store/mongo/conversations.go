@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/kefu-dev/kefu/engine"
+	"github.com/kefu-dev/kefu/store/storemetrics"
 )
 
 // CreateConversation stores a new conversation: engine.ErrExists if the
@@ -33,7 +34,7 @@ func (s *Store) CreateConversation(ctx context.Context, c engine.Conversation) e
 		return err
 	}
 	defer s.calls.Done()
-	s.metrics.Ops[opCreateConversation].Inc()
+	s.metrics.Ops[storemetrics.OpCreateConversation].Inc()
 	what := "conversation " + c.Tenant + "/" + c.ID
 	if err := s.requireTenant(ctx, c.Tenant); err != nil {
 		return fmt.Errorf("mongo: create %s: %w", what, err)
@@ -147,7 +148,7 @@ func (s *Store) SetReadPointer(ctx context.Context, tenant, conv string, p engin
 		return 0, err
 	}
 	defer s.calls.Done()
-	s.metrics.Ops[opSetReadPointer].Inc()
+	s.metrics.Ops[storemetrics.OpSetReadPointer].Inc()
 	if err := s.requireConversation(ctx, tenant, conv); err != nil {
 		return 0, fmt.Errorf("mongo: set read pointer: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kefu-dev/kefu/engine"
 	"github.com/kefu-dev/kefu/store/mongo/mongotest"
+	"github.com/kefu-dev/kefu/store/storemetrics"
 	"github.com/kefu-dev/kefu/store/storetest"
 )
 
@@ -73,7 +74,7 @@ func appendAll(tb testing.TB, s engine.Store, ms []engine.Message) {
 }
 
 // counterValue reads kefu_store_ops_total{op=kind} of s.
-func counterValue(tb testing.TB, s *Store, kind opKind) float64 {
+func counterValue(tb testing.TB, s *Store, kind storemetrics.Op) float64 {
 	tb.Helper()
 	var m dto.Metric
 	if err := s.metrics.Ops[kind].Write(&m); err != nil {

@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/kefu-dev/kefu/engine"
+	"github.com/kefu-dev/kefu/store/storemetrics"
 )
 
 type eventDoc struct {
@@ -43,7 +44,7 @@ func (s *Store) UpdateConversation(ctx context.Context, c engine.Conversation, e
 		return err
 	}
 	defer s.calls.Done()
-	s.metrics.Ops[opUpdateConversation].Inc()
+	s.metrics.Ops[storemetrics.OpUpdateConversation].Inc()
 	what := c.Tenant + "/" + c.ID
 	if err := s.requireConversation(ctx, c.Tenant, c.ID); err != nil {
 		return fmt.Errorf("mongo: update conversation %s: %w", what, err)
@@ -116,7 +117,7 @@ func (s *Store) PutFAQ(ctx context.Context, tenant string, entries []engine.FAQE
 		return err
 	}
 	defer s.calls.Done()
-	s.metrics.Ops[opPutFAQ].Inc()
+	s.metrics.Ops[storemetrics.OpPutFAQ].Inc()
 	if err := s.requireTenant(ctx, tenant); err != nil {
 		return fmt.Errorf("mongo: put faq: %w", err)
 	}
@@ -145,7 +146,7 @@ func (s *Store) DeleteFAQ(ctx context.Context, tenant, id string) error {
 		return err
 	}
 	defer s.calls.Done()
-	s.metrics.Ops[opDeleteFAQ].Inc()
+	s.metrics.Ops[storemetrics.OpDeleteFAQ].Inc()
 	// faq_entries_by_id.
 	res, err := s.c.faq.DeleteOne(ctx, bson.D{{Key: "tenant", Value: tenant}, {Key: "id", Value: id}})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kefu-dev/kefu/engine"
 	"github.com/kefu-dev/kefu/store/mongo/mongotest"
+	"github.com/kefu-dev/kefu/store/storemetrics"
 	"github.com/kefu-dev/kefu/store/storetest"
 )
 
@@ -202,7 +203,7 @@ func TestReopen(t *testing.T) {
 		t.Fatalf("read pointers after reopen = %v", rps)
 	}
 	appendAll(t, s2, msgs("t1", "c1", 4, 4))
-	if got := counterValue(t, s2, opAppend); got != 2 {
+	if got := counterValue(t, s2, storemetrics.OpAppend); got != 2 {
 		t.Fatalf("ops_total{op=append} across reopens = %v, want 2", got)
 	}
 }

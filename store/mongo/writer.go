@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/kefu-dev/kefu/engine"
+	"github.com/kefu-dev/kefu/store/storemetrics"
 )
 
 // appendOp is one Append call queued for the writer. The caller fills in the
@@ -99,7 +100,7 @@ func (w *writer) commitBatch(batch []*appendOp) {
 	}
 	w.s.metrics.BatchOps.Observe(float64(len(batch)))
 	for _, o := range batch {
-		w.s.metrics.Ops[opAppend].Inc()
+		w.s.metrics.Ops[storemetrics.OpAppend].Inc()
 		close(o.done)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kefu-dev/kefu/engine"
+	"github.com/kefu-dev/kefu/store/storemetrics"
 )
 
 // pauser holds the writer before a batch while armed, so a test can queue
@@ -281,10 +282,10 @@ func TestMaxBatch(t *testing.T) {
 	if !full { // the three queued behind the held batch go together
 		t.Fatalf("batches %v: none took MaxBatch ops", p.batches)
 	}
-	if got := counterValue(t, s, opAppend); got != 8 {
+	if got := counterValue(t, s, storemetrics.OpAppend); got != 8 {
 		t.Fatalf("ops_total{op=append} = %v, want 8", got)
 	}
-	if got := counterValue(t, s, opCreateConversation); got != float64(len(convs)+1) {
+	if got := counterValue(t, s, storemetrics.OpCreateConversation); got != float64(len(convs)+1) {
 		t.Fatalf("ops_total{op=create_conversation} = %v, want %d", got, len(convs)+1)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/kefu-dev/kefu/engine"
+	"github.com/kefu-dev/kefu/store/storemetrics"
 )
 
 type createTenantOp struct {
@@ -23,7 +24,7 @@ func (s *Store) CreateTenant(ctx context.Context, t engine.Tenant) error {
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = s.clock.Now()
 	}
-	o := &createTenantOp{opHeader: newHeader(ctx, opCreateTenant), t: t}
+	o := &createTenantOp{opHeader: newHeader(ctx, storemetrics.OpCreateTenant), t: t}
 	if err := s.submit(ctx, o); err != nil {
 		return err
 	}
@@ -80,7 +81,7 @@ func (s *Store) CreateStaff(ctx context.Context, st engine.Staff) error {
 	if st.CreatedAt.IsZero() {
 		st.CreatedAt = s.clock.Now()
 	}
-	o := &createStaffOp{opHeader: newHeader(ctx, opCreateStaff), st: st}
+	o := &createStaffOp{opHeader: newHeader(ctx, storemetrics.OpCreateStaff), st: st}
 	if err := s.submit(ctx, o); err != nil {
 		return err
 	}
@@ -125,7 +126,7 @@ func (s *Store) PutSettingIfAbsent(ctx context.Context, key, value string) (stri
 	if key == "" {
 		return "", errors.New("sqlite: put setting: key is required")
 	}
-	o := &putSettingOp{opHeader: newHeader(ctx, opPutSetting), key: key, value: value}
+	o := &putSettingOp{opHeader: newHeader(ctx, storemetrics.OpPutSetting), key: key, value: value}
 	if err := s.submit(ctx, o); err != nil {
 		return "", err
 	}

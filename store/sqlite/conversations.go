@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/kefu-dev/kefu/engine"
+	"github.com/kefu-dev/kefu/store/storemetrics"
 )
 
 type createConversationOp struct {
@@ -31,7 +32,7 @@ func (s *Store) CreateConversation(ctx context.Context, c engine.Conversation) e
 	if c.State == "" {
 		c.State = engine.StateBot
 	}
-	o := &createConversationOp{opHeader: newHeader(ctx, opCreateConversation), c: c}
+	o := &createConversationOp{opHeader: newHeader(ctx, storemetrics.OpCreateConversation), c: c}
 	if err := s.submit(ctx, o); err != nil {
 		return err
 	}
@@ -147,7 +148,7 @@ func (s *Store) SetReadPointer(ctx context.Context, tenant, conv string, p engin
 	if seq < 0 {
 		return 0, fmt.Errorf("sqlite: set read pointer: negative seq %d", seq)
 	}
-	o := &setReadPointerOp{opHeader: newHeader(ctx, opSetReadPointer), tenant: tenant, conv: conv, p: p, seq: seq}
+	o := &setReadPointerOp{opHeader: newHeader(ctx, storemetrics.OpSetReadPointer), tenant: tenant, conv: conv, p: p, seq: seq}
 	if err := s.submit(ctx, o); err != nil {
 		return 0, err
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/kefu-dev/kefu/engine"
+	"github.com/kefu-dev/kefu/store/storemetrics"
 	"github.com/kefu-dev/kefu/store/storetest"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -66,7 +67,7 @@ func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
 // counterValue reads kefu_store_ops_total{op=kind} of s.
 func counterValue(tb testing.TB, s *Store, kind string) float64 {
 	tb.Helper()
-	for k := range numOpKinds {
+	for k := range storemetrics.NumOps {
 		if k.String() != kind {
 			continue
 		}

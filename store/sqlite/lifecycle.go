@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/kefu-dev/kefu/engine"
+	"github.com/kefu-dev/kefu/store/storemetrics"
 )
 
 type updateConversationOp struct {
@@ -27,7 +28,7 @@ func (s *Store) UpdateConversation(ctx context.Context, c engine.Conversation, e
 	if ev.At.IsZero() {
 		ev.At = c.UpdatedAt
 	}
-	o := &updateConversationOp{opHeader: newHeader(ctx, opUpdateConversation), c: c, ev: ev}
+	o := &updateConversationOp{opHeader: newHeader(ctx, storemetrics.OpUpdateConversation), c: c, ev: ev}
 	if err := s.submit(ctx, o); err != nil {
 		return err
 	}
@@ -89,7 +90,7 @@ func (s *Store) PutFAQ(ctx context.Context, tenant string, entries []engine.FAQE
 	if tenant == "" {
 		return errors.New("sqlite: put faq: tenant is required")
 	}
-	o := &putFAQOp{opHeader: newHeader(ctx, opPutFAQ), tenant: tenant, entries: entries}
+	o := &putFAQOp{opHeader: newHeader(ctx, storemetrics.OpPutFAQ), tenant: tenant, entries: entries}
 	if err := s.submit(ctx, o); err != nil {
 		return err
 	}
@@ -126,7 +127,7 @@ type deleteFAQOp struct {
 
 // DeleteFAQ removes one entry (engine.ErrNotFound if absent).
 func (s *Store) DeleteFAQ(ctx context.Context, tenant, id string) error {
-	o := &deleteFAQOp{opHeader: newHeader(ctx, opDeleteFAQ), tenant: tenant, id: id}
+	o := &deleteFAQOp{opHeader: newHeader(ctx, storemetrics.OpDeleteFAQ), tenant: tenant, id: id}
 	if err := s.submit(ctx, o); err != nil {
 		return err
 	}

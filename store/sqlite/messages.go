@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/kefu-dev/kefu/engine"
+	"github.com/kefu-dev/kefu/store/storemetrics"
 )
 
 // msgRow is a message in its stored form, built by the caller's goroutine so
@@ -42,7 +43,7 @@ func (s *Store) Append(ctx context.Context, msgs []engine.Message) (int, error) 
 		return 0, nil
 	}
 	o := &appendOp{
-		opHeader: newHeader(ctx, opAppend),
+		opHeader: newHeader(ctx, storemetrics.OpAppend),
 		tenant:   msgs[0].Tenant,
 		conv:     msgs[0].Conv,
 		rows:     make([]msgRow, len(msgs)),

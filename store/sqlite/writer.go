@@ -15,22 +15,6 @@ import (
 	"github.com/kefu-dev/kefu/store/storemetrics"
 )
 
-// opKind names a kind of write op, for the ops_total metric.
-type opKind = storemetrics.Op
-
-const (
-	opAppend             = storemetrics.OpAppend
-	opCreateConversation = storemetrics.OpCreateConversation
-	opSetReadPointer     = storemetrics.OpSetReadPointer
-	opCreateTenant       = storemetrics.OpCreateTenant
-	opCreateStaff        = storemetrics.OpCreateStaff
-	opPutSetting         = storemetrics.OpPutSetting
-	opUpdateConversation = storemetrics.OpUpdateConversation
-	opPutFAQ             = storemetrics.OpPutFAQ
-	opDeleteFAQ          = storemetrics.OpDeleteFAQ
-	numOpKinds           = storemetrics.NumOps
-)
-
 // op is one write request queued for the writer goroutine. The caller fills
 // in the request, sends it, and reads the result fields only after done is
 // closed; the writer touches the op only between receiving it and closing
@@ -43,7 +27,7 @@ type op interface {
 }
 
 type opHeader struct {
-	kind opKind
+	kind storemetrics.Op
 	ctx  context.Context // the caller's; checked before the op runs, never passed to SQLite
 	done chan struct{}
 	err  error
@@ -56,7 +40,7 @@ type opHeader struct {
 
 func (h *opHeader) header() *opHeader { return h }
 
-func newHeader(ctx context.Context, kind opKind) opHeader {
+func newHeader(ctx context.Context, kind storemetrics.Op) opHeader {
 	return opHeader{kind: kind, ctx: ctx, done: make(chan struct{})}
 }
 
