@@ -33,12 +33,15 @@
 //     writer reports it, or until the caller's ctx ends. The writer takes the
 //     first queued op, drains whatever else is queued (up to
 //     Config.MaxBatch ops) and inserts every message of the batch with one
-//     unordered InsertMany: one round trip and one majority wait for all of
+//     ordered InsertMany: one round trip and one majority wait for all of
 //     them, across conversations.
-//   - Unordered means one refused message does not stop the others, so the
-//     writer restores Append's prefix guarantee itself: when a message of an
-//     op is refused, it deletes (by _id) the op's later messages that were
-//     inserted, before anyone is told. They were never acknowledged. The
+//   - Ordered means the server stops at the first refused message, so
+//     nothing after it is stored, not even for a moment: an unordered insert
+//     followed by deleting a call's later messages let a racing activation
+//     read them and number after them, leaving a gap once they were deleted
+//     (the conformance suite's racing writers caught it). The refused op
+//     keeps its prefix; the other ops' messages after it go in the next
+//     round, so extra rounds happen only when a message is refused. The
 //     caller then classifies the refusal off the writer goroutine: if the
 //     message's client_msg_id is stored, a *engine.DuplicateError with the
 //     original seq, otherwise engine.ErrSeqConflict.

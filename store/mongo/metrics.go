@@ -11,5 +11,5 @@ import (
 type metrics = storemetrics.Metrics
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	return storemetrics.New(reg, "Time of one group commit of the store writer: for MongoDB, one unordered InsertMany with its write concern, and any clean-up after refused messages.")
+	return storemetrics.New(reg, "Time of one group commit of the store writer: for MongoDB, the ordered InsertMany rounds of one batch with their write concern.")
 }

@@ -31,8 +31,9 @@ type appendOp struct {
 	refusedAt int
 }
 
-// writer is the goroutine that inserts the appends in groups: one unordered
-// InsertMany for everything queued, across conversations and tenants.
+// writer is the goroutine that inserts the appends in groups: one ordered
+// InsertMany for everything queued, across conversations and tenants (more
+// rounds only after a refused message).
 type writer struct {
 	s        *Store
 	ops      <-chan *appendOp
@@ -105,8 +106,8 @@ func (w *writer) commitBatch(batch []*appendOp) {
 	}
 }
 
-// insert checks that the ops' conversations exist, inserts every message of
-// the ops that pass, and restores each op's prefix guarantee. It returns an
+// insert checks that the ops' conversations exist and inserts every message
+// of the ops that pass, keeping each op's prefix guarantee. It returns an
 // error when the whole batch failed.
 func (w *writer) insert(ctx context.Context, ops []*appendOp) error {
 	if err := w.checkConversations(ctx, ops); err != nil {
@@ -131,93 +132,58 @@ func (w *writer) insert(ctx context.Context, ops []*appendOp) error {
 			owners = append(owners, owner{o, i})
 		}
 	}
-	if len(docs) == 0 {
-		return nil
-	}
-	_, err := w.s.c.messages.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	bwe, isBulk := errors.AsType[mongo.BulkWriteException](err)
-	switch {
-	case err == nil:
-		for _, o := range ops {
-			if o.err == nil {
-				o.n = len(o.docs)
-			}
-		}
-		return nil
-	case !isBulk || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0:
-		// The outcome is unknown: some messages may be stored, and a
-		// write concern error does not say they will stay. Report it; a
-		// resend resolves it (see doc.go).
-		err = fmt.Errorf("mongo: append: outcome unknown: %w", err)
-		w.s.log.Error("mongo: group commit failed", "ops", len(ops), "err", err)
-		for _, o := range ops {
-			if o.err == nil {
-				o.err = err
-			}
-		}
-		return err
-	}
-
-	// Some messages were refused, each by itself. An op's first refused
-	// message ends its stored prefix; its later messages must not stay.
-	refused := make(map[int]mongo.WriteError, len(bwe.WriteErrors))
-	for _, we := range bwe.WriteErrors {
-		refused[we.Index] = we.WriteError
-	}
-	var undo []bson.ObjectID
-	undoOps := map[*appendOp]bool{}
-	for _, o := range ops {
-		if o.err == nil {
-			o.n = len(o.docs)
-		}
-	}
-	for k, ow := range owners {
-		o := ow.o
-		we, bad := refused[k]
-		switch {
-		case ow.i > o.n: // after the op's first refusal
-			if !bad {
-				undo = append(undo, o.docs[ow.i].ID)
-				undoOps[o] = true
-			}
-		case bad: // the op's first refusal: owners are in op order
-			o.n = ow.i
-			if we.HasErrorCode(11000) {
-				o.refusedAt = ow.i
-			} else {
-				o.err = fmt.Errorf("mongo: append %s/%s seq %d: %w", o.tenant, o.conv, o.docs[ow.i].Seq, we)
-			}
-		}
-	}
-	if len(undo) > 0 {
-		if err := w.undo(undo); err != nil {
-			err = fmt.Errorf("mongo: append: removing messages stored after a refused one: %w", err)
-			w.s.log.Error("mongo: clean-up after refused messages failed", "messages", len(undo), "err", err)
-			for o := range undoOps {
-				o.err, o.refusedAt = err, -1
-			}
-		}
-	}
-	return nil
-}
-
-// undo deletes the documents with the given ids, which this writer inserted
-// and no caller was told of. It retries a few times: the documents left
-// behind would break an op's prefix guarantee.
-func (w *writer) undo(ids []bson.ObjectID) error {
-	var err error
-	for attempt := range 3 {
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
-		_, err = w.s.c.messages.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
-		cancel()
+	// Ordered inserts, in rounds: the server stops at the first refused
+	// message, so nothing after it is ever stored, even for a moment (a
+	// racing activation that reads the conversation meanwhile must never
+	// see a message that is about to be removed: it would number after it
+	// and leave a gap). The messages of other ops after the refusal are
+	// inserted in the next round; a round costs one round trip, and rounds
+	// beyond the first happen only when a message is refused.
+	for len(docs) > 0 {
+		_, err := w.s.c.messages.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
 		if err == nil {
+			for _, ow := range owners {
+				ow.o.n = ow.i + 1
+			}
 			return nil
 		}
+		bwe, isBulk := errors.AsType[mongo.BulkWriteException](err)
+		if !isBulk || bwe.WriteConcernError != nil || len(bwe.WriteErrors) != 1 {
+			// The outcome is unknown: some messages may be stored, and a
+			// write concern error does not say they will stay. Report it; a
+			// resend resolves it (see doc.go).
+			err = fmt.Errorf("mongo: append: outcome unknown: %w", err)
+			w.s.log.Error("mongo: group commit failed", "ops", len(ops), "err", err)
+			for _, ow := range owners {
+				if ow.o.err == nil {
+					ow.o.err = err
+				}
+			}
+			return err
+		}
+		we := bwe.WriteErrors[0]
+		for _, ow := range owners[:we.Index] { // stored before the refusal
+			ow.o.n = ow.i + 1
+		}
+		bad := owners[we.Index]
+		bad.o.n = bad.i
+		if we.HasErrorCode(11000) {
+			bad.o.refusedAt = bad.i
+		} else {
+			bad.o.err = fmt.Errorf("mongo: append %s/%s seq %d: %w", bad.o.tenant, bad.o.conv, bad.o.docs[bad.i].Seq, we.WriteError)
+		}
+		// The next round: what followed the refusal, less the rest of the
+		// refused op, which must not be stored after its failed message.
+		nextDocs, nextOwners := docs[:0:0], owners[:0:0]
+		for x := we.Index + 1; x < len(owners); x++ {
+			if owners[x].o != bad.o {
+				nextDocs = append(nextDocs, docs[x])
+				nextOwners = append(nextOwners, owners[x])
+			}
+		}
+		docs, owners = nextDocs, nextOwners
 	}
-	return err
+	return nil
 }
 
 // checkConversations fails, with engine.ErrNotFound, each op whose

@@ -61,9 +61,10 @@ func queued(t *testing.T, s *Store, n int) {
 	checkFor(t, 5*time.Second, fmt.Sprintf("%d queued ops", n), func() bool { return len(s.ops) == n })
 }
 
-// TestBatchRefusals: in one unordered InsertMany, a refused message fails
-// only its own op; that op keeps its prefix, and its messages after the
-// refused one are removed even though the server inserted them.
+// TestBatchRefusals: in one batch, a refused message fails only its own op;
+// that op keeps its prefix, its messages after the refused one are never
+// stored, and the other ops' messages after it are stored by the next
+// round.
 func TestBatchRefusals(t *testing.T) {
 	p := newPauser()
 	s := openTest(t, Config{}, p.hooks())
