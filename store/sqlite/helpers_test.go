@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/kefu-dev/kefu/engine"
@@ -61,8 +60,6 @@ func appendAll(tb testing.TB, s *Store, ms []engine.Message) {
 	tb.Helper()
 	storetest.AppendAll(tb, s, ms)
 }
-
-func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
 
 // counterValue reads kefu_store_ops_total{op=kind} of s.
 func counterValue(tb testing.TB, s *Store, kind string) float64 {
