@@ -193,3 +193,28 @@ func EntriesToStore(in []kb.Entry) []engine.FAQEntry {
 	}
 	return out
 }
+
+// ApplyKBChange merges incoming into the tenant's stored knowledge base
+// (kb.Merge: versions bumped, with replace the others deleted), validates
+// the whole result and stores it. A validation error wraps kb.ErrInvalid or
+// kb.ErrDuplicate and nothing is stored; any other error is the store's.
+// Callers serialise changes per tenant (the tenant actor does).
+func ApplyKBChange(ctx context.Context, s engine.KnowledgeStore, tenant string, incoming []kb.Entry, replace bool, now time.Time) (kb.Change, error) {
+	stored, err := s.FAQEntries(ctx, tenant)
+	if err != nil {
+		return kb.Change{}, err
+	}
+	ch := kb.Merge(EntriesFromStore(stored), incoming, replace, now)
+	if err := kb.ValidateAll(ch.After); err != nil {
+		return ch, err
+	}
+	if err := s.PutFAQ(ctx, tenant, EntriesToStore(ch.Put)); err != nil {
+		return ch, err
+	}
+	for _, id := range ch.Delete {
+		if err := s.DeleteFAQ(ctx, tenant, id); err != nil && !errors.Is(err, engine.ErrNotFound) {
+			return ch, fmt.Errorf("deleting %s (the rest is stored): %w", id, err)
+		}
+	}
+	return ch, nil
+}

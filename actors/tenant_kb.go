@@ -94,24 +94,13 @@ func (a *tenantActor) kbPut(c context.Context, m *actorpb.KBPut) *actorpb.KBPutR
 	if err != nil {
 		return &actorpb.KBPutResponse{Error: errToPB(engine.NewError(engine.CodeInvalidField, err.Error()))}
 	}
-	stored, err := a.d.Store.FAQEntries(c, a.tenant)
-	if err != nil {
-		a.d.Logger.Error("reading faq entries", "tenant", a.tenant, "err", err)
-		return &actorpb.KBPutResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "try again"))}
-	}
-	ch := kb.Merge(EntriesFromStore(stored), incoming, m.Replace, a.d.Clock.Now())
-	if err := kb.ValidateAll(ch.After); err != nil {
+	_, err = ApplyKBChange(c, a.d.Store, a.tenant, incoming, m.Replace, a.d.Clock.Now())
+	switch {
+	case errors.Is(err, kb.ErrInvalid), errors.Is(err, kb.ErrDuplicate):
 		return &actorpb.KBPutResponse{Error: errToPB(engine.NewError(engine.CodeInvalidField, err.Error()))}
-	}
-	if err := a.d.Store.PutFAQ(c, a.tenant, EntriesToStore(ch.Put)); err != nil {
+	case err != nil:
 		a.d.Logger.Error("storing faq entries", "tenant", a.tenant, "err", err)
-		return &actorpb.KBPutResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "try again"))}
-	}
-	for _, id := range ch.Delete {
-		if err := a.d.Store.DeleteFAQ(c, a.tenant, id); err != nil && !errors.Is(err, engine.ErrNotFound) {
-			a.d.Logger.Error("deleting a faq entry", "tenant", a.tenant, "id", id, "err", err)
-			return &actorpb.KBPutResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "partly applied; try again"))}
-		}
+		return &actorpb.KBPutResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "not stored, or partly; try again"))}
 	}
 	a.rebuild(c)
 	return &actorpb.KBPutResponse{Count: int32(len(incoming))}

@@ -96,13 +96,13 @@ func runKB(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		fmt.Fprintf(stderr, "kefu kb: tenant %q: %v\n", tenant, err)
 		return 1
 	}
-	stored, err := store.FAQEntries(ctx, tenant)
-	if err != nil {
-		fmt.Fprintf(stderr, "kefu kb: %v\n", err)
-		return 1
-	}
-	current := actors.EntriesFromStore(stored)
 	if verb == "export" {
+		stored, err := store.FAQEntries(ctx, tenant)
+		if err != nil {
+			fmt.Fprintf(stderr, "kefu kb: %v\n", err)
+			return 1
+		}
+		current := actors.EntriesFromStore(stored)
 		if format == "csv" {
 			err = kb.WriteCSV(stdout, current)
 		} else {
@@ -130,20 +130,10 @@ func runKB(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		fmt.Fprintf(stderr, "kefu kb: %s: %v\n", file, err)
 		return 1
 	}
-	ch := kb.Merge(current, incoming, replace, time.Now().UTC())
-	if err := kb.ValidateAll(ch.After); err != nil {
+	ch, err := actors.ApplyKBChange(ctx, store, tenant, incoming, replace, time.Now().UTC())
+	if err != nil {
 		fmt.Fprintf(stderr, "kefu kb: %s: %v\n", file, err)
 		return 1
-	}
-	if err := store.PutFAQ(ctx, tenant, actors.EntriesToStore(ch.Put)); err != nil {
-		fmt.Fprintf(stderr, "kefu kb: %v\n", err)
-		return 1
-	}
-	for _, id := range ch.Delete {
-		if err := store.DeleteFAQ(ctx, tenant, id); err != nil {
-			fmt.Fprintf(stderr, "kefu kb: deleting %s: %v\n", id, err)
-			return 1
-		}
 	}
 	fmt.Fprintf(stdout, "imported %d entries into %s (%d deleted); the knowledge base has %d\n", len(ch.Put), tenant, len(ch.Delete), len(ch.After))
 	return 0
