@@ -371,15 +371,13 @@ func (a *conversationActor) append(ctx actor.Context, sender *actor.PID, m *acto
 		a.reply(ctx, sender, ackOf(a.recent[i], true))
 		return
 	}
-	for _, p := range append(a.inflight[:len(a.inflight):len(a.inflight)], a.queue...) {
-		if p.msg.ClientMsgID == m.ClientMsgId {
-			if p.msg.From != caller.Party {
-				a.reply(ctx, sender, &actorpb.AppendResponse{Error: errToPB(errIDTaken)})
-				return
-			}
-			p.waiters = append(p.waiters, sender)
+	if p := a.pendingByID(m.ClientMsgId); p != nil {
+		if p.msg.From != caller.Party {
+			a.reply(ctx, sender, &actorpb.AppendResponse{Error: errToPB(errIDTaken)})
 			return
 		}
+		p.waiters = append(p.waiters, sender) // a resend of a message not stored yet
+		return
 	}
 	if caller.IsStaff() && (a.conv.State == engine.StateBot || a.conv.State == engine.StateQueued) {
 		// A person replied: from now on the conversation is theirs and the
@@ -398,6 +396,18 @@ func (a *conversationActor) append(ctx actor.Context, sender *actor.PID, m *acto
 		since:   time.Now(),
 	})
 	a.pump(ctx)
+}
+
+// pendingByID finds a message being written or waiting to be.
+func (a *conversationActor) pendingByID(clientMsgID string) *pendingAppend {
+	for _, list := range [2][]*pendingAppend{a.inflight, a.queue} {
+		for _, p := range list {
+			if p.msg.ClientMsgID == clientMsgID {
+				return p
+			}
+		}
+	}
+	return nil
 }
 
 // errIDTaken refuses a client_msg_id another participant already used here.
