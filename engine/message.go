@@ -155,11 +155,17 @@ func CanTransition(from, to ConvState) bool {
 
 // Conversation is the stored header of a conversation.
 type Conversation struct {
-	Tenant    string    `json:"tenant"`
-	ID        string    `json:"id"`
-	UserID    string    `json:"user_id"`
-	State     ConvState `json:"state"`
-	AgentID   string    `json:"agent_id,omitempty"` // the staff member who owns it, once a human took over
+	Tenant  string    `json:"tenant"`
+	ID      string    `json:"id"`
+	UserID  string    `json:"user_id"`
+	State   ConvState `json:"state"`
+	AgentID string    `json:"agent_id,omitempty"` // the staff member who owns it, once a human took over
+	// Invited are colleagues the owner invited: they see it and may reply.
+	Invited []string `json:"invited,omitempty"`
+	// Group and Priority are where routing queued it, QueuedAt since when.
+	Group     string    `json:"group,omitempty"`
+	Priority  int       `json:"priority,omitempty"`
+	QueuedAt  time.Time `json:"queued_at,omitzero"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -169,8 +175,22 @@ type EventType string
 
 // Lifecycle events. Every state change is recorded as one.
 const (
-	EventEscalated EventType = "escalated"  // the bot or the user asked for a person: BOT -> QUEUED
-	EventTakenOver EventType = "taken_over" // a member of staff replied: -> ASSIGNED
+	EventEscalated    EventType = "escalated"     // the bot or the user asked for a person: BOT -> QUEUED
+	EventTakenOver    EventType = "taken_over"    // a member of staff replied or accepted: -> ASSIGNED
+	EventAssigned     EventType = "assigned"      // routing gave it to an agent: QUEUED -> ASSIGNED
+	EventTransferred  EventType = "transferred"   // to another agent (-> ASSIGNED) or group (-> QUEUED)
+	EventInvited      EventType = "invited"       // a colleague joined
+	EventHeld         EventType = "held"          // ASSIGNED -> ON_HOLD
+	EventUnheld       EventType = "unheld"        // ON_HOLD -> ASSIGNED
+	EventClosed       EventType = "closed"        // -> CLOSED, by staff, the user or a timer
+	EventReopened     EventType = "reopened"      // CLOSED -> QUEUED or BOT, by the user
+	EventRequeued     EventType = "requeued"      // back to the queue (SLA breach, agent unavailable)
+	EventSLAWarned    EventType = "sla_warned"    // the agent has not answered in time
+	EventSLABreached  EventType = "sla_breached"  // supervisors were alerted
+	EventNoReply      EventType = "no_reply"      // the agent was reminded of an unanswered customer
+	EventIdleWarned   EventType = "idle_warned"   // the customer was warned of the auto-close
+	EventQueueTimeout EventType = "queue_timeout" // the customer was offered to leave a message
+	EventUnavailable  EventType = "unavailable"   // nobody online or outside business hours
 )
 
 // ConvEvent is one stored lifecycle event of a conversation. Reports are
@@ -183,6 +203,9 @@ type ConvEvent struct {
 	To     ConvState `json:"to"`
 	By     Party     `json:"by"`
 	Reason string    `json:"reason,omitempty"`
+	Agent  string    `json:"agent,omitempty"` // the agent assigned, transferred or invited to
+	Group  string    `json:"group,omitempty"` // the group queued or transferred to
+	Note   string    `json:"note,omitempty"`  // a transfer's note
 	At     time.Time `json:"at"`
 }
 

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -15,6 +16,10 @@ type Store interface {
 	ConversationStore
 	AccountStore
 	KnowledgeStore
+	RoutingStore
+	CustomerStore
+	NoteStore
+	TimerStore
 	// Close flushes pending writes and releases the database.
 	Close() error
 }
@@ -67,8 +72,9 @@ type ConversationStore interface {
 	SetReadPointer(ctx context.Context, tenant, conv string, p Party, seq int64) (int64, error)
 	// ReadPointers returns every participant's read pointer.
 	ReadPointers(ctx context.Context, tenant, conv string) ([]ReadPointer, error)
-	// UpdateConversation stores c's state, agent and UpdatedAt and records
-	// ev, in one write (ErrNotFound if the conversation does not exist).
+	// UpdateConversation stores c's mutable fields (State, AgentID,
+	// Invited, Group, Priority, QueuedAt, UpdatedAt) and records ev, in one
+	// write (ErrNotFound if the conversation does not exist).
 	UpdateConversation(ctx context.Context, c Conversation, ev ConvEvent) error
 	// Events returns the conversation's lifecycle events, oldest first.
 	Events(ctx context.Context, tenant, conv string) ([]ConvEvent, error)
@@ -101,10 +107,12 @@ type FAQEntry struct {
 
 // ConversationQuery filters ListConversations. Zero values match anything.
 type ConversationQuery struct {
-	UserID string
-	State  ConvState
-	Before time.Time // only conversations created before this instant
-	Limit  int       // at most this many; 0 means 50
+	UserID  string
+	State   ConvState
+	AgentID string    // owned by this member of staff
+	Group   string    // routed to this skill group
+	Before  time.Time // only conversations created before this instant
+	Limit   int       // at most this many; 0 means 50
 }
 
 // AccountStore keeps tenants, staff accounts and server settings.
@@ -114,6 +122,10 @@ type AccountStore interface {
 	CountTenants(ctx context.Context) (int, error)
 	CreateStaff(ctx context.Context, s Staff) error
 	StaffByUsername(ctx context.Context, tenant, username string) (Staff, error)
+	// StaffByID returns one account (ErrNotFound).
+	StaffByID(ctx context.Context, tenant, id string) (Staff, error)
+	// ListStaff returns the tenant's staff accounts, by username.
+	ListStaff(ctx context.Context, tenant string) ([]Staff, error)
 	// PutSettingIfAbsent stores value under key unless the key exists, and
 	// returns the stored value either way: the first writer wins, even
 	// across nodes.
@@ -153,6 +165,30 @@ type Staff struct {
 // tests can control time instead of sleeping.
 type Clock interface {
 	Now() time.Time
+}
+
+// ManualClock is a Clock that moves only when told: tests use it to fire
+// timers without sleeping. Safe for concurrent use.
+type ManualClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewManualClock returns a clock stopped at t.
+func NewManualClock(t time.Time) *ManualClock { return &ManualClock{now: t.UTC()} }
+
+// Now returns the clock's time.
+func (c *ManualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *ManualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
 }
 
 // SystemClock is the wall clock.
