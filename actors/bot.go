@@ -50,7 +50,7 @@ func lastUserMessage(batch []*pendingAppend) *engine.Message {
 // its reply come back as messages. A newer question voids an older one
 // still being answered.
 func (a *conversationActor) startBot(ctx actor.Context, msg engine.Message) {
-	if a.d.Bot == nil || a.conv.State != engine.StateBot {
+	if a.d.Bot == nil || a.conv.State != engine.StateBot || a.routing > 0 {
 		return
 	}
 	a.cancelBot()
@@ -103,8 +103,8 @@ func (a *conversationActor) onBotReply(ctx actor.Context, m *botReplyMsg) {
 	if r.Kind == bots.KindEscalate {
 		a.failedTurns = 0
 		p.stored = func(ctx actor.Context) {
-			if a.conv.State == engine.StateBot {
-				a.setState(ctx, engine.StateQueued, "", botParty, engine.EventEscalated, r.Reason)
+			if a.conv.State == engine.StateBot && a.routing == 0 {
+				a.queueFor(ctx, botParty, engine.EventEscalated, r.Reason, func(error) {})
 			}
 		}
 	}

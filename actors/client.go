@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -154,7 +155,7 @@ func (c *Client) CheckTenant(ctx context.Context, tenant string) error {
 
 // ListConversations lists the tenant's conversations for a member of staff.
 func (c *Client) ListConversations(ctx context.Context, caller Caller, q engine.ConversationQuery) ([]engine.Conversation, error) {
-	req := &actorpb.ListConversations{Caller: callerToPB(caller), State: string(q.State), Limit: int32(q.Limit)}
+	req := &actorpb.ListConversations{Caller: callerToPB(caller), State: string(q.State), Limit: int32(q.Limit), AgentId: q.AgentID, Group: q.Group}
 	if !q.Before.IsZero() {
 		req.BeforeMs = q.Before.UnixMilli()
 	}
@@ -247,4 +248,96 @@ func (c *Client) Assist(ctx context.Context, caller Caller, conv string, limit i
 		out[i] = AssistSuggestion{EntryID: s.EntryId, Question: s.Question, Answer: s.Answer, Confidence: s.Confidence}
 	}
 	return resp.Query, out, nil
+}
+
+// Op runs a lifecycle operation (OpAccept, OpTransfer, ...) on a
+// conversation and returns it afterwards. Operations are not retried after
+// a timeout: whether one was applied is then unknown.
+func (c *Client) Op(ctx context.Context, caller Caller, conv string, op *actorpb.ConvOp) (engine.Conversation, error) {
+	op.Caller = callerToPB(caller)
+	res, err := c.write(ctx, KindConversation, ConversationIdentity(caller.Tenant, conv), op)
+	if err != nil {
+		return engine.Conversation{}, err
+	}
+	resp := res.(*actorpb.ConvOpResponse)
+	if err := errFromPB(resp.Error); err != nil {
+		return engine.Conversation{}, err
+	}
+	return ConversationFromPB(resp.Conversation), nil
+}
+
+// AddNote stores a private note on a conversation.
+func (c *Client) AddNote(ctx context.Context, caller Caller, conv, text string) (engine.Note, error) {
+	res, err := c.write(ctx, KindConversation, ConversationIdentity(caller.Tenant, conv), &actorpb.AddNote{Caller: callerToPB(caller), Text: text})
+	if err != nil {
+		return engine.Note{}, err
+	}
+	resp := res.(*actorpb.AddNoteResponse)
+	if err := errFromPB(resp.Error); err != nil {
+		return engine.Note{}, err
+	}
+	return NoteFromPB(conv, resp.Note), nil
+}
+
+// Notes returns a conversation's private notes.
+func (c *Client) Notes(ctx context.Context, caller Caller, conv string) ([]engine.Note, error) {
+	res, err := c.request(ctx, KindConversation, ConversationIdentity(caller.Tenant, conv), &actorpb.ListNotes{Caller: callerToPB(caller)})
+	if err != nil {
+		return nil, err
+	}
+	resp := res.(*actorpb.ListNotesResponse)
+	if err := errFromPB(resp.Error); err != nil {
+		return nil, err
+	}
+	out := make([]engine.Note, len(resp.Notes))
+	for i, n := range resp.Notes {
+		out[i] = NoteFromPB(conv, n)
+	}
+	return out, nil
+}
+
+// Events returns a conversation's lifecycle events as a JSON array.
+func (c *Client) Events(ctx context.Context, caller Caller, conv string) (json.RawMessage, error) {
+	res, err := c.request(ctx, KindConversation, ConversationIdentity(caller.Tenant, conv), &actorpb.ListEvents{Caller: callerToPB(caller)})
+	if err != nil {
+		return nil, err
+	}
+	resp := res.(*actorpb.ListEventsResponse)
+	return resp.EventsJson, errFromPB(resp.Error)
+}
+
+// Queue returns a skill group's queue as staff see it, as JSON (QueueView).
+func (c *Client) Queue(ctx context.Context, caller Caller, group string) (json.RawMessage, error) {
+	res, err := c.request(ctx, KindQueue, QueueIdentity(caller.Tenant, group), &actorpb.QueueSnapshot{Caller: callerToPB(caller)})
+	if err != nil {
+		return nil, err
+	}
+	resp := res.(*actorpb.QueueSnapshotResponse)
+	return resp.Json, errFromPB(resp.Error)
+}
+
+// AgentStatus returns an agent's live status: presence, load, conversations.
+func (c *Client) AgentStatus(ctx context.Context, tenant, agent string) (*actorpb.AgentStatus, error) {
+	res, err := c.request(ctx, KindAgent, AgentIdentity(tenant, agent), &actorpb.GetAgentStatus{})
+	if err != nil {
+		return nil, err
+	}
+	return res.(*actorpb.AgentStatus), nil
+}
+
+// Config reads or writes the tenant's routing configuration (see
+// TenantConfig): kind and op name the request, body and the result are
+// JSON of the engine types.
+func (c *Client) Config(ctx context.Context, caller Caller, kind, op, id string, body []byte) (json.RawMessage, error) {
+	msg := &actorpb.TenantConfig{Caller: callerToPB(caller), Kind: kind, Op: op, Id: id, Json: body}
+	call := c.request
+	if op != ConfigGet && op != ConfigList {
+		call = c.write
+	}
+	res, err := call(ctx, KindTenant, caller.Tenant, msg)
+	if err != nil {
+		return nil, err
+	}
+	resp := res.(*actorpb.TenantConfigResponse)
+	return resp.Json, errFromPB(resp.Error)
 }

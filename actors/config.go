@@ -16,6 +16,8 @@ import (
 const (
 	KindConversation = "conversation"
 	KindTenant       = "tenant"
+	KindAgent        = "agent"
+	KindQueue        = "queue"
 )
 
 // Deps is what the actors need from the rest of the process. Zero values
@@ -44,6 +46,9 @@ type Deps struct {
 	Knowledge *Knowledge
 	// BotTimeout bounds one bot turn, an LLM call included. Zero means 30s.
 	BotTimeout time.Duration
+	// Settings caches tenants' routing and timer settings. Nil: a cache
+	// over Store.
+	Settings *SettingsCache
 }
 
 func (d Deps) withDefaults() Deps {
@@ -68,6 +73,9 @@ func (d Deps) withDefaults() Deps {
 	if d.Knowledge == nil && d.Store != nil {
 		d.Knowledge = NewKnowledge(d.Store, kb.IndexConfig{}, 0, d.Logger)
 	}
+	if d.Settings == nil && d.Store != nil {
+		d.Settings = NewSettingsCache(d.Store, 0)
+	}
 	if d.BotTimeout <= 0 {
 		d.BotTimeout = 30 * time.Second
 	}
@@ -80,6 +88,8 @@ func Kinds(d Deps) []*cluster.Kind {
 	return []*cluster.Kind{
 		cluster.NewKind(KindConversation, actor.PropsFromProducer(func() actor.Actor { return newConversation(&d) })),
 		cluster.NewKind(KindTenant, actor.PropsFromProducer(func() actor.Actor { return newTenant(&d) })),
+		cluster.NewKind(KindAgent, actor.PropsFromProducer(func() actor.Actor { return newAgent(&d) })),
+		cluster.NewKind(KindQueue, actor.PropsFromProducer(func() actor.Actor { return newQueue(&d) })),
 	}
 }
 

@@ -49,10 +49,12 @@ type stashed struct {
 // Results of work the actor started off its mailbox.
 type (
 	loadedMsg struct {
-		conv   engine.Conversation
-		recent []engine.Message
-		read   []engine.ReadPointer
-		err    error
+		conv     engine.Conversation
+		recent   []engine.Message
+		read     []engine.ReadPointer
+		timers   []engine.Timer
+		settings engine.TenantSettings
+		err      error
 	}
 	createdMsg struct {
 		conv   engine.Conversation
@@ -110,8 +112,19 @@ type conversationActor struct {
 	stateWriting bool
 
 	stash []stashed
-	subs  map[string]*actor.PID // subscribed sessions by PID string
+	subs  map[string]subscriber // subscribed sessions by PID string
 	read  map[engine.Party]int64
+
+	// Human takeover (takeover.go, timers.go).
+	settings        engine.TenantSettings
+	routing         int                                                                 // routing lookups in flight
+	lastAgent       string                                                              // the customer's recent agent, for sticky routing
+	reserving       map[string][]func(ctx actor.Context, resp *actorpb.ReserveResponse) // reservations in flight, by agent
+	toldUnavailable bool                                                                // the customer was told nobody can serve them now
+	lastOwnerSeen   string                                                              // the owner whose first-response clock runs
+	timers          map[engine.TimerKind]time.Time
+	timerOps        []timerOp // timer changes not yet stored, in order
+	timerWriting    bool
 
 	// The bot's turn in flight, if any. botGen tells its result from a
 	// later one's; cancelBot voids it.
@@ -122,12 +135,20 @@ type conversationActor struct {
 
 func newConversation(d *Deps) actor.Actor {
 	return &conversationActor{
-		d:     d,
-		log:   d.Logger,
-		known: make(map[string]int),
-		subs:  make(map[string]*actor.PID),
-		read:  make(map[engine.Party]int64),
+		d:         d,
+		log:       d.Logger,
+		known:     make(map[string]int),
+		subs:      make(map[string]subscriber),
+		read:      make(map[engine.Party]int64),
+		reserving: make(map[string][]func(ctx actor.Context, resp *actorpb.ReserveResponse)),
+		timers:    make(map[engine.TimerKind]time.Time),
 	}
+}
+
+// subscriber is a session that receives the conversation's pushes.
+type subscriber struct {
+	pid    *actor.PID
+	caller Caller
 }
 
 func (a *conversationActor) Receive(ctx actor.Context) {
@@ -173,8 +194,24 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 		a.reply(ctx, m.sender, m.resp)
 	case *stateStoredMsg:
 		a.onStateStored(ctx, m)
+	case *routedMsg:
+		a.onRouted(ctx, m)
+	case *agentReservedMsg:
+		a.onAgentReserved(ctx, m)
+	case *agentCheckedMsg:
+		a.onAgentChecked(ctx, m)
+	case *noteStoredMsg:
+		a.onNoteStored(ctx, m)
+	case *replyMsg:
+		a.reply(ctx, m.to, m.msg)
+	case *timerWrittenMsg:
+		a.onTimerWritten(ctx, m)
+	case *retryTimersMsg:
+		a.writeTimers(ctx)
 	case *actorpb.CreateConversation, *actorpb.Append, *actorpb.Resume, *actorpb.Unsubscribe,
-		*actorpb.Typing, *actorpb.MarkRead, *actorpb.Escalate, *actorpb.Assist:
+		*actorpb.Typing, *actorpb.MarkRead, *actorpb.Escalate, *actorpb.Assist,
+		*actorpb.ConvOp, *actorpb.AddNote, *actorpb.ListNotes, *actorpb.ListEvents,
+		*actorpb.Offer, *actorpb.QueueStatus, *actorpb.FireTimer:
 		if a.phase == phaseLoading || a.phase == phaseCreating || (a.reloading && readsLastSeq(m)) {
 			a.stash = append(a.stash, stashed{sender: ctx.Sender(), msg: m})
 			return
@@ -196,12 +233,7 @@ func readsLastSeq(m any) bool {
 
 // async runs f off the mailbox and delivers its result to the actor.
 func (a *conversationActor) async(ctx actor.Context, f func(context.Context) any) {
-	self, root, timeout := ctx.Self(), ctx.ActorSystem().Root, a.d.StoreTimeout
-	go func() {
-		c, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		root.Send(self, f(c))
-	}()
+	async(ctx, a.d.StoreTimeout, f)
 }
 
 func (a *conversationActor) load(c context.Context) any {
@@ -214,7 +246,15 @@ func (a *conversationActor) load(c context.Context) any {
 		return &loadedMsg{err: err}
 	}
 	read, err := a.d.Store.ReadPointers(c, a.tenant, a.id)
-	return &loadedMsg{conv: conv, recent: recent, read: read, err: err}
+	if err != nil {
+		return &loadedMsg{err: err}
+	}
+	timers, err := a.d.Store.Timers(c, a.tenant, a.id)
+	if err != nil {
+		return &loadedMsg{err: err}
+	}
+	settings, err := a.d.Settings.Get(c, a.tenant)
+	return &loadedMsg{conv: conv, recent: recent, read: read, timers: timers, settings: settings, err: err}
 }
 
 func (a *conversationActor) onLoaded(ctx actor.Context, m *loadedMsg) {
@@ -234,6 +274,13 @@ func (a *conversationActor) onLoaded(ctx actor.Context, m *loadedMsg) {
 		a.setRecent(m.recent)
 		for _, rp := range m.read {
 			a.read[rp.Party] = rp.Seq
+		}
+		for _, t := range m.timers {
+			a.timers[t.Kind] = t.DueAt
+		}
+		a.settings = m.settings
+		if a.conv.State == engine.StateAssigned {
+			a.lastOwnerSeen = a.conv.AgentID
 		}
 	}
 	a.replayStash(ctx)
@@ -288,25 +335,21 @@ func (a *conversationActor) handle(ctx actor.Context, sender *actor.PID, msg any
 		a.escalate(ctx, sender, m)
 	case *actorpb.Assist:
 		a.assist(ctx, sender, m)
+	case *actorpb.ConvOp:
+		a.op(ctx, sender, m)
+	case *actorpb.AddNote, *actorpb.ListNotes, *actorpb.ListEvents:
+		a.staffRead(ctx, sender, m)
+	case *actorpb.Offer:
+		a.onOffer(ctx, sender, m)
+	case *actorpb.QueueStatus:
+		a.onQueueStatus(ctx, m)
+	case *actorpb.FireTimer:
+		a.fire(ctx, m)
 	}
 }
 
-// authorize checks that the caller may use this conversation: staff of its
-// tenant, or the customer it belongs to. A customer asking for somebody
-// else's conversation is told it does not exist.
-func (a *conversationActor) authorize(c *actorpb.Caller) error {
-	caller := callerFromPB(c)
-	switch {
-	case caller.Tenant != a.tenant:
-		return engine.NewError(engine.CodeNotFound, "no such conversation")
-	case caller.IsStaff():
-		return nil
-	case caller.Party.Role == engine.RoleUser && caller.Party.ID == a.conv.UserID:
-		return nil
-	default:
-		return engine.NewError(engine.CodeNotFound, "no such conversation")
-	}
-}
+// authorize checks that the caller may use this conversation (canSee).
+func (a *conversationActor) authorize(c *actorpb.Caller) error { return a.canSee(callerFromPB(c)) }
 
 func (a *conversationActor) create(ctx actor.Context, sender *actor.PID, m *actorpb.CreateConversation) {
 	caller := callerFromPB(m.Caller)
@@ -380,10 +423,17 @@ func (a *conversationActor) append(ctx actor.Context, sender *actor.PID, m *acto
 		return
 	}
 	if caller.IsStaff() && (a.conv.State == engine.StateBot || a.conv.State == engine.StateQueued) {
-		// A person replied: from now on the conversation is theirs and the
-		// bot is silent. The state flips before the message is queued, so a
-		// bot answer still in flight finds the conversation taken.
-		a.setState(ctx, engine.StateAssigned, caller.Party.ID, caller.Party, engine.EventTakenOver, "agent_replied")
+		// A person replied: the conversation becomes theirs (within their
+		// capacity) before the message is queued, so the bot is silent
+		// from then on and a bot answer in flight finds it taken.
+		a.accept(ctx, caller, "agent_replied", func(err error) {
+			if err != nil {
+				a.reply(ctx, sender, &actorpb.AppendResponse{Error: errToPB(err)})
+				return
+			}
+			a.append(ctx, sender, m)
+		})
+		return
 	}
 	now := a.d.Clock.Now()
 	a.queue = append(a.queue, &pendingAppend{
@@ -450,6 +500,7 @@ func (a *conversationActor) onCommitted(ctx actor.Context, m *committedMsg) {
 		}
 		a.d.Metrics.appended(p.msg.From.Role, time.Since(p.since))
 		a.push(ctx, p.origin, &actorpb.Push{Conv: a.id, Event: &actorpb.Push_Message{Message: messageToPB(p.msg)}})
+		a.armForMessage(ctx, p.msg)
 		if p.stored != nil {
 			p.stored(ctx)
 		}
@@ -512,12 +563,6 @@ const maxReloadRetries = 5
 
 type retryReloadMsg struct{}
 
-// later delivers msg to the actor after d, off its mailbox.
-func (a *conversationActor) later(ctx actor.Context, d time.Duration, msg any) {
-	self, root := ctx.Self(), ctx.ActorSystem().Root
-	time.AfterFunc(d, func() { root.Send(self, msg) })
-}
-
 func (a *conversationActor) reload(ctx actor.Context) {
 	a.reloading = true
 	a.async(ctx, func(c context.Context) any {
@@ -530,7 +575,7 @@ func (a *conversationActor) onReloaded(ctx actor.Context, m *reloadedMsg) {
 	if m.err != nil && a.reloadFailures < maxReloadRetries {
 		a.reloadFailures++
 		a.log.Warn("reloading conversation; retrying", "attempt", a.reloadFailures, "err", m.err)
-		a.later(ctx, time.Duration(a.reloadFailures)*200*time.Millisecond, &retryReloadMsg{})
+		later(ctx, time.Duration(a.reloadFailures)*200*time.Millisecond, &retryReloadMsg{})
 		return
 	}
 	if m.err != nil {
@@ -597,7 +642,7 @@ func (a *conversationActor) resume(ctx actor.Context, sender *actor.PID, m *acto
 	}
 	if sub := pidFromRef(m.Subscriber); sub != nil {
 		if _, ok := a.subs[sub.String()]; !ok {
-			a.subs[sub.String()] = sub
+			a.subs[sub.String()] = subscriber{pid: sub, caller: callerFromPB(m.Caller)}
 			ctx.Watch(sub)
 		}
 	}
@@ -687,29 +732,6 @@ func (a *conversationActor) onReadStored(ctx actor.Context, m *readStoredMsg) {
 	a.reply(ctx, m.sender, &actorpb.MarkReadResponse{Seq: a.read[m.party]})
 }
 
-// setState moves the conversation to state to, records the transition as
-// an event (stored off the mailbox) and tells every subscribed session.
-func (a *conversationActor) setState(ctx actor.Context, to engine.ConvState, agentID string, by engine.Party, ev engine.EventType, reason string) {
-	from := a.conv.State
-	if !engine.CanTransition(from, to) {
-		a.log.Warn("refused state change", "from", from, "to", to)
-		return
-	}
-	now := a.d.Clock.Now()
-	a.conv.State, a.conv.AgentID, a.conv.UpdatedAt = to, agentID, now
-	if to != engine.StateBot {
-		a.cancelBot()
-	}
-	if from == engine.StateBot {
-		a.dropBotQueue()
-	}
-	a.stateEvents = append(a.stateEvents, engine.ConvEvent{Tenant: a.tenant, Conv: a.id, Type: ev, From: from, To: to, By: by, Reason: reason, At: now})
-	a.writeState(ctx)
-	a.push(ctx, nil, &actorpb.Push{Conv: a.id, Event: &actorpb.Push_State{State: &actorpb.StateChange{
-		State: string(to), AgentId: agentID, By: partyToPB(by), Reason: reason,
-	}}})
-}
-
 // cancelBot voids the bot turn in flight: its LLM call is cancelled and
 // its result, should one still arrive, is dropped.
 func (a *conversationActor) cancelBot() {
@@ -742,7 +764,7 @@ func (a *conversationActor) onStateStored(ctx actor.Context, m *stateStoredMsg) 
 		// The conversation must not come back in an old state after a
 		// restart: keep trying (and stay loaded) until it is stored.
 		a.log.Error("storing a state change; retrying", "to", m.to, "err", m.err)
-		a.later(ctx, time.Second, &retryStateMsg{})
+		later(ctx, time.Second, &retryStateMsg{})
 		return
 	}
 	a.stateEvents = a.stateEvents[1:]
@@ -762,27 +784,14 @@ func (a *conversationActor) dropBotQueue() {
 	a.queue = queue
 }
 
-// escalate answers the user's "talk to a person": a bot conversation is
-// queued for an agent.
-func (a *conversationActor) escalate(ctx actor.Context, sender *actor.PID, m *actorpb.Escalate) {
-	if err := a.authorize(m.Caller); err != nil {
-		a.reply(ctx, sender, &actorpb.EscalateResponse{Error: errToPB(err)})
-		return
-	}
-	if a.conv.State == engine.StateBot {
-		a.setState(ctx, engine.StateQueued, "", partyFromPB(m.Caller.GetParty()), engine.EventEscalated, "user_request")
-	}
-	a.reply(ctx, sender, &actorpb.EscalateResponse{State: string(a.conv.State)})
-}
-
 // push sends an event to every subscribed session except the one it came
 // from (that one already has its ack).
 func (a *conversationActor) push(ctx actor.Context, origin *actor.PID, p *actorpb.Push) {
 	for _, sub := range a.subs {
-		if origin != nil && sub.Equal(origin) {
+		if origin != nil && sub.pid.Equal(origin) {
 			continue
 		}
-		ctx.Send(sub, p)
+		ctx.Send(sub.pid, p)
 	}
 }
 
@@ -792,7 +801,8 @@ func (a *conversationActor) push(ctx actor.Context, origin *actor.PID, p *actorp
 func (a *conversationActor) maybePassivate(ctx actor.Context) {
 	if len(a.subs) == 0 && len(a.queue) == 0 && len(a.inflight) == 0 && !a.reloading &&
 		len(a.stash) == 0 && a.phase != phaseCreating && a.phase != phaseLoading &&
-		a.botCancel == nil && len(a.stateEvents) == 0 && !a.stateWriting {
+		a.botCancel == nil && len(a.stateEvents) == 0 && !a.stateWriting &&
+		a.routing == 0 && len(a.reserving) == 0 && len(a.timerOps) == 0 && !a.timerWriting {
 		ctx.Stop(ctx.Self())
 		return
 	}
@@ -828,5 +838,15 @@ func (a *conversationActor) replyError(ctx actor.Context, to *actor.PID, req any
 		a.reply(ctx, to, &actorpb.EscalateResponse{Error: e})
 	case *actorpb.Assist:
 		a.reply(ctx, to, &actorpb.AssistResponse{Error: e})
+	case *actorpb.ConvOp:
+		a.reply(ctx, to, &actorpb.ConvOpResponse{Error: e})
+	case *actorpb.AddNote:
+		a.reply(ctx, to, &actorpb.AddNoteResponse{Error: e})
+	case *actorpb.ListNotes:
+		a.reply(ctx, to, &actorpb.ListNotesResponse{Error: e})
+	case *actorpb.ListEvents:
+		a.reply(ctx, to, &actorpb.ListEventsResponse{Error: e})
+	case *actorpb.Offer:
+		a.reply(ctx, to, &actorpb.OfferResponse{})
 	}
 }

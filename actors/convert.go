@@ -69,7 +69,28 @@ func conversationToPB(c engine.Conversation) *actorpb.Conversation {
 		State:     string(c.State),
 		CreatedMs: c.CreatedAt.UnixMilli(),
 		UpdatedMs: c.UpdatedAt.UnixMilli(),
+		AgentId:   c.AgentID,
+		Invited:   c.Invited,
+		Group:     c.Group,
+		Priority:  int32(c.Priority),
+		QueuedMs:  msOrZero(c.QueuedAt),
 	}
+}
+
+// msOrZero is t in epoch milliseconds, 0 for the zero time.
+func msOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// timeOrZero is the inverse of msOrZero.
+func timeOrZero(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
 }
 
 // ConversationFromPB converts a conversation received from an actor.
@@ -81,7 +102,21 @@ func ConversationFromPB(c *actorpb.Conversation) engine.Conversation {
 		State:     engine.ConvState(c.State),
 		CreatedAt: time.UnixMilli(c.CreatedMs).UTC(),
 		UpdatedAt: time.UnixMilli(c.UpdatedMs).UTC(),
+		AgentID:   c.AgentId,
+		Invited:   c.Invited,
+		Group:     c.Group,
+		Priority:  int(c.Priority),
+		QueuedAt:  timeOrZero(c.QueuedMs),
 	}
+}
+
+func noteToPB(n engine.Note) *actorpb.Note {
+	return &actorpb.Note{Id: n.ID, Author: partyToPB(n.Author), Text: n.Text, TsMs: n.CreatedAt.UnixMilli()}
+}
+
+// NoteFromPB converts a note received from an actor.
+func NoteFromPB(conv string, n *actorpb.Note) engine.Note {
+	return engine.Note{Conv: conv, ID: n.Id, Author: partyFromPB(n.Author), Text: n.Text, CreatedAt: time.UnixMilli(n.TsMs).UTC()}
 }
 
 func pidToRef(p *actor.PID) *actorpb.PIDRef {

@@ -74,8 +74,18 @@ type sessionActor struct {
 
 func (s *sessionActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		s.register(ctx)
 	case *inbound:
 		s.onFrame(ctx, m.frame)
+	case *actorpb.AgentStatus:
+		convs := m.Convs
+		if convs == nil {
+			convs = []string{}
+		}
+		s.emit(engine.AgentFrame{Type: engine.FrameAgent, Presence: m.Presence, Capacity: int(m.Capacity), Load: int(m.Load), Convs: convs})
+	case *actorpb.Notice:
+		s.emit(engine.NoticeFrame{Type: engine.FrameNotice, Kind: m.Kind, Conv: m.Conv, Text: m.Text, AgentID: m.AgentId})
 	case *resolvedMsg:
 		s.onResolved(m)
 	case *actor.Terminated:
@@ -210,6 +220,40 @@ func (s *sessionActor) onFrame(ctx actor.Context, f engine.ClientFrame) {
 				s.onHistory(ctx, l, f, last, resp)
 			}
 		})
+	case engine.FrameAccept, engine.FrameTransfer, engine.FrameInvite, engine.FrameHold,
+		engine.FrameUnhold, engine.FrameClose, engine.FrameReopen:
+		req := &actorpb.ConvOp{Caller: caller, Op: f.Type, AgentId: f.AgentID, Group: f.Group, Note: f.Note, Reason: f.Reason}
+		s.request(ctx, s.link(f.Conv), req, 0, func(res any, err error) {
+			resp, _ := res.(*actorpb.ConvOpResponse)
+			switch {
+			case err != nil || resp == nil:
+				s.emitError(f, engine.NewError(engine.CodeUnavailable, "the request did not reach the conversation in time; check the state and try again"))
+			case resp.Error != nil:
+				s.emitError(f, errFromPB(resp.Error))
+			default:
+				s.emit(engine.DoneFrame{Type: engine.FrameDone, ID: f.ID, Op: f.Type, Conv: f.Conv, State: engine.ConvState(resp.Conversation.GetState())})
+			}
+		})
+	case engine.FrameNote:
+		req := &actorpb.AddNote{Caller: caller, Text: f.Text}
+		s.request(ctx, s.link(f.Conv), req, 0, func(res any, err error) {
+			resp, _ := res.(*actorpb.AddNoteResponse)
+			switch {
+			case err != nil || resp == nil:
+				s.emitError(f, engine.NewError(engine.CodeUnavailable, "the note was not stored in time; check the notes and try again"))
+			case resp.Error != nil:
+				s.emitError(f, errFromPB(resp.Error))
+			default:
+				n := NoteFromPB(f.Conv, resp.Note)
+				s.emit(engine.DoneFrame{Type: engine.FrameDone, ID: f.ID, Op: f.Type, Conv: f.Conv, Note: &n})
+			}
+		})
+	case engine.FramePresence:
+		if !s.caller.IsStaff() {
+			s.emitError(f, engine.NewError(engine.CodeForbidden, "staff only"))
+			return
+		}
+		tell(ctx, KindAgent, AgentIdentity(s.caller.Tenant, s.caller.Party.ID), &actorpb.SetPresence{Presence: f.Status})
 	case engine.FrameEscalate:
 		req := &actorpb.Escalate{Caller: caller}
 		s.request(ctx, s.link(f.Conv), req, 0, func(res any, err error) {
@@ -344,9 +388,28 @@ func (s *sessionActor) onPush(ctx actor.Context, p *actorpb.Push) {
 		s.emit(engine.ReadFrame{Type: engine.FrameRead, Conv: p.Conv, By: partyFromPB(ev.Read.By), Seq: ev.Read.Seq})
 	case *actorpb.Push_State:
 		st := ev.State
-		s.emit(engine.StateFrame{Type: engine.FrameState, Conv: p.Conv, State: engine.ConvState(st.State), AgentID: st.AgentId, By: partyFromPB(st.By), Reason: st.Reason})
+		s.emit(engine.StateFrame{Type: engine.FrameState, Conv: p.Conv, State: engine.ConvState(st.State), AgentID: st.AgentId, By: partyFromPB(st.By), Reason: st.Reason, Group: st.Group, Invited: st.Invited})
 	case *actorpb.Push_BotDelta:
 		s.emit(engine.BotDeltaFrame{Type: engine.FrameBotDelta, Conv: p.Conv, Text: ev.BotDelta.Text})
+	case *actorpb.Push_Queue:
+		q := ev.Queue
+		s.emit(engine.QueueFrame{Type: engine.FrameQueue, Conv: p.Conv, Group: q.Group, Position: int(q.Position), EtaMs: q.EtaMs, Available: q.Available, Reason: q.Reason})
+	case *actorpb.Push_Note:
+		s.emit(engine.NoteFrame{Type: engine.FrameNote, Conv: p.Conv, Note: NoteFromPB(p.Conv, ev.Note)})
+	}
+}
+
+// register makes a staff session one of its agent's devices (the agent is
+// online while one is connected) and a supervisor's or admin's session a
+// receiver of the tenant's alerts.
+func (s *sessionActor) register(ctx actor.Context) {
+	if !s.caller.IsStaff() {
+		return
+	}
+	self := pidToRef(ctx.Self())
+	tell(ctx, KindAgent, AgentIdentity(s.caller.Tenant, s.caller.Party.ID), &actorpb.AgentConnect{Device: self})
+	if s.caller.StaffRole == engine.StaffSupervisor || s.caller.StaffRole == engine.StaffAdmin {
+		tell(ctx, KindTenant, s.caller.Tenant, &actorpb.WatchAlerts{Device: self})
 	}
 }
 

@@ -36,9 +36,13 @@ type tenantActor struct {
 	tenant  string
 	kbQueue []kbWrite // knowledge-base changes waiting their turn
 	kbBusy  bool      // one is being applied
+
+	cfgQueue []configRequest // configuration writes waiting their turn
+	cfgBusy  bool
+	watchers map[string]*actor.PID // supervisors' sessions that receive alerts
 }
 
-func newTenant(d *Deps) actor.Actor { return &tenantActor{d: d} }
+func newTenant(d *Deps) actor.Actor { return &tenantActor{d: d, watchers: make(map[string]*actor.PID)} }
 
 func (a *tenantActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
@@ -46,7 +50,7 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 		a.tenant = m.Identity.Identity
 		ctx.SetReceiveTimeout(a.d.IdleTimeout)
 	case *actor.ReceiveTimeout:
-		if !a.kbBusy && len(a.kbQueue) == 0 {
+		if !a.kbBusy && len(a.kbQueue) == 0 && !a.cfgBusy && len(a.cfgQueue) == 0 && len(a.watchers) == 0 {
 			ctx.Stop(ctx.Self())
 			return
 		}
@@ -60,6 +64,24 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 	case *kbWrittenMsg:
 		a.kbBusy = false
 		a.kbNext(ctx)
+	case *actorpb.TenantConfig:
+		a.config(ctx, m)
+	case *configWrittenMsg:
+		a.cfgBusy = false
+		a.configNext(ctx)
+	case *configChanged:
+		a.onConfigChanged(ctx, m)
+	case *actorpb.WatchAlerts:
+		if pid := pidFromRef(m.Device); pid != nil {
+			a.watchers[pid.String()] = pid
+			ctx.Watch(pid)
+		}
+	case *actor.Terminated:
+		delete(a.watchers, m.Who.String())
+	case *actorpb.Notice:
+		for _, w := range a.watchers {
+			ctx.Send(w, m)
+		}
 	case *actorpb.CheckTenant:
 		a.off(ctx, func(c context.Context) any {
 			_, err := a.d.Store.Tenant(c, a.tenant)
@@ -91,7 +113,12 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 			ctx.Respond(&actorpb.ListConversationsResponse{Error: errToPB(engine.NewError(engine.CodeForbidden, "staff only"))})
 			return
 		}
-		q := engine.ConversationQuery{State: engine.ConvState(m.State), Limit: int(m.Limit)}
+		q := engine.ConversationQuery{State: engine.ConvState(m.State), Limit: int(m.Limit), AgentID: m.AgentId, Group: m.Group}
+		if caller.StaffRole == engine.StaffAgent && q.AgentID != caller.Party.ID && q.State != engine.StateQueued && q.State != engine.StateBot {
+			// Agents list their own conversations and the queue.
+			ctx.Respond(&actorpb.ListConversationsResponse{Error: errToPB(engine.NewError(engine.CodeForbidden, "agents list their own conversations (agent_id) or the queue (state QUEUED or BOT)"))})
+			return
+		}
 		if m.BeforeMs > 0 {
 			q.Before = time.UnixMilli(m.BeforeMs)
 		}

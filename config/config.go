@@ -98,6 +98,9 @@ type Cluster struct {
 type Conversation struct {
 	Recent      int      `yaml:"recent"`
 	IdleTimeout Duration `yaml:"idle_timeout"`
+	// TimerInterval is how often the scheduler looks for due timers (SLA,
+	// idle, queue, hold); timers fire within about this much of their time.
+	TimerInterval Duration `yaml:"timer_interval"`
 }
 
 // Auth configures tokens.
@@ -134,7 +137,7 @@ func Default() Config {
 		},
 		Store:        Store{MongoDatabase: "kefu", MaxBatch: 512, StoreTimeout: Duration(10 * time.Second)},
 		Cluster:      Cluster{Name: "kefu", Host: "127.0.0.1", RequestTimeout: Duration(5 * time.Second)},
-		Conversation: Conversation{Recent: 200, IdleTimeout: Duration(2 * time.Minute)},
+		Conversation: Conversation{Recent: 200, IdleTimeout: Duration(2 * time.Minute), TimerInterval: Duration(time.Second)},
 		Auth:         Auth{StaffTokenTTL: Duration(12 * time.Hour), VisitorTokenTTL: Duration(30 * 24 * time.Hour)},
 		Bot:          Bot{Enabled: true, MaxFailedTurns: 3, LLM: LLM{Timeout: Duration(15 * time.Second)}},
 		Log:          Log{Level: "info", Format: "text"},
@@ -183,6 +186,7 @@ func (c Config) Validate() error {
 		"http.shutdown_timeout": c.HTTP.ShutdownTimeout, "ws.ping_interval": c.WS.PingInterval,
 		"ws.hello_timeout": c.WS.HelloTimeout, "ws.write_timeout": c.WS.WriteTimeout, "store.timeout": c.Store.StoreTimeout,
 		"cluster.request_timeout": c.Cluster.RequestTimeout, "conversation.idle_timeout": c.Conversation.IdleTimeout,
+		"conversation.timer_interval": c.Conversation.TimerInterval,
 		"auth.staff_token_ttl": c.Auth.StaffTokenTTL, "auth.visitor_token_ttl": c.Auth.VisitorTokenTTL,
 	}
 	for _, name := range sortedKeys(positive) {

@@ -32,6 +32,8 @@ func httpStatus(code engine.Code) int {
 		return http.StatusInternalServerError
 	case engine.CodeFrameTooLarge, engine.CodeBodyTooLarge:
 		return http.StatusRequestEntityTooLarge
+	case engine.CodeInvalidState, engine.CodeAtCapacity, engine.CodeAgentUnavailable, engine.CodeReopenExpired:
+		return http.StatusConflict
 	default:
 		return http.StatusBadRequest
 	}
@@ -214,7 +216,13 @@ func (s *Server) createConversation(c *fiber.Ctx) error {
 }
 
 func (s *Server) listConversations(c *fiber.Ctx) error {
-	q := engine.ConversationQuery{State: engine.ConvState(c.Query("state"))}
+	q := engine.ConversationQuery{State: engine.ConvState(c.Query("state")), AgentID: c.Query("agent_id"), Group: c.Query("group")}
+	if c.QueryBool("mine") {
+		q.AgentID = callerFrom(c).Party.ID
+	}
+	if (q.AgentID != "" && !engine.ValidID(q.AgentID)) || (q.Group != "" && !engine.ValidID(q.Group)) {
+		return apiError(c, engine.NewError(engine.CodeInvalidField, "agent_id or group is not a valid id"))
+	}
 	var err error
 	if q.Limit, err = queryInt(c, "limit", 50, 1, 200); err != nil {
 		return apiError(c, err)

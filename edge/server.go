@@ -173,6 +173,7 @@ func (s *Server) routes() {
 	v1.Get("/conversations/:id/messages", s.requireAnyToken, s.history)
 	v1.Get("/conversations/:id/assist", s.checkOrigin, s.requireToken(auth.AudienceStaff), s.assist)
 	s.kbRoutes(v1)
+	s.takeoverRoutes(v1)
 
 	// Buffers are most of an idle socket's memory. Reads come through
 	// fasthttp's own 4 KiB buffered reader of the hijacked connection, so

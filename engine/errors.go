@@ -29,6 +29,11 @@ const (
 	CodeSlowConsumer    Code = "slow_consumer" // the client did not read fast enough
 	CodeUnavailable     Code = "unavailable"   // try again: the cluster could not answer in time
 	CodeInternal        Code = "internal"
+	// Human takeover.
+	CodeInvalidState     Code = "invalid_state"     // the operation does not apply in the conversation's state
+	CodeAtCapacity       Code = "at_capacity"       // the agent holds as many conversations as they may
+	CodeAgentUnavailable Code = "agent_unavailable" // the agent is offline, away or does not exist
+	CodeReopenExpired    Code = "reopen_expired"    // closed longer ago than the reopen window
 )
 
 // Error is an error a client may see: a stable code and a human message.

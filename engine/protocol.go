@@ -22,6 +22,16 @@ const (
 	FramePing   = "ping"   // {}
 	// FrameEscalate is the customer's "talk to a person": {conv}.
 	FrameEscalate = "escalate"
+	// Human takeover: answered with a done frame (or an error).
+	FrameAccept   = "accept"   // staff: {conv}
+	FrameTransfer = "transfer" // staff: {conv, agent_id | group, note}
+	FrameInvite   = "invite"   // staff: {conv, agent_id, note}
+	FrameHold     = "hold"     // staff: {conv}
+	FrameUnhold   = "unhold"   // staff: {conv}
+	FrameClose    = "close"    // staff or the customer: {conv, reason}
+	FrameReopen   = "reopen"   // the customer or staff: {conv}
+	FrameNote     = "note"     // staff: {conv, text}; also pushed to staff
+	FramePresence = "presence" // staff: {status: online | away}
 )
 
 // Server frame types.
@@ -34,6 +44,10 @@ const (
 	FramePong     = "pong"
 	FrameState    = "state"     // a lifecycle change of a conversation
 	FrameBotDelta = "bot_delta" // a piece of a bot answer being generated
+	FrameDone     = "done"      // a lifecycle operation or note succeeded
+	FrameQueue    = "queue"     // a waiting conversation's position and estimated wait
+	FrameAgent    = "agent"     // staff: your own presence, load and conversations
+	FrameNotice   = "notice"    // staff: an assignment, invitation, warning or alert
 	// FrameTyping and FrameRead are also pushed to the other participants.
 )
 
@@ -61,7 +75,19 @@ type ClientFrame struct {
 	Limit       int    `json:"limit,omitempty"`
 	Seq         int64  `json:"seq,omitempty"`
 	On          bool   `json:"on,omitempty"`
+	AgentID     string `json:"agent_id,omitempty"`
+	Group       string `json:"group,omitempty"`
+	Note        string `json:"note,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+	Text        string `json:"text,omitempty"`
+	Status      string `json:"status,omitempty"`
 }
+
+// Bounds of takeover fields.
+const (
+	MaxNoteRunes   = 2000
+	MaxReasonRunes = 200
+)
 
 // DecodeClientFrame parses and validates one client frame. The error is
 // always an *Error with the code the client will see. Unknown fields are
@@ -88,6 +114,10 @@ func DecodeClientFrame(data []byte) (ClientFrame, error) {
 	}
 	return f, f.validate()
 }
+
+// Validate checks a frame built from another transport (a REST request
+// naming the same operation) exactly as a decoded one.
+func (f *ClientFrame) Validate() error { return f.validate() }
 
 func (f *ClientFrame) validate() error {
 	switch f.Type {
@@ -126,8 +156,36 @@ func (f *ClientFrame) validate() error {
 			return Errorf(CodeInvalidField, "limit must be between 1 and %d", MaxHistoryPage)
 		}
 		return nil
-	case FrameLeave, FrameTyping, FrameEscalate:
+	case FrameLeave, FrameTyping, FrameEscalate, FrameAccept, FrameHold, FrameUnhold, FrameReopen:
 		return f.requireConv()
+	case FrameTransfer, FrameInvite:
+		if err := f.requireConv(); err != nil {
+			return err
+		}
+		switch {
+		case f.Type == FrameTransfer && (f.AgentID == "") == (f.Group == ""):
+			return NewError(CodeMissingField, "transfer needs exactly one of agent_id and group")
+		case f.Type == FrameInvite && f.AgentID == "":
+			return NewError(CodeMissingField, "agent_id is missing")
+		case f.AgentID != "" && !ValidID(f.AgentID), f.Group != "" && !ValidID(f.Group):
+			return NewError(CodeInvalidField, "agent_id or group is not a valid id")
+		}
+		return checkText("note", f.Note, MaxNoteRunes, false)
+	case FrameClose:
+		if err := f.requireConv(); err != nil {
+			return err
+		}
+		return checkText("reason", f.Reason, MaxReasonRunes, false)
+	case FrameNote:
+		if err := f.requireConv(); err != nil {
+			return err
+		}
+		return checkText("text", f.Text, MaxNoteRunes, true)
+	case FramePresence:
+		if f.Status != "online" && f.Status != "away" {
+			return NewError(CodeInvalidField, "status must be online or away")
+		}
+		return nil
 	case FrameRead:
 		if err := f.requireConv(); err != nil {
 			return err
@@ -141,6 +199,17 @@ func (f *ClientFrame) validate() error {
 	default:
 		return Errorf(CodeUnknownType, "unknown frame type %q", truncate(f.Type, 32))
 	}
+}
+
+// checkText bounds a free-text field; required ones must not be blank.
+func checkText(name, s string, max int, required bool) error {
+	if required && strings.TrimSpace(s) == "" {
+		return Errorf(CodeMissingField, "%s is empty", name)
+	}
+	if n := utf8.RuneCountInString(s); n > max {
+		return Errorf(CodeBodyTooLarge, "%s has %d characters, the limit is %d", name, n, max)
+	}
+	return nil
 }
 
 func (f *ClientFrame) requireConv() error {
@@ -245,6 +314,59 @@ type StateFrame struct {
 	AgentID string    `json:"agent_id,omitempty"`
 	By      Party     `json:"by"`
 	Reason  string    `json:"reason,omitempty"`
+	Group   string    `json:"group,omitempty"`
+	Invited []string  `json:"invited,omitempty"`
+}
+
+// DoneFrame confirms a lifecycle operation or a note; ID echoes the request.
+type DoneFrame struct {
+	Type  string    `json:"type"`
+	ID    string    `json:"id,omitempty"`
+	Op    string    `json:"op"`
+	Conv  string    `json:"conv"`
+	State ConvState `json:"state,omitempty"`
+	Note  *Note     `json:"note,omitempty"`
+}
+
+// QueueFrame tells a waiting conversation's participants where it stands.
+// EtaMs is -1 when nobody can serve it now; Available is false then, with
+// Reason no_agent_online or outside_business_hours.
+type QueueFrame struct {
+	Type      string `json:"type"`
+	Conv      string `json:"conv"`
+	Group     string `json:"group"`
+	Position  int    `json:"position"`
+	EtaMs     int64  `json:"eta_ms"`
+	Available bool   `json:"available"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// NoteFrame pushes a private note to staff.
+type NoteFrame struct {
+	Type string `json:"type"`
+	Conv string `json:"conv"`
+	Note Note   `json:"note"`
+}
+
+// AgentFrame tells a member of staff their own live state.
+type AgentFrame struct {
+	Type     string   `json:"type"`
+	Presence string   `json:"presence"`
+	Capacity int      `json:"capacity"`
+	Load     int      `json:"load"`
+	Convs    []string `json:"convs"`
+}
+
+// NoticeFrame tells staff something that needs their attention: kind is
+// assigned, transferred, invited, sla_warning, no_reply, hold_expired,
+// sla_breached (supervisors), or the event that took a conversation away.
+type NoticeFrame struct {
+	Type string `json:"type"`
+	Kind string `json:"kind"`
+	Conv string `json:"conv"`
+	Text string `json:"text,omitempty"`
+	// AgentID is the agent concerned (for supervisors' alerts).
+	AgentID string `json:"agent_id,omitempty"`
 }
 
 // BotDeltaFrame carries a piece of a bot answer while it is generated. The

@@ -503,6 +503,11 @@ type Conversation struct {
 	State         string                 `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
 	CreatedMs     int64                  `protobuf:"varint,5,opt,name=created_ms,json=createdMs,proto3" json:"created_ms,omitempty"`
 	UpdatedMs     int64                  `protobuf:"varint,6,opt,name=updated_ms,json=updatedMs,proto3" json:"updated_ms,omitempty"`
+	AgentId       string                 `protobuf:"bytes,7,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Invited       []string               `protobuf:"bytes,8,rep,name=invited,proto3" json:"invited,omitempty"`
+	Group         string                 `protobuf:"bytes,9,opt,name=group,proto3" json:"group,omitempty"`
+	Priority      int32                  `protobuf:"varint,10,opt,name=priority,proto3" json:"priority,omitempty"`
+	QueuedMs      int64                  `protobuf:"varint,11,opt,name=queued_ms,json=queuedMs,proto3" json:"queued_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -575,6 +580,41 @@ func (x *Conversation) GetCreatedMs() int64 {
 func (x *Conversation) GetUpdatedMs() int64 {
 	if x != nil {
 		return x.UpdatedMs
+	}
+	return 0
+}
+
+func (x *Conversation) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *Conversation) GetInvited() []string {
+	if x != nil {
+		return x.Invited
+	}
+	return nil
+}
+
+func (x *Conversation) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *Conversation) GetPriority() int32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+func (x *Conversation) GetQueuedMs() int64 {
+	if x != nil {
+		return x.QueuedMs
 	}
 	return 0
 }
@@ -1193,6 +1233,8 @@ type Push struct {
 	//	*Push_Read
 	//	*Push_State
 	//	*Push_BotDelta
+	//	*Push_Queue
+	//	*Push_Note
 	Event isPush_Event `protobuf_oneof:"event"`
 	// For typing: who is typing.
 	From          *Party `protobuf:"bytes,5,opt,name=from,proto3" json:"from,omitempty"`
@@ -1289,6 +1331,24 @@ func (x *Push) GetBotDelta() *BotDelta {
 	return nil
 }
 
+func (x *Push) GetQueue() *QueueStatus {
+	if x != nil {
+		if x, ok := x.Event.(*Push_Queue); ok {
+			return x.Queue
+		}
+	}
+	return nil
+}
+
+func (x *Push) GetNote() *Note {
+	if x != nil {
+		if x, ok := x.Event.(*Push_Note); ok {
+			return x.Note
+		}
+	}
+	return nil
+}
+
 func (x *Push) GetFrom() *Party {
 	if x != nil {
 		return x.From
@@ -1320,6 +1380,14 @@ type Push_BotDelta struct {
 	BotDelta *BotDelta `protobuf:"bytes,7,opt,name=bot_delta,json=botDelta,proto3,oneof"`
 }
 
+type Push_Queue struct {
+	Queue *QueueStatus `protobuf:"bytes,8,opt,name=queue,proto3,oneof"`
+}
+
+type Push_Note struct {
+	Note *Note `protobuf:"bytes,9,opt,name=note,proto3,oneof"`
+}
+
 func (*Push_Message) isPush_Event() {}
 
 func (*Push_Typing) isPush_Event() {}
@@ -1330,6 +1398,10 @@ func (*Push_State) isPush_Event() {}
 
 func (*Push_BotDelta) isPush_Event() {}
 
+func (*Push_Queue) isPush_Event() {}
+
+func (*Push_Note) isPush_Event() {}
+
 // StateChange announces a lifecycle transition.
 type StateChange struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1337,6 +1409,8 @@ type StateChange struct {
 	AgentId       string                 `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	By            *Party                 `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
 	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	Group         string                 `protobuf:"bytes,5,opt,name=group,proto3" json:"group,omitempty"`
+	Invited       []string               `protobuf:"bytes,6,rep,name=invited,proto3" json:"invited,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1397,6 +1471,20 @@ func (x *StateChange) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *StateChange) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *StateChange) GetInvited() []string {
+	if x != nil {
+		return x.Invited
+	}
+	return nil
 }
 
 // BotDelta is a piece of a bot answer still being generated; the complete
@@ -1720,6 +1808,8 @@ type ListConversations struct {
 	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
 	Limit         int32                  `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
 	BeforeMs      int64                  `protobuf:"varint,4,opt,name=before_ms,json=beforeMs,proto3" json:"before_ms,omitempty"`
+	AgentId       string                 `protobuf:"bytes,5,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Group         string                 `protobuf:"bytes,6,opt,name=group,proto3" json:"group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1780,6 +1870,20 @@ func (x *ListConversations) GetBeforeMs() int64 {
 		return x.BeforeMs
 	}
 	return 0
+}
+
+func (x *ListConversations) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *ListConversations) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
 }
 
 type ListConversationsResponse struct {
@@ -2403,6 +2507,1641 @@ func (x *KBDeleteResponse) GetError() *Error {
 	return nil
 }
 
+// ConvOp is a lifecycle operation on a conversation: accept, transfer,
+// invite, hold, unhold, close or reopen.
+type ConvOp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Caller        *Caller                `protobuf:"bytes,1,opt,name=caller,proto3" json:"caller,omitempty"`
+	Op            string                 `protobuf:"bytes,2,opt,name=op,proto3" json:"op,omitempty"`
+	AgentId       string                 `protobuf:"bytes,3,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"` // transfer or invite to this agent
+	Group         string                 `protobuf:"bytes,4,opt,name=group,proto3" json:"group,omitempty"`                    // or transfer to this group
+	Note          string                 `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`                      // a transfer's note
+	Reason        string                 `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`                  // a close's reason
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConvOp) Reset() {
+	*x = ConvOp{}
+	mi := &file_kefu_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConvOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConvOp) ProtoMessage() {}
+
+func (x *ConvOp) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConvOp.ProtoReflect.Descriptor instead.
+func (*ConvOp) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ConvOp) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+func (x *ConvOp) GetOp() string {
+	if x != nil {
+		return x.Op
+	}
+	return ""
+}
+
+func (x *ConvOp) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *ConvOp) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ConvOp) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *ConvOp) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ConvOpResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Conversation  *Conversation          `protobuf:"bytes,2,opt,name=conversation,proto3" json:"conversation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConvOpResponse) Reset() {
+	*x = ConvOpResponse{}
+	mi := &file_kefu_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConvOpResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConvOpResponse) ProtoMessage() {}
+
+func (x *ConvOpResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConvOpResponse.ProtoReflect.Descriptor instead.
+func (*ConvOpResponse) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ConvOpResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *ConvOpResponse) GetConversation() *Conversation {
+	if x != nil {
+		return x.Conversation
+	}
+	return nil
+}
+
+// Note is a private note: staff only.
+type Note struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Author        *Party                 `protobuf:"bytes,2,opt,name=author,proto3" json:"author,omitempty"`
+	Text          string                 `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	TsMs          int64                  `protobuf:"varint,4,opt,name=ts_ms,json=tsMs,proto3" json:"ts_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Note) Reset() {
+	*x = Note{}
+	mi := &file_kefu_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Note) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Note) ProtoMessage() {}
+
+func (x *Note) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Note.ProtoReflect.Descriptor instead.
+func (*Note) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *Note) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Note) GetAuthor() *Party {
+	if x != nil {
+		return x.Author
+	}
+	return nil
+}
+
+func (x *Note) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *Note) GetTsMs() int64 {
+	if x != nil {
+		return x.TsMs
+	}
+	return 0
+}
+
+type AddNote struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Caller        *Caller                `protobuf:"bytes,1,opt,name=caller,proto3" json:"caller,omitempty"`
+	Text          string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddNote) Reset() {
+	*x = AddNote{}
+	mi := &file_kefu_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddNote) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddNote) ProtoMessage() {}
+
+func (x *AddNote) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddNote.ProtoReflect.Descriptor instead.
+func (*AddNote) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *AddNote) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+func (x *AddNote) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+type AddNoteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Note          *Note                  `protobuf:"bytes,2,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddNoteResponse) Reset() {
+	*x = AddNoteResponse{}
+	mi := &file_kefu_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddNoteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddNoteResponse) ProtoMessage() {}
+
+func (x *AddNoteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddNoteResponse.ProtoReflect.Descriptor instead.
+func (*AddNoteResponse) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *AddNoteResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *AddNoteResponse) GetNote() *Note {
+	if x != nil {
+		return x.Note
+	}
+	return nil
+}
+
+// ListNotes and ListEvents read a conversation's notes and lifecycle events.
+type ListNotes struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Caller        *Caller                `protobuf:"bytes,1,opt,name=caller,proto3" json:"caller,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNotes) Reset() {
+	*x = ListNotes{}
+	mi := &file_kefu_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNotes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNotes) ProtoMessage() {}
+
+func (x *ListNotes) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNotes.ProtoReflect.Descriptor instead.
+func (*ListNotes) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ListNotes) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+type ListNotesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Notes         []*Note                `protobuf:"bytes,2,rep,name=notes,proto3" json:"notes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNotesResponse) Reset() {
+	*x = ListNotesResponse{}
+	mi := &file_kefu_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNotesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNotesResponse) ProtoMessage() {}
+
+func (x *ListNotesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNotesResponse.ProtoReflect.Descriptor instead.
+func (*ListNotesResponse) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ListNotesResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *ListNotesResponse) GetNotes() []*Note {
+	if x != nil {
+		return x.Notes
+	}
+	return nil
+}
+
+type ListEvents struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Caller        *Caller                `protobuf:"bytes,1,opt,name=caller,proto3" json:"caller,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEvents) Reset() {
+	*x = ListEvents{}
+	mi := &file_kefu_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEvents) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEvents) ProtoMessage() {}
+
+func (x *ListEvents) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEvents.ProtoReflect.Descriptor instead.
+func (*ListEvents) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ListEvents) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+type ListEventsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	EventsJson    []byte                 `protobuf:"bytes,2,opt,name=events_json,json=eventsJson,proto3" json:"events_json,omitempty"` // a JSON array of engine.ConvEvent
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEventsResponse) Reset() {
+	*x = ListEventsResponse{}
+	mi := &file_kefu_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEventsResponse) ProtoMessage() {}
+
+func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListEventsResponse) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ListEventsResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *ListEventsResponse) GetEventsJson() []byte {
+	if x != nil {
+		return x.EventsJson
+	}
+	return nil
+}
+
+// QueueStatus tells a waiting conversation where it stands.
+type QueueStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Position      int32                  `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`        // 1 is next
+	EtaMs         int64                  `protobuf:"varint,3,opt,name=eta_ms,json=etaMs,proto3" json:"eta_ms,omitempty"` // -1: unknown (nobody online)
+	Available     bool                   `protobuf:"varint,4,opt,name=available,proto3" json:"available,omitempty"`      // somebody of the group is online and the desk is open
+	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`             // when not available: no_agent_online or outside_business_hours
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueStatus) Reset() {
+	*x = QueueStatus{}
+	mi := &file_kefu_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueStatus) ProtoMessage() {}
+
+func (x *QueueStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueStatus.ProtoReflect.Descriptor instead.
+func (*QueueStatus) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *QueueStatus) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *QueueStatus) GetPosition() int32 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *QueueStatus) GetEtaMs() int64 {
+	if x != nil {
+		return x.EtaMs
+	}
+	return 0
+}
+
+func (x *QueueStatus) GetAvailable() bool {
+	if x != nil {
+		return x.Available
+	}
+	return false
+}
+
+func (x *QueueStatus) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// FireTimer asks a conversation to run its timer of kind if it is due.
+// The scheduler sends it; duplicates are harmless.
+type FireTimer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	DueMs         int64                  `protobuf:"varint,2,opt,name=due_ms,json=dueMs,proto3" json:"due_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FireTimer) Reset() {
+	*x = FireTimer{}
+	mi := &file_kefu_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FireTimer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FireTimer) ProtoMessage() {}
+
+func (x *FireTimer) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FireTimer.ProtoReflect.Descriptor instead.
+func (*FireTimer) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *FireTimer) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *FireTimer) GetDueMs() int64 {
+	if x != nil {
+		return x.DueMs
+	}
+	return 0
+}
+
+type Enqueue struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Conv          string                 `protobuf:"bytes,1,opt,name=conv,proto3" json:"conv,omitempty"`
+	Customer      string                 `protobuf:"bytes,2,opt,name=customer,proto3" json:"customer,omitempty"`
+	Priority      int32                  `protobuf:"varint,3,opt,name=priority,proto3" json:"priority,omitempty"`
+	QueuedMs      int64                  `protobuf:"varint,4,opt,name=queued_ms,json=queuedMs,proto3" json:"queued_ms,omitempty"`
+	LastAgent     string                 `protobuf:"bytes,5,opt,name=last_agent,json=lastAgent,proto3" json:"last_agent,omitempty"` // the customer's recent agent, for sticky routing
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Enqueue) Reset() {
+	*x = Enqueue{}
+	mi := &file_kefu_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Enqueue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Enqueue) ProtoMessage() {}
+
+func (x *Enqueue) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Enqueue.ProtoReflect.Descriptor instead.
+func (*Enqueue) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *Enqueue) GetConv() string {
+	if x != nil {
+		return x.Conv
+	}
+	return ""
+}
+
+func (x *Enqueue) GetCustomer() string {
+	if x != nil {
+		return x.Customer
+	}
+	return ""
+}
+
+func (x *Enqueue) GetPriority() int32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+func (x *Enqueue) GetQueuedMs() int64 {
+	if x != nil {
+		return x.QueuedMs
+	}
+	return 0
+}
+
+func (x *Enqueue) GetLastAgent() string {
+	if x != nil {
+		return x.LastAgent
+	}
+	return ""
+}
+
+type Dequeue struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Conv          string                 `protobuf:"bytes,1,opt,name=conv,proto3" json:"conv,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Dequeue) Reset() {
+	*x = Dequeue{}
+	mi := &file_kefu_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Dequeue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Dequeue) ProtoMessage() {}
+
+func (x *Dequeue) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Dequeue.ProtoReflect.Descriptor instead.
+func (*Dequeue) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *Dequeue) GetConv() string {
+	if x != nil {
+		return x.Conv
+	}
+	return ""
+}
+
+// Offer asks a queued conversation to take the agent the queue reserved.
+type Offer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AgentId       string                 `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Offer) Reset() {
+	*x = Offer{}
+	mi := &file_kefu_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Offer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Offer) ProtoMessage() {}
+
+func (x *Offer) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Offer.ProtoReflect.Descriptor instead.
+func (*Offer) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *Offer) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *Offer) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type OfferResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Accepted      bool                   `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OfferResponse) Reset() {
+	*x = OfferResponse{}
+	mi := &file_kefu_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OfferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OfferResponse) ProtoMessage() {}
+
+func (x *OfferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OfferResponse.ProtoReflect.Descriptor instead.
+func (*OfferResponse) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *OfferResponse) GetAccepted() bool {
+	if x != nil {
+		return x.Accepted
+	}
+	return false
+}
+
+type QueueSnapshot struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Caller        *Caller                `protobuf:"bytes,1,opt,name=caller,proto3" json:"caller,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueSnapshot) Reset() {
+	*x = QueueSnapshot{}
+	mi := &file_kefu_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueSnapshot) ProtoMessage() {}
+
+func (x *QueueSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueSnapshot.ProtoReflect.Descriptor instead.
+func (*QueueSnapshot) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *QueueSnapshot) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+type QueueSnapshotResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Json          []byte                 `protobuf:"bytes,2,opt,name=json,proto3" json:"json,omitempty"` // the waiting conversations and the agents, as JSON
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueSnapshotResponse) Reset() {
+	*x = QueueSnapshotResponse{}
+	mi := &file_kefu_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueSnapshotResponse) ProtoMessage() {}
+
+func (x *QueueSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*QueueSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *QueueSnapshotResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *QueueSnapshotResponse) GetJson() []byte {
+	if x != nil {
+		return x.Json
+	}
+	return nil
+}
+
+// Reserve asks an agent for one conversation of capacity. The agent is the
+// single writer of its load, so no agent ever exceeds its capacity.
+// Manual reservations (the agent's own accept) do not require presence.
+type Reserve struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Conv          string                 `protobuf:"bytes,1,opt,name=conv,proto3" json:"conv,omitempty"`
+	Manual        bool                   `protobuf:"varint,2,opt,name=manual,proto3" json:"manual,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Reserve) Reset() {
+	*x = Reserve{}
+	mi := &file_kefu_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Reserve) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Reserve) ProtoMessage() {}
+
+func (x *Reserve) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Reserve.ProtoReflect.Descriptor instead.
+func (*Reserve) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *Reserve) GetConv() string {
+	if x != nil {
+		return x.Conv
+	}
+	return ""
+}
+
+func (x *Reserve) GetManual() bool {
+	if x != nil {
+		return x.Manual
+	}
+	return false
+}
+
+type ReserveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	Status        *AgentStatus           `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"` // when refused: at_capacity, offline
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReserveResponse) Reset() {
+	*x = ReserveResponse{}
+	mi := &file_kefu_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReserveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReserveResponse) ProtoMessage() {}
+
+func (x *ReserveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReserveResponse.ProtoReflect.Descriptor instead.
+func (*ReserveResponse) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ReserveResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *ReserveResponse) GetStatus() *AgentStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *ReserveResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// Release returns a conversation's capacity to its agent.
+type Release struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Conv          string                 `protobuf:"bytes,1,opt,name=conv,proto3" json:"conv,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Release) Reset() {
+	*x = Release{}
+	mi := &file_kefu_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Release) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Release) ProtoMessage() {}
+
+func (x *Release) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Release.ProtoReflect.Descriptor instead.
+func (*Release) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *Release) GetConv() string {
+	if x != nil {
+		return x.Conv
+	}
+	return ""
+}
+
+// AgentStatus is an agent's live state, sent to the queues of its groups
+// on every change; version orders them.
+type AgentStatus struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	AgentId        string                 `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Presence       string                 `protobuf:"bytes,2,opt,name=presence,proto3" json:"presence,omitempty"` // online, away, offline
+	Capacity       int32                  `protobuf:"varint,3,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	Load           int32                  `protobuf:"varint,4,opt,name=load,proto3" json:"load,omitempty"`
+	Skills         map[string]int32       `protobuf:"bytes,5,rep,name=skills,proto3" json:"skills,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Convs          []string               `protobuf:"bytes,6,rep,name=convs,proto3" json:"convs,omitempty"`
+	LastAssignedMs int64                  `protobuf:"varint,7,opt,name=last_assigned_ms,json=lastAssignedMs,proto3" json:"last_assigned_ms,omitempty"`
+	Version        uint64                 `protobuf:"varint,8,opt,name=version,proto3" json:"version,omitempty"`
+	Devices        int32                  `protobuf:"varint,9,opt,name=devices,proto3" json:"devices,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *AgentStatus) Reset() {
+	*x = AgentStatus{}
+	mi := &file_kefu_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentStatus) ProtoMessage() {}
+
+func (x *AgentStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
+func (*AgentStatus) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *AgentStatus) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *AgentStatus) GetPresence() string {
+	if x != nil {
+		return x.Presence
+	}
+	return ""
+}
+
+func (x *AgentStatus) GetCapacity() int32 {
+	if x != nil {
+		return x.Capacity
+	}
+	return 0
+}
+
+func (x *AgentStatus) GetLoad() int32 {
+	if x != nil {
+		return x.Load
+	}
+	return 0
+}
+
+func (x *AgentStatus) GetSkills() map[string]int32 {
+	if x != nil {
+		return x.Skills
+	}
+	return nil
+}
+
+func (x *AgentStatus) GetConvs() []string {
+	if x != nil {
+		return x.Convs
+	}
+	return nil
+}
+
+func (x *AgentStatus) GetLastAssignedMs() int64 {
+	if x != nil {
+		return x.LastAssignedMs
+	}
+	return 0
+}
+
+func (x *AgentStatus) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *AgentStatus) GetDevices() int32 {
+	if x != nil {
+		return x.Devices
+	}
+	return 0
+}
+
+type GetAgentStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAgentStatus) Reset() {
+	*x = GetAgentStatus{}
+	mi := &file_kefu_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAgentStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAgentStatus) ProtoMessage() {}
+
+func (x *GetAgentStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAgentStatus.ProtoReflect.Descriptor instead.
+func (*GetAgentStatus) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{61}
+}
+
+// AgentConnect registers one of the agent's devices (a staff session).
+type AgentConnect struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Device        *PIDRef                `protobuf:"bytes,1,opt,name=device,proto3" json:"device,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentConnect) Reset() {
+	*x = AgentConnect{}
+	mi := &file_kefu_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentConnect) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentConnect) ProtoMessage() {}
+
+func (x *AgentConnect) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentConnect.ProtoReflect.Descriptor instead.
+func (*AgentConnect) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *AgentConnect) GetDevice() *PIDRef {
+	if x != nil {
+		return x.Device
+	}
+	return nil
+}
+
+type SetPresence struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Presence      string                 `protobuf:"bytes,1,opt,name=presence,proto3" json:"presence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPresence) Reset() {
+	*x = SetPresence{}
+	mi := &file_kefu_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPresence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPresence) ProtoMessage() {}
+
+func (x *SetPresence) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPresence.ProtoReflect.Descriptor instead.
+func (*SetPresence) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *SetPresence) GetPresence() string {
+	if x != nil {
+		return x.Presence
+	}
+	return ""
+}
+
+// ProfileChanged makes the agent re-read its profile and settings.
+type ProfileChanged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProfileChanged) Reset() {
+	*x = ProfileChanged{}
+	mi := &file_kefu_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProfileChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProfileChanged) ProtoMessage() {}
+
+func (x *ProfileChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProfileChanged.ProtoReflect.Descriptor instead.
+func (*ProfileChanged) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{64}
+}
+
+// Notice is something staff should see now: an assignment, an invitation,
+// an SLA warning. Agents forward notices to their devices; the tenant
+// actor forwards alerts to supervisors.
+type Notice struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Conv          string                 `protobuf:"bytes,2,opt,name=conv,proto3" json:"conv,omitempty"`
+	Text          string                 `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	By            *Party                 `protobuf:"bytes,4,opt,name=by,proto3" json:"by,omitempty"`
+	AgentId       string                 `protobuf:"bytes,5,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Notice) Reset() {
+	*x = Notice{}
+	mi := &file_kefu_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Notice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Notice) ProtoMessage() {}
+
+func (x *Notice) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Notice.ProtoReflect.Descriptor instead.
+func (*Notice) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *Notice) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Notice) GetConv() string {
+	if x != nil {
+		return x.Conv
+	}
+	return ""
+}
+
+func (x *Notice) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *Notice) GetBy() *Party {
+	if x != nil {
+		return x.By
+	}
+	return nil
+}
+
+func (x *Notice) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+// WatchAlerts registers a supervisor's session for the tenant's alerts.
+type WatchAlerts struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Device        *PIDRef                `protobuf:"bytes,1,opt,name=device,proto3" json:"device,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchAlerts) Reset() {
+	*x = WatchAlerts{}
+	mi := &file_kefu_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchAlerts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchAlerts) ProtoMessage() {}
+
+func (x *WatchAlerts) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchAlerts.ProtoReflect.Descriptor instead.
+func (*WatchAlerts) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *WatchAlerts) GetDevice() *PIDRef {
+	if x != nil {
+		return x.Device
+	}
+	return nil
+}
+
+// TenantConfig reads or writes the tenant's routing configuration: kind is
+// settings, group, agent, staff or customer; op is get, list, put, delete
+// or tag. Payloads are JSON of the engine types.
+type TenantConfig struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Caller        *Caller                `protobuf:"bytes,1,opt,name=caller,proto3" json:"caller,omitempty"`
+	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Op            string                 `protobuf:"bytes,3,opt,name=op,proto3" json:"op,omitempty"`
+	Id            string                 `protobuf:"bytes,4,opt,name=id,proto3" json:"id,omitempty"`
+	Json          []byte                 `protobuf:"bytes,5,opt,name=json,proto3" json:"json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TenantConfig) Reset() {
+	*x = TenantConfig{}
+	mi := &file_kefu_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TenantConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TenantConfig) ProtoMessage() {}
+
+func (x *TenantConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TenantConfig.ProtoReflect.Descriptor instead.
+func (*TenantConfig) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *TenantConfig) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+func (x *TenantConfig) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *TenantConfig) GetOp() string {
+	if x != nil {
+		return x.Op
+	}
+	return ""
+}
+
+func (x *TenantConfig) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TenantConfig) GetJson() []byte {
+	if x != nil {
+		return x.Json
+	}
+	return nil
+}
+
+type TenantConfigResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Json          []byte                 `protobuf:"bytes,2,opt,name=json,proto3" json:"json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TenantConfigResponse) Reset() {
+	*x = TenantConfigResponse{}
+	mi := &file_kefu_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TenantConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TenantConfigResponse) ProtoMessage() {}
+
+func (x *TenantConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TenantConfigResponse.ProtoReflect.Descriptor instead.
+func (*TenantConfigResponse) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *TenantConfigResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *TenantConfigResponse) GetJson() []byte {
+	if x != nil {
+		return x.Json
+	}
+	return nil
+}
+
 var File_kefu_proto protoreflect.FileDescriptor
 
 const file_kefu_proto_rawDesc = "" +
@@ -2439,7 +4178,7 @@ const file_kefu_proto_rawDesc = "" +
 	"\x05ts_ms\x18\x06 \x01(\x03R\x04tsMs\"F\n" +
 	"\vReadPointer\x12%\n" +
 	"\x02by\x18\x01 \x01(\v2\x15.kefu.actors.v1.PartyR\x02by\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x03R\x03seq\"\xa3\x01\n" +
+	"\x03seq\x18\x02 \x01(\x03R\x03seq\"\xa7\x02\n" +
 	"\fConversation\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x17\n" +
@@ -2448,7 +4187,13 @@ const file_kefu_proto_rawDesc = "" +
 	"\n" +
 	"created_ms\x18\x05 \x01(\x03R\tcreatedMs\x12\x1d\n" +
 	"\n" +
-	"updated_ms\x18\x06 \x01(\x03R\tupdatedMs\"D\n" +
+	"updated_ms\x18\x06 \x01(\x03R\tupdatedMs\x12\x19\n" +
+	"\bagent_id\x18\a \x01(\tR\aagentId\x12\x18\n" +
+	"\ainvited\x18\b \x03(\tR\ainvited\x12\x14\n" +
+	"\x05group\x18\t \x01(\tR\x05group\x12\x1a\n" +
+	"\bpriority\x18\n" +
+	" \x01(\x05R\bpriority\x12\x1b\n" +
+	"\tqueued_ms\x18\v \x01(\x03R\bqueuedMs\"D\n" +
 	"\x12CreateConversation\x12.\n" +
 	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\"\x85\x01\n" +
 	"\x14ConversationResponse\x12+\n" +
@@ -2492,21 +4237,25 @@ const file_kefu_proto_rawDesc = "" +
 	"\x06origin\x18\x03 \x01(\v2\x16.kefu.actors.v1.PIDRefR\x06origin\"Q\n" +
 	"\x10MarkReadResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x03R\x03seq\"\xd6\x02\n" +
+	"\x03seq\x18\x02 \x01(\x03R\x03seq\"\xb7\x03\n" +
 	"\x04Push\x12\x12\n" +
 	"\x04conv\x18\x01 \x01(\tR\x04conv\x123\n" +
 	"\amessage\x18\x02 \x01(\v2\x17.kefu.actors.v1.MessageH\x00R\amessage\x120\n" +
 	"\x06typing\x18\x03 \x01(\v2\x16.kefu.actors.v1.TypingH\x00R\x06typing\x121\n" +
 	"\x04read\x18\x04 \x01(\v2\x1b.kefu.actors.v1.ReadPointerH\x00R\x04read\x123\n" +
 	"\x05state\x18\x06 \x01(\v2\x1b.kefu.actors.v1.StateChangeH\x00R\x05state\x127\n" +
-	"\tbot_delta\x18\a \x01(\v2\x18.kefu.actors.v1.BotDeltaH\x00R\bbotDelta\x12)\n" +
+	"\tbot_delta\x18\a \x01(\v2\x18.kefu.actors.v1.BotDeltaH\x00R\bbotDelta\x123\n" +
+	"\x05queue\x18\b \x01(\v2\x1b.kefu.actors.v1.QueueStatusH\x00R\x05queue\x12*\n" +
+	"\x04note\x18\t \x01(\v2\x14.kefu.actors.v1.NoteH\x00R\x04note\x12)\n" +
 	"\x04from\x18\x05 \x01(\v2\x15.kefu.actors.v1.PartyR\x04fromB\a\n" +
-	"\x05event\"}\n" +
+	"\x05event\"\xad\x01\n" +
 	"\vStateChange\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12%\n" +
 	"\x02by\x18\x03 \x01(\v2\x15.kefu.actors.v1.PartyR\x02by\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x1e\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05group\x18\x05 \x01(\tR\x05group\x12\x18\n" +
+	"\ainvited\x18\x06 \x03(\tR\ainvited\"\x1e\n" +
 	"\bBotDelta\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\":\n" +
 	"\bEscalate\x12.\n" +
@@ -2524,12 +4273,14 @@ const file_kefu_proto_rawDesc = "" +
 	"\x04role\x18\x04 \x01(\tR\x04role\"m\n" +
 	"\rLoginResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12/\n" +
-	"\x05staff\x18\x02 \x01(\v2\x19.kefu.actors.v1.StaffInfoR\x05staff\"\x8c\x01\n" +
+	"\x05staff\x18\x02 \x01(\v2\x19.kefu.actors.v1.StaffInfoR\x05staff\"\xbd\x01\n" +
 	"\x11ListConversations\x12.\n" +
 	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\x05R\x05limit\x12\x1b\n" +
-	"\tbefore_ms\x18\x04 \x01(\x03R\bbeforeMs\"\x8c\x01\n" +
+	"\tbefore_ms\x18\x04 \x01(\x03R\bbeforeMs\x12\x19\n" +
+	"\bagent_id\x18\x05 \x01(\tR\aagentId\x12\x14\n" +
+	"\x05group\x18\x06 \x01(\tR\x05group\"\x8c\x01\n" +
 	"\x19ListConversationsResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12B\n" +
 	"\rconversations\x18\x02 \x03(\v2\x1c.kefu.actors.v1.ConversationR\rconversations\"\r\n" +
@@ -2566,7 +4317,113 @@ const file_kefu_proto_rawDesc = "" +
 	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\"?\n" +
 	"\x10KBDeleteResponse\x12+\n" +
-	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05errorB)Z'github.com/kefu-dev/kefu/actors/actorpbb\x06proto3"
+	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\"\xa5\x01\n" +
+	"\x06ConvOp\x12.\n" +
+	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\x12\x0e\n" +
+	"\x02op\x18\x02 \x01(\tR\x02op\x12\x19\n" +
+	"\bagent_id\x18\x03 \x01(\tR\aagentId\x12\x14\n" +
+	"\x05group\x18\x04 \x01(\tR\x05group\x12\x12\n" +
+	"\x04note\x18\x05 \x01(\tR\x04note\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\"\x7f\n" +
+	"\x0eConvOpResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12@\n" +
+	"\fconversation\x18\x02 \x01(\v2\x1c.kefu.actors.v1.ConversationR\fconversation\"n\n" +
+	"\x04Note\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12-\n" +
+	"\x06author\x18\x02 \x01(\v2\x15.kefu.actors.v1.PartyR\x06author\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\x12\x13\n" +
+	"\x05ts_ms\x18\x04 \x01(\x03R\x04tsMs\"M\n" +
+	"\aAddNote\x12.\n" +
+	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"h\n" +
+	"\x0fAddNoteResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12(\n" +
+	"\x04note\x18\x02 \x01(\v2\x14.kefu.actors.v1.NoteR\x04note\";\n" +
+	"\tListNotes\x12.\n" +
+	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\"l\n" +
+	"\x11ListNotesResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12*\n" +
+	"\x05notes\x18\x02 \x03(\v2\x14.kefu.actors.v1.NoteR\x05notes\"<\n" +
+	"\n" +
+	"ListEvents\x12.\n" +
+	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\"b\n" +
+	"\x12ListEventsResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12\x1f\n" +
+	"\vevents_json\x18\x02 \x01(\fR\n" +
+	"eventsJson\"\x8c\x01\n" +
+	"\vQueueStatus\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1a\n" +
+	"\bposition\x18\x02 \x01(\x05R\bposition\x12\x15\n" +
+	"\x06eta_ms\x18\x03 \x01(\x03R\x05etaMs\x12\x1c\n" +
+	"\tavailable\x18\x04 \x01(\bR\tavailable\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"6\n" +
+	"\tFireTimer\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x15\n" +
+	"\x06due_ms\x18\x02 \x01(\x03R\x05dueMs\"\x91\x01\n" +
+	"\aEnqueue\x12\x12\n" +
+	"\x04conv\x18\x01 \x01(\tR\x04conv\x12\x1a\n" +
+	"\bcustomer\x18\x02 \x01(\tR\bcustomer\x12\x1a\n" +
+	"\bpriority\x18\x03 \x01(\x05R\bpriority\x12\x1b\n" +
+	"\tqueued_ms\x18\x04 \x01(\x03R\bqueuedMs\x12\x1d\n" +
+	"\n" +
+	"last_agent\x18\x05 \x01(\tR\tlastAgent\"\x1d\n" +
+	"\aDequeue\x12\x12\n" +
+	"\x04conv\x18\x01 \x01(\tR\x04conv\"8\n" +
+	"\x05Offer\x12\x19\n" +
+	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\"+\n" +
+	"\rOfferResponse\x12\x1a\n" +
+	"\baccepted\x18\x01 \x01(\bR\baccepted\"?\n" +
+	"\rQueueSnapshot\x12.\n" +
+	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\"X\n" +
+	"\x15QueueSnapshotResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12\x12\n" +
+	"\x04json\x18\x02 \x01(\fR\x04json\"5\n" +
+	"\aReserve\x12\x12\n" +
+	"\x04conv\x18\x01 \x01(\tR\x04conv\x12\x16\n" +
+	"\x06manual\x18\x02 \x01(\bR\x06manual\"n\n" +
+	"\x0fReserveResponse\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\x123\n" +
+	"\x06status\x18\x02 \x01(\v2\x1b.kefu.actors.v1.AgentStatusR\x06status\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x1d\n" +
+	"\aRelease\x12\x12\n" +
+	"\x04conv\x18\x01 \x01(\tR\x04conv\"\xe4\x02\n" +
+	"\vAgentStatus\x12\x19\n" +
+	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x1a\n" +
+	"\bpresence\x18\x02 \x01(\tR\bpresence\x12\x1a\n" +
+	"\bcapacity\x18\x03 \x01(\x05R\bcapacity\x12\x12\n" +
+	"\x04load\x18\x04 \x01(\x05R\x04load\x12?\n" +
+	"\x06skills\x18\x05 \x03(\v2'.kefu.actors.v1.AgentStatus.SkillsEntryR\x06skills\x12\x14\n" +
+	"\x05convs\x18\x06 \x03(\tR\x05convs\x12(\n" +
+	"\x10last_assigned_ms\x18\a \x01(\x03R\x0elastAssignedMs\x12\x18\n" +
+	"\aversion\x18\b \x01(\x04R\aversion\x12\x18\n" +
+	"\adevices\x18\t \x01(\x05R\adevices\x1a9\n" +
+	"\vSkillsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\x10\n" +
+	"\x0eGetAgentStatus\">\n" +
+	"\fAgentConnect\x12.\n" +
+	"\x06device\x18\x01 \x01(\v2\x16.kefu.actors.v1.PIDRefR\x06device\")\n" +
+	"\vSetPresence\x12\x1a\n" +
+	"\bpresence\x18\x01 \x01(\tR\bpresence\"\x10\n" +
+	"\x0eProfileChanged\"\x86\x01\n" +
+	"\x06Notice\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04conv\x18\x02 \x01(\tR\x04conv\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\x12%\n" +
+	"\x02by\x18\x04 \x01(\v2\x15.kefu.actors.v1.PartyR\x02by\x12\x19\n" +
+	"\bagent_id\x18\x05 \x01(\tR\aagentId\"=\n" +
+	"\vWatchAlerts\x12.\n" +
+	"\x06device\x18\x01 \x01(\v2\x16.kefu.actors.v1.PIDRefR\x06device\"\x86\x01\n" +
+	"\fTenantConfig\x12.\n" +
+	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x0e\n" +
+	"\x02op\x18\x03 \x01(\tR\x02op\x12\x0e\n" +
+	"\x02id\x18\x04 \x01(\tR\x02id\x12\x12\n" +
+	"\x04json\x18\x05 \x01(\fR\x04json\"W\n" +
+	"\x14TenantConfigResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12\x12\n" +
+	"\x04json\x18\x02 \x01(\fR\x04jsonB)Z'github.com/kefu-dev/kefu/actors/actorpbb\x06proto3"
 
 var (
 	file_kefu_proto_rawDescOnce sync.Once
@@ -2580,7 +4437,7 @@ func file_kefu_proto_rawDescGZIP() []byte {
 	return file_kefu_proto_rawDescData
 }
 
-var file_kefu_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_kefu_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
 var file_kefu_proto_goTypes = []any{
 	(*PIDRef)(nil),                    // 0: kefu.actors.v1.PIDRef
 	(*Party)(nil),                     // 1: kefu.actors.v1.Party
@@ -2622,6 +4479,36 @@ var file_kefu_proto_goTypes = []any{
 	(*KBPutResponse)(nil),             // 37: kefu.actors.v1.KBPutResponse
 	(*KBDelete)(nil),                  // 38: kefu.actors.v1.KBDelete
 	(*KBDeleteResponse)(nil),          // 39: kefu.actors.v1.KBDeleteResponse
+	(*ConvOp)(nil),                    // 40: kefu.actors.v1.ConvOp
+	(*ConvOpResponse)(nil),            // 41: kefu.actors.v1.ConvOpResponse
+	(*Note)(nil),                      // 42: kefu.actors.v1.Note
+	(*AddNote)(nil),                   // 43: kefu.actors.v1.AddNote
+	(*AddNoteResponse)(nil),           // 44: kefu.actors.v1.AddNoteResponse
+	(*ListNotes)(nil),                 // 45: kefu.actors.v1.ListNotes
+	(*ListNotesResponse)(nil),         // 46: kefu.actors.v1.ListNotesResponse
+	(*ListEvents)(nil),                // 47: kefu.actors.v1.ListEvents
+	(*ListEventsResponse)(nil),        // 48: kefu.actors.v1.ListEventsResponse
+	(*QueueStatus)(nil),               // 49: kefu.actors.v1.QueueStatus
+	(*FireTimer)(nil),                 // 50: kefu.actors.v1.FireTimer
+	(*Enqueue)(nil),                   // 51: kefu.actors.v1.Enqueue
+	(*Dequeue)(nil),                   // 52: kefu.actors.v1.Dequeue
+	(*Offer)(nil),                     // 53: kefu.actors.v1.Offer
+	(*OfferResponse)(nil),             // 54: kefu.actors.v1.OfferResponse
+	(*QueueSnapshot)(nil),             // 55: kefu.actors.v1.QueueSnapshot
+	(*QueueSnapshotResponse)(nil),     // 56: kefu.actors.v1.QueueSnapshotResponse
+	(*Reserve)(nil),                   // 57: kefu.actors.v1.Reserve
+	(*ReserveResponse)(nil),           // 58: kefu.actors.v1.ReserveResponse
+	(*Release)(nil),                   // 59: kefu.actors.v1.Release
+	(*AgentStatus)(nil),               // 60: kefu.actors.v1.AgentStatus
+	(*GetAgentStatus)(nil),            // 61: kefu.actors.v1.GetAgentStatus
+	(*AgentConnect)(nil),              // 62: kefu.actors.v1.AgentConnect
+	(*SetPresence)(nil),               // 63: kefu.actors.v1.SetPresence
+	(*ProfileChanged)(nil),            // 64: kefu.actors.v1.ProfileChanged
+	(*Notice)(nil),                    // 65: kefu.actors.v1.Notice
+	(*WatchAlerts)(nil),               // 66: kefu.actors.v1.WatchAlerts
+	(*TenantConfig)(nil),              // 67: kefu.actors.v1.TenantConfig
+	(*TenantConfigResponse)(nil),      // 68: kefu.actors.v1.TenantConfigResponse
+	nil,                               // 69: kefu.actors.v1.AgentStatus.SkillsEntry
 }
 var file_kefu_proto_depIdxs = []int32{
 	1,  // 0: kefu.actors.v1.Caller.party:type_name -> kefu.actors.v1.Party
@@ -2652,30 +4539,53 @@ var file_kefu_proto_depIdxs = []int32{
 	7,  // 25: kefu.actors.v1.Push.read:type_name -> kefu.actors.v1.ReadPointer
 	20, // 26: kefu.actors.v1.Push.state:type_name -> kefu.actors.v1.StateChange
 	21, // 27: kefu.actors.v1.Push.bot_delta:type_name -> kefu.actors.v1.BotDelta
-	1,  // 28: kefu.actors.v1.Push.from:type_name -> kefu.actors.v1.Party
-	1,  // 29: kefu.actors.v1.StateChange.by:type_name -> kefu.actors.v1.Party
-	2,  // 30: kefu.actors.v1.Escalate.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 31: kefu.actors.v1.EscalateResponse.error:type_name -> kefu.actors.v1.Error
-	3,  // 32: kefu.actors.v1.LoginResponse.error:type_name -> kefu.actors.v1.Error
-	25, // 33: kefu.actors.v1.LoginResponse.staff:type_name -> kefu.actors.v1.StaffInfo
-	2,  // 34: kefu.actors.v1.ListConversations.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 35: kefu.actors.v1.ListConversationsResponse.error:type_name -> kefu.actors.v1.Error
-	8,  // 36: kefu.actors.v1.ListConversationsResponse.conversations:type_name -> kefu.actors.v1.Conversation
-	3,  // 37: kefu.actors.v1.CheckTenantResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 38: kefu.actors.v1.Assist.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 39: kefu.actors.v1.AssistResponse.error:type_name -> kefu.actors.v1.Error
-	32, // 40: kefu.actors.v1.AssistResponse.suggestions:type_name -> kefu.actors.v1.AssistSuggestion
-	2,  // 41: kefu.actors.v1.KBList.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 42: kefu.actors.v1.KBListResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 43: kefu.actors.v1.KBPut.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 44: kefu.actors.v1.KBPutResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 45: kefu.actors.v1.KBDelete.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 46: kefu.actors.v1.KBDeleteResponse.error:type_name -> kefu.actors.v1.Error
-	47, // [47:47] is the sub-list for method output_type
-	47, // [47:47] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	49, // 28: kefu.actors.v1.Push.queue:type_name -> kefu.actors.v1.QueueStatus
+	42, // 29: kefu.actors.v1.Push.note:type_name -> kefu.actors.v1.Note
+	1,  // 30: kefu.actors.v1.Push.from:type_name -> kefu.actors.v1.Party
+	1,  // 31: kefu.actors.v1.StateChange.by:type_name -> kefu.actors.v1.Party
+	2,  // 32: kefu.actors.v1.Escalate.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 33: kefu.actors.v1.EscalateResponse.error:type_name -> kefu.actors.v1.Error
+	3,  // 34: kefu.actors.v1.LoginResponse.error:type_name -> kefu.actors.v1.Error
+	25, // 35: kefu.actors.v1.LoginResponse.staff:type_name -> kefu.actors.v1.StaffInfo
+	2,  // 36: kefu.actors.v1.ListConversations.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 37: kefu.actors.v1.ListConversationsResponse.error:type_name -> kefu.actors.v1.Error
+	8,  // 38: kefu.actors.v1.ListConversationsResponse.conversations:type_name -> kefu.actors.v1.Conversation
+	3,  // 39: kefu.actors.v1.CheckTenantResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 40: kefu.actors.v1.Assist.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 41: kefu.actors.v1.AssistResponse.error:type_name -> kefu.actors.v1.Error
+	32, // 42: kefu.actors.v1.AssistResponse.suggestions:type_name -> kefu.actors.v1.AssistSuggestion
+	2,  // 43: kefu.actors.v1.KBList.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 44: kefu.actors.v1.KBListResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 45: kefu.actors.v1.KBPut.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 46: kefu.actors.v1.KBPutResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 47: kefu.actors.v1.KBDelete.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 48: kefu.actors.v1.KBDeleteResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 49: kefu.actors.v1.ConvOp.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 50: kefu.actors.v1.ConvOpResponse.error:type_name -> kefu.actors.v1.Error
+	8,  // 51: kefu.actors.v1.ConvOpResponse.conversation:type_name -> kefu.actors.v1.Conversation
+	1,  // 52: kefu.actors.v1.Note.author:type_name -> kefu.actors.v1.Party
+	2,  // 53: kefu.actors.v1.AddNote.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 54: kefu.actors.v1.AddNoteResponse.error:type_name -> kefu.actors.v1.Error
+	42, // 55: kefu.actors.v1.AddNoteResponse.note:type_name -> kefu.actors.v1.Note
+	2,  // 56: kefu.actors.v1.ListNotes.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 57: kefu.actors.v1.ListNotesResponse.error:type_name -> kefu.actors.v1.Error
+	42, // 58: kefu.actors.v1.ListNotesResponse.notes:type_name -> kefu.actors.v1.Note
+	2,  // 59: kefu.actors.v1.ListEvents.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 60: kefu.actors.v1.ListEventsResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 61: kefu.actors.v1.QueueSnapshot.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 62: kefu.actors.v1.QueueSnapshotResponse.error:type_name -> kefu.actors.v1.Error
+	60, // 63: kefu.actors.v1.ReserveResponse.status:type_name -> kefu.actors.v1.AgentStatus
+	69, // 64: kefu.actors.v1.AgentStatus.skills:type_name -> kefu.actors.v1.AgentStatus.SkillsEntry
+	0,  // 65: kefu.actors.v1.AgentConnect.device:type_name -> kefu.actors.v1.PIDRef
+	1,  // 66: kefu.actors.v1.Notice.by:type_name -> kefu.actors.v1.Party
+	0,  // 67: kefu.actors.v1.WatchAlerts.device:type_name -> kefu.actors.v1.PIDRef
+	2,  // 68: kefu.actors.v1.TenantConfig.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 69: kefu.actors.v1.TenantConfigResponse.error:type_name -> kefu.actors.v1.Error
+	70, // [70:70] is the sub-list for method output_type
+	70, // [70:70] is the sub-list for method input_type
+	70, // [70:70] is the sub-list for extension type_name
+	70, // [70:70] is the sub-list for extension extendee
+	0,  // [0:70] is the sub-list for field type_name
 }
 
 func init() { file_kefu_proto_init() }
@@ -2689,6 +4599,8 @@ func file_kefu_proto_init() {
 		(*Push_Read)(nil),
 		(*Push_State)(nil),
 		(*Push_BotDelta)(nil),
+		(*Push_Queue)(nil),
+		(*Push_Note)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2696,7 +4608,7 @@ func file_kefu_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kefu_proto_rawDesc), len(file_kefu_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   40,
+			NumMessages:   70,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -38,6 +38,7 @@ type testServer struct {
 	dir    string
 	cancel context.CancelFunc
 	done   chan error
+	clock  engine.Clock
 }
 
 func testConfig(dir string) config.Config {
@@ -78,11 +79,18 @@ func forEachStore(t *testing.T, test func(t *testing.T, cfg config.Config)) {
 
 func startServer(t testing.TB, cfg config.Config) *testServer {
 	t.Helper()
+	return startServerClock(t, cfg, nil)
+}
+
+// startServerClock starts a server whose actors and timer scheduler tell
+// the time by clock (nil: the wall clock).
+func startServerClock(t testing.TB, cfg config.Config, clock engine.Clock) *testServer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &testServer{dir: cfg.DataDir, cancel: cancel, done: make(chan error, 1)}
+	s := &testServer{dir: cfg.DataDir, cancel: cancel, done: make(chan error, 1), clock: clock}
 	ready := make(chan string, 1)
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	go func() { s.done <- serve(ctx, cfg, logger, io.Discard, func(addr string) { ready <- addr }) }()
+	go func() { s.done <- serve(ctx, cfg, logger, io.Discard, serveHooks{onReady: func(addr string) { ready <- addr }, clock: s.clock}) }()
 	select {
 	case s.addr = <-ready:
 	case err := <-s.done:

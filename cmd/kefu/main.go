@@ -57,7 +57,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return 2
 		}
 		logger := newLogger(cfg.Log, stderr)
-		if err := serve(ctx, cfg, logger, stdout, nil); err != nil {
+		if err := serve(ctx, cfg, logger, stdout, serveHooks{}); err != nil {
 			logger.Error("kefu stopped with an error", "err", err)
 			return 1
 		}
@@ -90,11 +90,20 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// serveHooks let tests watch and steer a server.
+type serveHooks struct {
+	onReady func(addr string) // receives the HTTP address once the server accepts connections
+	clock   engine.Clock      // nil: the wall clock
+}
+
 // serve runs Kefu until ctx is done, then shuts down in order: stop
-// accepting and close every socket, stop the actors, flush the store's
-// writer and close the database. onReady, if set, receives the HTTP address
-// once the server accepts connections.
-func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout io.Writer, onReady func(addr string)) error {
+// accepting and close every socket, stop the timer scheduler and the
+// actors, flush the store's writer and close the database.
+func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout io.Writer, hooks serveHooks) error {
+	clock := hooks.clock
+	if clock == nil {
+		clock = engine.SystemClock{}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -126,7 +135,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 		}
 	}
 	deps := actors.Deps{
-		Store: store, Logger: logger, Metrics: actors.NewMetrics(reg),
+		Store: store, Clock: clock, Logger: logger, Metrics: actors.NewMetrics(reg),
 		Recent: cfg.Conversation.Recent, IdleTimeout: cfg.Conversation.IdleTimeout.D(),
 		StoreTimeout: cfg.Store.StoreTimeout.D(), Bot: bot,
 		Knowledge: actors.NewKnowledge(store, indexCfg, 0, logger),
@@ -141,6 +150,13 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 		return err
 	}
 	defer node.Shutdown()
+	schedCtx, stopScheduler := context.WithCancel(context.Background())
+	schedDone := make(chan struct{})
+	go func() {
+		defer close(schedDone)
+		actors.NewScheduler(store, clock, node.Cluster, cfg.Conversation.TimerInterval.D(), logger).Run(schedCtx)
+	}()
+	defer func() { stopScheduler(); <-schedDone }()
 
 	srv, err := edge.New(edge.Config{
 		Client:   actors.NewClient(node.Cluster, cfg.Cluster.RequestTimeout.D(), logger),
@@ -166,8 +182,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 	srv.SetReady(true)
 	addr := ln.Addr().String()
 	logger.Info("kefu is ready", "http", addr, "store", where, "cluster", node.Address())
-	if onReady != nil {
-		onReady(addr)
+	if hooks.onReady != nil {
+		hooks.onReady(addr)
 	}
 
 	select {

@@ -1,0 +1,204 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/kefu-dev/kefu/actors/actorpb"
+	"github.com/kefu-dev/kefu/engine"
+)
+
+// A conversation owns its timers: it arms and disarms them as its state
+// and messages change, keeps them in memory and persists every change, in
+// order, off its mailbox. The Scheduler fires persisted timers that fall
+// due, activating the conversation wherever it lives next; the
+// conversation runs a timer only if it still has it armed with that due
+// time, so a stale or repeated firing does nothing.
+
+type (
+	timerOp struct {
+		put   bool
+		timer engine.Timer
+	}
+	timerWrittenMsg struct{ err error }
+	retryTimersMsg  struct{}
+)
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func (a *conversationActor) arm(ctx actor.Context, kind engine.TimerKind, due time.Time) {
+	due = due.Truncate(time.Millisecond)
+	if cur, ok := a.timers[kind]; ok && cur.Equal(due) {
+		return
+	}
+	a.timers[kind] = due
+	a.timerOps = append(a.timerOps, timerOp{put: true, timer: engine.Timer{Tenant: a.tenant, Conv: a.id, Kind: kind, DueAt: due}})
+	a.writeTimers(ctx)
+}
+
+func (a *conversationActor) disarm(ctx actor.Context, kinds ...engine.TimerKind) {
+	for _, kind := range kinds {
+		if _, ok := a.timers[kind]; !ok {
+			continue
+		}
+		delete(a.timers, kind)
+		a.timerOps = append(a.timerOps, timerOp{timer: engine.Timer{Tenant: a.tenant, Conv: a.id, Kind: kind}})
+	}
+	a.writeTimers(ctx)
+}
+
+var allTimers = []engine.TimerKind{
+	engine.TimerFirstResponse, engine.TimerFirstResponseAlert, engine.TimerNoReply, engine.TimerUserIdleWarn,
+	engine.TimerUserIdleClose, engine.TimerQueueTimeout, engine.TimerHoldExpiry,
+}
+
+// writeTimers stores the oldest unwritten timer change unless a write is
+// running; changes are stored in the order they were made.
+func (a *conversationActor) writeTimers(ctx actor.Context) {
+	if a.timerWriting || len(a.timerOps) == 0 {
+		return
+	}
+	a.timerWriting = true
+	op := a.timerOps[0]
+	a.async(ctx, func(c context.Context) any {
+		if op.put {
+			return &timerWrittenMsg{err: a.d.Store.PutTimer(c, op.timer)}
+		}
+		return &timerWrittenMsg{err: a.d.Store.DeleteTimer(c, op.timer.Tenant, op.timer.Conv, op.timer.Kind)}
+	})
+}
+
+func (a *conversationActor) onTimerWritten(ctx actor.Context, m *timerWrittenMsg) {
+	a.timerWriting = false
+	if m.err != nil {
+		a.log.Error("storing a timer; retrying", "err", m.err)
+		later(ctx, time.Second, &retryTimersMsg{})
+		return
+	}
+	a.timerOps = a.timerOps[1:]
+	a.writeTimers(ctx)
+}
+
+// armForState sets the timers a state change calls for.
+func (a *conversationActor) armForState(ctx actor.Context, from engine.ConvState) {
+	t, now := a.settings.Timers, a.d.Clock.Now()
+	to := a.conv.State
+	switch to {
+	case engine.StateQueued:
+		a.disarm(ctx, engine.TimerFirstResponse, engine.TimerFirstResponseAlert, engine.TimerNoReply,
+			engine.TimerUserIdleWarn, engine.TimerUserIdleClose, engine.TimerHoldExpiry)
+		if from != engine.StateQueued {
+			a.arm(ctx, engine.TimerQueueTimeout, now.Add(t.QueueTimeout.D()))
+		}
+	case engine.StateAssigned:
+		a.disarm(ctx, engine.TimerQueueTimeout, engine.TimerHoldExpiry)
+		if from == engine.StateOnHold {
+			a.armForLastMessage(ctx)
+			return
+		}
+		if a.lastOwnerSeen != a.conv.AgentID {
+			// A new owner: their first-response clock starts now.
+			a.lastOwnerSeen = a.conv.AgentID
+			a.disarm(ctx, engine.TimerFirstResponseAlert, engine.TimerNoReply, engine.TimerUserIdleWarn, engine.TimerUserIdleClose)
+			a.arm(ctx, engine.TimerFirstResponse, now.Add(t.FirstResponse.D()))
+		}
+	case engine.StateOnHold:
+		a.disarm(ctx, engine.TimerFirstResponse, engine.TimerFirstResponseAlert, engine.TimerNoReply,
+			engine.TimerUserIdleWarn, engine.TimerUserIdleClose, engine.TimerQueueTimeout)
+		a.arm(ctx, engine.TimerHoldExpiry, now.Add(t.HoldExpiry.D()))
+	default:
+		a.lastOwnerSeen = ""
+		a.disarm(ctx, allTimers...)
+	}
+}
+
+// armForLastMessage sets the reply timers after a hold: the agent owes an
+// answer if the customer spoke last, otherwise the customer is waited for.
+func (a *conversationActor) armForLastMessage(ctx actor.Context) {
+	t, now := a.settings.Timers, a.d.Clock.Now()
+	for i := len(a.recent) - 1; i >= 0; i-- {
+		switch a.recent[i].From.Role {
+		case engine.RoleUser:
+			a.arm(ctx, engine.TimerNoReply, now.Add(t.NoReply.D()))
+			return
+		case engine.RoleAgent:
+			a.arm(ctx, engine.TimerUserIdleWarn, now.Add(t.UserIdleWarn.D()))
+			return
+		}
+	}
+}
+
+// armForMessage sets the reply timers after a stored message of an
+// assigned conversation.
+func (a *conversationActor) armForMessage(ctx actor.Context, m engine.Message) {
+	if a.conv.State != engine.StateAssigned {
+		return
+	}
+	t, now := a.settings.Timers, a.d.Clock.Now()
+	switch m.From.Role {
+	case engine.RoleAgent:
+		a.disarm(ctx, engine.TimerFirstResponse, engine.TimerFirstResponseAlert, engine.TimerNoReply, engine.TimerUserIdleClose)
+		a.arm(ctx, engine.TimerUserIdleWarn, now.Add(t.UserIdleWarn.D()))
+	case engine.RoleUser:
+		a.disarm(ctx, engine.TimerUserIdleWarn, engine.TimerUserIdleClose)
+		_, waitingFirst := a.timers[engine.TimerFirstResponse]
+		_, alerted := a.timers[engine.TimerFirstResponseAlert]
+		if _, armed := a.timers[engine.TimerNoReply]; !armed && !waitingFirst && !alerted {
+			a.arm(ctx, engine.TimerNoReply, now.Add(t.NoReply.D()))
+		}
+	}
+}
+
+// fire runs a timer the scheduler found due.
+func (a *conversationActor) fire(ctx actor.Context, m *actorpb.FireTimer) {
+	kind := engine.TimerKind(m.Kind)
+	due, ok := a.timers[kind]
+	if !ok {
+		// Not armed here: a row left by a write that failed before its
+		// delete. Remove it so the scheduler stops finding it.
+		a.timerOps = append(a.timerOps, timerOp{timer: engine.Timer{Tenant: a.tenant, Conv: a.id, Kind: kind}})
+		a.writeTimers(ctx)
+		return
+	}
+	now := a.d.Clock.Now()
+	if due.UnixMilli() != m.DueMs || due.After(now) {
+		return // re-armed since: this firing is stale
+	}
+	a.disarm(ctx, kind)
+	t := a.settings.Timers
+	agent := a.conv.AgentID
+	minutes := func(d engine.Duration) string { return fmt.Sprintf("%.0f", d.D().Minutes()) }
+	switch kind {
+	case engine.TimerFirstResponse:
+		a.notifyAgent(ctx, agent, "sla_warning", "客户还在等待您的第一条回复")
+		a.transition(ctx, change{to: a.conv.State, by: systemParty, ev: engine.EventSLAWarned, reason: string(kind), evAgent: agent})
+		a.arm(ctx, engine.TimerFirstResponseAlert, now.Add(t.FirstResponseAlert.D()))
+	case engine.TimerFirstResponseAlert:
+		a.alertSupervisors(ctx, "sla_breached", "客服超时未回复")
+		a.transition(ctx, change{to: a.conv.State, by: systemParty, ev: engine.EventSLABreached, reason: string(kind), evAgent: agent})
+		if t.RequeueOnSLA && a.conv.State == engine.StateAssigned {
+			a.lastAgent = ""
+			a.transition(ctx, change{to: engine.StateQueued, by: systemParty, ev: engine.EventRequeued, reason: "sla_breached", group: a.conv.Group, priority: a.conv.Priority})
+		}
+	case engine.TimerNoReply:
+		a.notifyAgent(ctx, agent, "no_reply", "客户的消息还没有回复")
+		a.transition(ctx, change{to: a.conv.State, by: systemParty, ev: engine.EventNoReply, reason: string(kind), evAgent: agent})
+	case engine.TimerUserIdleWarn:
+		a.systemMessage(ctx, "sys idle "+itoa(m.DueMs), "您已经有一段时间没有回复了，会话将在 "+minutes(t.UserIdleClose)+" 分钟后自动结束。")
+		a.transition(ctx, change{to: a.conv.State, by: systemParty, ev: engine.EventIdleWarned, reason: string(kind)})
+		a.arm(ctx, engine.TimerUserIdleClose, now.Add(t.UserIdleClose.D()))
+	case engine.TimerUserIdleClose:
+		a.systemMessage(ctx, "sys closed "+itoa(m.DueMs), "由于长时间没有回复，本次会话已结束。如需帮助，请再次发送消息。")
+		a.transition(ctx, change{to: engine.StateClosed, by: systemParty, ev: engine.EventClosed, reason: "user_idle"})
+	case engine.TimerQueueTimeout:
+		a.systemMessage(ctx, "sys queue "+itoa(m.DueMs), "当前排队人数较多。您可以直接留言，客服会尽快回复您。")
+		a.transition(ctx, change{to: a.conv.State, by: systemParty, ev: engine.EventQueueTimeout, reason: string(kind), group: a.conv.Group, priority: a.conv.Priority})
+	case engine.TimerHoldExpiry:
+		a.notifyAgent(ctx, agent, "hold_expired", "保持的会话已恢复")
+		a.transition(ctx, change{to: engine.StateAssigned, by: systemParty, ev: engine.EventUnheld, reason: "hold_expired"})
+	}
+}

@@ -1,0 +1,223 @@
+package edge
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/kefu-dev/kefu/actors"
+	"github.com/kefu-dev/kefu/actors/actorpb"
+	"github.com/kefu-dev/kefu/auth"
+	"github.com/kefu-dev/kefu/engine"
+)
+
+// The human-takeover API: lifecycle operations, notes and events of a
+// conversation; queues; and the tenant's routing configuration (settings,
+// skill groups, agents, staff accounts, customer profiles). The actors
+// check roles; this layer checks shapes.
+
+func (s *Server) takeoverRoutes(v1 fiber.Router) {
+	staff := []fiber.Handler{s.checkOrigin, s.requireToken(auth.AudienceStaff)}
+	with := func(h fiber.Handler) []fiber.Handler { return append(slices.Clone(staff), h) }
+
+	v1.Get("/conversations/:id/notes", with(s.listNotes)...)
+	v1.Post("/conversations/:id/notes", with(s.addNote)...)
+	v1.Get("/conversations/:id/events", with(s.listEvents)...)
+	v1.Post("/conversations/:id/:op", s.requireAnyToken, s.convOp)
+
+	v1.Get("/queues/:group", with(s.queue)...)
+	v1.Get("/settings", with(s.config(actors.ConfigSettings, actors.ConfigGet))...)
+	v1.Put("/settings", with(s.config(actors.ConfigSettings, actors.ConfigPut))...)
+	v1.Get("/groups", with(s.config(actors.ConfigGroup, actors.ConfigList))...)
+	v1.Put("/groups/:id", with(s.config(actors.ConfigGroup, actors.ConfigPut))...)
+	v1.Delete("/groups/:id", with(s.config(actors.ConfigGroup, actors.ConfigDelete))...)
+	v1.Get("/agents", with(s.agents)...)
+	v1.Get("/agents/:id", with(s.agents)...)
+	v1.Put("/agents/:id", with(s.config(actors.ConfigAgent, actors.ConfigPut))...)
+	v1.Post("/staff", with(s.config(actors.ConfigStaff, actors.ConfigPut))...)
+	v1.Get("/customers/:id", with(s.config(actors.ConfigCustomer, actors.ConfigGet))...)
+	v1.Put("/customers/:id", with(s.config(actors.ConfigCustomer, actors.ConfigPut))...)
+	v1.Post("/customers/:id/tags", with(s.config(actors.ConfigCustomer, actors.ConfigTag))...)
+}
+
+// convParam returns the :id parameter if it is a valid id.
+func convParam(c *fiber.Ctx) (string, error) {
+	id := c.Params("id")
+	if !engine.ValidID(id) {
+		return "", engine.NewError(engine.CodeInvalidField, "id is not a valid id")
+	}
+	return id, nil
+}
+
+type opRequest struct {
+	AgentID string `json:"agent_id"`
+	Group   string `json:"group"`
+	Note    string `json:"note"`
+	Reason  string `json:"reason"`
+}
+
+var restOps = []string{actors.OpAccept, actors.OpTransfer, actors.OpInvite, actors.OpHold, actors.OpUnhold, actors.OpClose, actors.OpReopen}
+
+// convOp runs POST /v1/conversations/:id/{accept,transfer,invite,hold,unhold,close,reopen}.
+func (s *Server) convOp(c *fiber.Ctx) error {
+	conv, err := convParam(c)
+	if err != nil {
+		return apiError(c, err)
+	}
+	op := c.Params("op")
+	if !slices.Contains(restOps, op) {
+		return apiError(c, engine.NewError(engine.CodeNotFound, "no such operation"))
+	}
+	var req opRequest
+	if len(c.Body()) > 0 {
+		if err := decodeJSON(c, &req); err != nil {
+			return apiError(c, err)
+		}
+	}
+	f := engine.ClientFrame{Type: op, Conv: conv, AgentID: req.AgentID, Group: req.Group, Note: req.Note, Reason: req.Reason}
+	if err := f.Validate(); err != nil {
+		return apiError(c, err)
+	}
+	got, err := s.cfg.Client.Op(c.UserContext(), callerFrom(c), conv, &actorpb.ConvOp{Op: op, AgentId: req.AgentID, Group: req.Group, Note: req.Note, Reason: req.Reason})
+	if err != nil {
+		return apiError(c, err)
+	}
+	return c.JSON(got)
+}
+
+func (s *Server) listNotes(c *fiber.Ctx) error {
+	conv, err := convParam(c)
+	if err != nil {
+		return apiError(c, err)
+	}
+	notes, err := s.cfg.Client.Notes(c.UserContext(), callerFrom(c), conv)
+	if err != nil {
+		return apiError(c, err)
+	}
+	if notes == nil {
+		notes = []engine.Note{}
+	}
+	return c.JSON(fiber.Map{"notes": notes})
+}
+
+func (s *Server) addNote(c *fiber.Ctx) error {
+	conv, err := convParam(c)
+	if err != nil {
+		return apiError(c, err)
+	}
+	var req struct {
+		Text string `json:"text"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		return apiError(c, err)
+	}
+	f := engine.ClientFrame{Type: engine.FrameNote, Conv: conv, Text: req.Text}
+	if err := f.Validate(); err != nil {
+		return apiError(c, err)
+	}
+	n, err := s.cfg.Client.AddNote(c.UserContext(), callerFrom(c), conv, req.Text)
+	if err != nil {
+		return apiError(c, err)
+	}
+	return c.Status(http.StatusCreated).JSON(n)
+}
+
+func (s *Server) listEvents(c *fiber.Ctx) error {
+	conv, err := convParam(c)
+	if err != nil {
+		return apiError(c, err)
+	}
+	raw, err := s.cfg.Client.Events(c.UserContext(), callerFrom(c), conv)
+	if err != nil {
+		return apiError(c, err)
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(append(append([]byte(`{"events":`), raw...), '}'))
+}
+
+func (s *Server) queue(c *fiber.Ctx) error {
+	group := c.Params("group")
+	if !engine.ValidID(group) {
+		return apiError(c, engine.NewError(engine.CodeInvalidField, "group is not a valid id"))
+	}
+	raw, err := s.cfg.Client.Queue(c.UserContext(), callerFrom(c), group)
+	if err != nil {
+		return apiError(c, err)
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(raw)
+}
+
+// config forwards a configuration request; the body must be a JSON object.
+func (s *Server) config(kind, op string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id := c.Params("id")
+		if id != "" && !engine.ValidID(id) {
+			return apiError(c, engine.NewError(engine.CodeInvalidField, "id is not a valid id"))
+		}
+		var body []byte
+		if op != actors.ConfigGet && op != actors.ConfigList && op != actors.ConfigDelete {
+			var obj map[string]json.RawMessage
+			if err := json.Unmarshal(c.Body(), &obj); err != nil || obj == nil {
+				return apiError(c, engine.NewError(engine.CodeBadFrame, "the body must be a JSON object of the documented shape"))
+			}
+			body = c.Body()
+		}
+		raw, err := s.cfg.Client.Config(c.UserContext(), callerFrom(c), kind, op, id, body)
+		if err != nil {
+			return apiError(c, err)
+		}
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Send(raw)
+	}
+}
+
+// agentEntry is an agent with their profile and live state.
+type agentEntry struct {
+	actors.AgentInfo
+	Presence string   `json:"presence"`
+	Load     int      `json:"load"`
+	Convs    []string `json:"convs"`
+}
+
+// agents lists staff with profiles and live presence and load (GET
+// /v1/agents), or one of them (GET /v1/agents/:id).
+func (s *Server) agents(c *fiber.Ctx) error {
+	id := c.Params("id")
+	op := actors.ConfigList
+	if id != "" {
+		op = actors.ConfigGet
+	}
+	caller := callerFrom(c)
+	raw, err := s.cfg.Client.Config(c.UserContext(), caller, actors.ConfigAgent, op, id, nil)
+	if err != nil {
+		return apiError(c, err)
+	}
+	var infos []actors.AgentInfo
+	if id != "" {
+		var one actors.AgentInfo
+		err = json.Unmarshal(raw, &one)
+		infos = []actors.AgentInfo{one}
+	} else {
+		err = json.Unmarshal(raw, &infos)
+	}
+	if err != nil {
+		return apiError(c, err)
+	}
+	out := make([]agentEntry, len(infos))
+	for i, info := range infos {
+		out[i] = agentEntry{AgentInfo: info, Presence: actors.PresenceOffline, Convs: []string{}}
+		if st, err := s.cfg.Client.AgentStatus(c.UserContext(), caller.Tenant, info.Staff.ID); err == nil {
+			out[i].Presence, out[i].Load = st.Presence, int(st.Load)
+			if st.Convs != nil {
+				out[i].Convs = st.Convs
+			}
+		}
+	}
+	if id != "" {
+		return c.JSON(out[0])
+	}
+	return c.JSON(fiber.Map{"agents": out})
+}
