@@ -187,7 +187,7 @@ func (c Config) Validate() error {
 		"ws.hello_timeout": c.WS.HelloTimeout, "ws.write_timeout": c.WS.WriteTimeout, "store.timeout": c.Store.StoreTimeout,
 		"cluster.request_timeout": c.Cluster.RequestTimeout, "conversation.idle_timeout": c.Conversation.IdleTimeout,
 		"conversation.timer_interval": c.Conversation.TimerInterval,
-		"auth.staff_token_ttl": c.Auth.StaffTokenTTL, "auth.visitor_token_ttl": c.Auth.VisitorTokenTTL,
+		"auth.staff_token_ttl":        c.Auth.StaffTokenTTL, "auth.visitor_token_ttl": c.Auth.VisitorTokenTTL,
 	}
 	for _, name := range sortedKeys(positive) {
 		if positive[name] <= 0 {

@@ -90,7 +90,9 @@ func startServerClock(t testing.TB, cfg config.Config, clock engine.Clock) *test
 	s := &testServer{dir: cfg.DataDir, cancel: cancel, done: make(chan error, 1), clock: clock}
 	ready := make(chan string, 1)
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	go func() { s.done <- serve(ctx, cfg, logger, io.Discard, serveHooks{onReady: func(addr string) { ready <- addr }, clock: s.clock}) }()
+	go func() {
+		s.done <- serve(ctx, cfg, logger, io.Discard, serveHooks{onReady: func(addr string) { ready <- addr }, clock: s.clock})
+	}()
 	select {
 	case s.addr = <-ready:
 	case err := <-s.done:
@@ -239,7 +241,24 @@ type frame struct {
 	By          engine.Party     `json:"by"`
 	From        engine.Party     `json:"from"`
 	You         engine.Party     `json:"you"`
-	Raw         string           `json:"-"`
+	// Human takeover frames.
+	State     engine.ConvState `json:"state"`
+	AgentID   string           `json:"agent_id"`
+	Reason    string           `json:"reason"`
+	Group     string           `json:"group"`
+	Invited   []string         `json:"invited"`
+	Op        string           `json:"op"`
+	Kind      string           `json:"kind"`
+	Text      string           `json:"text"`
+	Position  int              `json:"position"`
+	EtaMs     int64            `json:"eta_ms"`
+	Available bool             `json:"available"`
+	Presence  string           `json:"presence"`
+	Capacity  int              `json:"capacity"`
+	Load      int              `json:"load"`
+	Convs     []string         `json:"convs"`
+	Note      *engine.Note     `json:"note"`
+	Raw       string           `json:"-"`
 }
 
 // wsClient is a real WebSocket client with a reader goroutine that queues
