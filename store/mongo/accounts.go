@@ -91,23 +91,61 @@ func (s *Store) CreateStaff(ctx context.Context, st engine.Staff) error {
 
 // StaffByUsername returns a staff account of the tenant (engine.ErrNotFound).
 func (s *Store) StaffByUsername(ctx context.Context, tenant, username string) (engine.Staff, error) {
+	// staff_by_username.
+	return s.oneStaff(ctx, bson.D{{Key: "tenant", Value: tenant}, {Key: "username", Value: username}}, tenant+"/"+username)
+}
+
+// StaffByID returns a staff account of the tenant (engine.ErrNotFound).
+func (s *Store) StaffByID(ctx context.Context, tenant, id string) (engine.Staff, error) {
+	// staff_by_id.
+	return s.oneStaff(ctx, bson.D{{Key: "tenant", Value: tenant}, {Key: "id", Value: id}}, tenant+"/"+id)
+}
+
+func (s *Store) oneStaff(ctx context.Context, filter bson.D, what string) (engine.Staff, error) {
 	if err := s.enter(); err != nil {
 		return engine.Staff{}, err
 	}
 	defer s.calls.Done()
-	// staff_by_username.
 	var d staffDoc
-	err := s.c.staff.FindOne(ctx, bson.D{{Key: "tenant", Value: tenant}, {Key: "username", Value: username}}).Decode(&d)
+	err := s.c.staff.FindOne(ctx, filter).Decode(&d)
 	switch {
 	case err == nil:
-		return engine.Staff{
-			Tenant: d.Tenant, ID: d.ID, Username: d.Username, DisplayName: d.DisplayName,
-			Role: engine.StaffRole(d.Role), PasswordHash: d.PasswordHash, CreatedAt: d.CreatedAt.UTC(),
-		}, nil
+		return d.staff(), nil
 	case errors.Is(err, mongo.ErrNoDocuments):
-		return engine.Staff{}, fmt.Errorf("mongo: staff %s/%s: %w", tenant, username, engine.ErrNotFound)
+		return engine.Staff{}, fmt.Errorf("mongo: staff %s: %w", what, engine.ErrNotFound)
 	default:
-		return engine.Staff{}, fmt.Errorf("mongo: staff %s/%s: %w", tenant, username, err)
+		return engine.Staff{}, fmt.Errorf("mongo: staff %s: %w", what, err)
+	}
+}
+
+// ListStaff returns the tenant's staff accounts, by username; none for an
+// unknown tenant.
+func (s *Store) ListStaff(ctx context.Context, tenant string) ([]engine.Staff, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.calls.Done()
+	// staff_by_username.
+	cur, err := s.c.staff.Find(ctx, bson.D{{Key: "tenant", Value: tenant}},
+		options.Find().SetSort(bson.D{asc("tenant"), asc("username")}))
+	if err != nil {
+		return nil, fmt.Errorf("mongo: list staff of %s: %w", tenant, err)
+	}
+	var docs []staffDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("mongo: list staff of %s: %w", tenant, err)
+	}
+	out := make([]engine.Staff, len(docs))
+	for i := range docs {
+		out[i] = docs[i].staff()
+	}
+	return out, nil
+}
+
+func (d *staffDoc) staff() engine.Staff {
+	return engine.Staff{
+		Tenant: d.Tenant, ID: d.ID, Username: d.Username, DisplayName: d.DisplayName,
+		Role: engine.StaffRole(d.Role), PasswordHash: d.PasswordHash, CreatedAt: d.CreatedAt.UTC(),
 	}
 }
 

@@ -41,6 +41,7 @@ func (s *Store) CreateConversation(ctx context.Context, c engine.Conversation) e
 	}
 	_, err := s.c.conversations.InsertOne(ctx, conversationDoc{
 		Tenant: c.Tenant, ID: c.ID, UserID: c.UserID, State: string(c.State), AgentID: c.AgentID,
+		Invited: c.Invited, Group: c.Group, Priority: c.Priority, QueuedAt: c.QueuedAt,
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	})
 	if err == nil {
@@ -83,6 +84,7 @@ func (s *Store) Conversation(ctx context.Context, tenant, id string) (engine.Con
 func (d *conversationDoc) conversation() engine.Conversation {
 	return engine.Conversation{
 		Tenant: d.Tenant, ID: d.ID, UserID: d.UserID, State: engine.ConvState(d.State), AgentID: d.AgentID,
+		Invited: d.Invited, Group: d.Group, Priority: d.Priority, QueuedAt: d.QueuedAt.UTC(),
 		CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
 	}
 }
@@ -97,11 +99,17 @@ func (s *Store) ListConversations(ctx context.Context, tenant string, q engine.C
 		return nil, err
 	}
 	defer s.calls.Done()
-	// conversations_by_created, _by_user or _by_state, whose keys end in
-	// the sort order.
+	// conversations_by_created, _by_user, _by_agent(_state),
+	// _by_group(_state) or _by_state, whose keys end in the sort order.
 	filter := bson.D{{Key: "tenant", Value: tenant}}
 	if q.UserID != "" {
 		filter = append(filter, bson.E{Key: "user_id", Value: q.UserID})
+	}
+	if q.AgentID != "" {
+		filter = append(filter, bson.E{Key: "agent_id", Value: q.AgentID})
+	}
+	if q.Group != "" {
+		filter = append(filter, bson.E{Key: "group_id", Value: q.Group})
 	}
 	if q.State != "" {
 		filter = append(filter, bson.E{Key: "state", Value: string(q.State)})

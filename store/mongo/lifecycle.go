@@ -23,11 +23,16 @@ type eventDoc struct {
 	ByRole string        `bson:"by_role"`
 	ByID   string        `bson:"by_id"`
 	Reason string        `bson:"reason"`
-	At     time.Time     `bson:"at"`
+	// Absent when empty, as in the events written before they existed.
+	Agent string    `bson:"agent_id,omitempty"`
+	Group string    `bson:"group_id,omitempty"`
+	Note  string    `bson:"note,omitempty"`
+	At    time.Time `bson:"at"`
 }
 
-// UpdateConversation records ev, then stores c's state, agent and
-// UpdatedAt. Without transactions these are two writes: the event goes
+// UpdateConversation records ev, then stores c's mutable fields (state,
+// agent, invited, group, priority, queued at, UpdatedAt). Without
+// transactions these are two writes: the event goes
 // first, so a crash between them leaves the event (what reports read) and
 // an older header, which the conversation's next change overwrites.
 func (s *Store) UpdateConversation(ctx context.Context, c engine.Conversation, ev engine.ConvEvent) error {
@@ -51,15 +56,13 @@ func (s *Store) UpdateConversation(ctx context.Context, c engine.Conversation, e
 	}
 	_, err := s.c.events.InsertOne(ctx, eventDoc{
 		ID: bson.NewObjectID(), Tenant: c.Tenant, Conv: c.ID, Type: string(ev.Type), From: string(ev.From), To: string(ev.To),
-		ByRole: string(ev.By.Role), ByID: ev.By.ID, Reason: ev.Reason, At: ev.At,
+		ByRole: string(ev.By.Role), ByID: ev.By.ID, Reason: ev.Reason, Agent: ev.Agent, Group: ev.Group, Note: ev.Note, At: ev.At,
 	})
 	if err != nil {
 		return fmt.Errorf("mongo: record event of %s: %w", what, err)
 	}
 	// conversations_by_id.
-	res, err := s.c.conversations.UpdateOne(ctx, convFilter(c.Tenant, c.ID), bson.D{{Key: "$set", Value: bson.D{
-		{Key: "state", Value: string(c.State)}, {Key: "agent_id", Value: c.AgentID}, {Key: "updated_at", Value: c.UpdatedAt},
-	}}})
+	res, err := s.c.conversations.UpdateOne(ctx, convFilter(c.Tenant, c.ID), conversationUpdate(c))
 	if err != nil {
 		return fmt.Errorf("mongo: update conversation %s: %w", what, err)
 	}
@@ -67,6 +70,31 @@ func (s *Store) UpdateConversation(ctx context.Context, c engine.Conversation, e
 		return fmt.Errorf("mongo: update conversation %s: %w", what, engine.ErrNotFound)
 	}
 	return nil
+}
+
+// conversationUpdate sets c's mutable fields. No invitees and no queue
+// time are absent fields, as CreateConversation writes them.
+func conversationUpdate(c engine.Conversation) bson.D {
+	set := bson.D{
+		{Key: "state", Value: string(c.State)}, {Key: "agent_id", Value: c.AgentID},
+		{Key: "group_id", Value: c.Group}, {Key: "priority", Value: c.Priority}, {Key: "updated_at", Value: c.UpdatedAt},
+	}
+	var unset bson.D
+	if len(c.Invited) > 0 {
+		set = append(set, bson.E{Key: "invited", Value: c.Invited})
+	} else {
+		unset = append(unset, bson.E{Key: "invited", Value: ""})
+	}
+	if !c.QueuedAt.IsZero() {
+		set = append(set, bson.E{Key: "queued_at", Value: c.QueuedAt})
+	} else {
+		unset = append(unset, bson.E{Key: "queued_at", Value: ""})
+	}
+	update := bson.D{{Key: "$set", Value: set}}
+	if len(unset) > 0 {
+		update = append(update, bson.E{Key: "$unset", Value: unset})
+	}
+	return update
 }
 
 // Events returns the conversation's lifecycle events, oldest first; none
@@ -88,7 +116,8 @@ func (s *Store) Events(ctx context.Context, tenant, conv string) ([]engine.ConvE
 	out := make([]engine.ConvEvent, len(docs))
 	for i, d := range docs {
 		out[i] = engine.ConvEvent{Tenant: tenant, Conv: conv, Type: engine.EventType(d.Type), From: engine.ConvState(d.From),
-			To: engine.ConvState(d.To), By: engine.Party{Role: engine.Role(d.ByRole), ID: d.ByID}, Reason: d.Reason, At: d.At.UTC()}
+			To: engine.ConvState(d.To), By: engine.Party{Role: engine.Role(d.ByRole), ID: d.ByID}, Reason: d.Reason,
+			Agent: d.Agent, Group: d.Group, Note: d.Note, At: d.At.UTC()}
 	}
 	return out, nil
 }

@@ -34,11 +34,17 @@ type staffDoc struct {
 }
 
 type conversationDoc struct {
-	Tenant    string    `bson:"tenant"`
-	ID        string    `bson:"id"`
-	UserID    string    `bson:"user_id"`
-	State     string    `bson:"state"`
-	AgentID   string    `bson:"agent_id,omitempty"`
+	Tenant  string `bson:"tenant"`
+	ID      string `bson:"id"`
+	UserID  string `bson:"user_id"`
+	State   string `bson:"state"`
+	AgentID string `bson:"agent_id,omitempty"`
+	// Absent when empty, as in the documents written before they existed,
+	// which thus read as zero values.
+	Invited   []string  `bson:"invited,omitempty"`
+	Group     string    `bson:"group_id,omitempty"`
+	Priority  int       `bson:"priority,omitempty"`
+	QueuedAt  time.Time `bson:"queued_at,omitempty"`
 	CreatedAt time.Time `bson:"created_at"`
 	UpdatedAt time.Time `bson:"updated_at"`
 }
@@ -109,11 +115,21 @@ var indexes = []index{
 		bson.D{asc("tenant"), asc("user_id"), desc("created_at"), desc("id")}, false},
 	{"conversations", "conversations_by_state",
 		bson.D{asc("tenant"), asc("state"), desc("created_at"), desc("id")}, false},
+	// ListConversations by owner or by group, with or without a state (an
+	// agent's open conversations, a group's queue).
+	{"conversations", "conversations_by_agent",
+		bson.D{asc("tenant"), asc("agent_id"), desc("created_at"), desc("id")}, false},
+	{"conversations", "conversations_by_agent_state",
+		bson.D{asc("tenant"), asc("agent_id"), asc("state"), desc("created_at"), desc("id")}, false},
+	{"conversations", "conversations_by_group",
+		bson.D{asc("tenant"), asc("group_id"), desc("created_at"), desc("id")}, false},
+	{"conversations", "conversations_by_group_state",
+		bson.D{asc("tenant"), asc("group_id"), asc("state"), desc("created_at"), desc("id")}, false},
 	// SetReadPointer and ReadPointers: a participant's values, highest
 	// first.
 	{"read_pointers", "read_pointers_by_party",
 		bson.D{asc("tenant"), asc("conv"), asc("role"), asc("party_id"), desc("seq")}, true},
-	// CreateStaff's uniqueness; StaffByUsername.
+	// CreateStaff's uniqueness; StaffByID; StaffByUsername and ListStaff.
 	{"staff", "staff_by_id",
 		bson.D{asc("tenant"), asc("id")}, true},
 	{"staff", "staff_by_username",
@@ -125,6 +141,26 @@ var indexes = []index{
 	// FAQEntries, by id; PutFAQ's and DeleteFAQ's key.
 	{"faq_entries", "faq_entries_by_id",
 		bson.D{asc("tenant"), asc("id")}, true},
+	// The JSON documents' keys: one lookup, or the tenant's by id.
+	{"agent_profiles", "agent_profiles_by_id",
+		bson.D{asc("tenant"), asc("id")}, true},
+	{"skill_groups", "skill_groups_by_id",
+		bson.D{asc("tenant"), asc("id")}, true},
+	{"tenant_settings", "tenant_settings_by_tenant",
+		bson.D{asc("tenant")}, true},
+	{"customers", "customers_by_id",
+		bson.D{asc("tenant"), asc("id")}, true},
+	// AddNote's uniqueness; Notes, oldest first.
+	{"notes", "notes_by_id",
+		bson.D{asc("tenant"), asc("conv"), asc("id")}, true},
+	{"notes", "notes_by_time",
+		bson.D{asc("tenant"), asc("conv"), asc("created_at"), asc("id")}, false},
+	// One timer of each kind per conversation; PutTimer, DeleteTimer and
+	// Timers. DueTimers reads every tenant's earliest, by due_at first.
+	{"timers", "timers_by_kind",
+		bson.D{asc("tenant"), asc("conv"), asc("kind")}, true},
+	{"timers", "timers_by_due",
+		bson.D{asc("due_at"), asc("tenant"), asc("conv"), asc("kind")}, false},
 }
 
 // ensureIndexes creates every index of indexes that is missing. Creating

@@ -91,6 +91,7 @@ var _ engine.Store = (*Store)(nil)
 type collections struct {
 	tenants, staff, conversations, messages, readPointers, settings *mongo.Collection
 	events, faq                                                     *mongo.Collection
+	profiles, groups, tenantSettings, customers, notes, timers      *mongo.Collection
 }
 
 // testHooks let tests choose paths Open would otherwise pick from the
@@ -165,6 +166,9 @@ func open(ctx context.Context, cfg Config, hooks testHooks) (_ *Store, err error
 			conversations: db.Collection("conversations"), messages: db.Collection("messages"),
 			readPointers: db.Collection("read_pointers"), settings: db.Collection("settings"),
 			events: db.Collection("conv_events"), faq: db.Collection("faq_entries"),
+			profiles: db.Collection("agent_profiles"), groups: db.Collection("skill_groups"),
+			tenantSettings: db.Collection("tenant_settings"), customers: db.Collection("customers"),
+			notes: db.Collection("notes"), timers: db.Collection("timers"),
 		},
 		metrics: m, known: newKnownSet(knownConversations),
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
@@ -205,6 +206,54 @@ func TestReopen(t *testing.T) {
 	appendAll(t, s2, msgs("t1", "c1", 4, 4))
 	if got := counterValue(t, s2, storemetrics.OpAppend); got != 2 {
 		t.Fatalf("ops_total{op=append} across reopens = %v, want 2", got)
+	}
+}
+
+// TestOldDocuments: a conversation and an event written before the routing
+// fields existed read back with zero values, and the clearing update
+// leaves no empty invitees or zero queue time behind.
+func TestOldDocuments(t *testing.T) {
+	s := openTest(t, Config{}, testHooks{})
+	ctx := context.Background()
+	seed(t, s, "t1")
+	created := storetest.Epoch
+	_, err := s.c.conversations.InsertOne(ctx, bson.D{
+		{Key: "tenant", Value: "t1"}, {Key: "id", Value: "c1"}, {Key: "user_id", Value: "u1"},
+		{Key: "state", Value: "ASSIGNED"}, {Key: "agent_id", Value: "a1"},
+		{Key: "created_at", Value: created}, {Key: "updated_at", Value: created},
+	})
+	mustOK(t, "insert old conversation", err)
+	_, err = s.c.events.InsertOne(ctx, bson.D{
+		{Key: "_id", Value: bson.NewObjectID()}, {Key: "tenant", Value: "t1"}, {Key: "conv", Value: "c1"},
+		{Key: "type", Value: "taken_over"}, {Key: "from", Value: "QUEUED"}, {Key: "to", Value: "ASSIGNED"},
+		{Key: "by_role", Value: "agent"}, {Key: "by_id", Value: "a1"}, {Key: "reason", Value: ""}, {Key: "at", Value: created},
+	})
+	mustOK(t, "insert old event", err)
+
+	got, err := s.Conversation(ctx, "t1", "c1")
+	mustOK(t, "conversation", err)
+	want := engine.Conversation{Tenant: "t1", ID: "c1", UserID: "u1", State: engine.StateAssigned, AgentID: "a1",
+		CreatedAt: created, UpdatedAt: created}
+	if !storetest.SameConversation(got, want) || got.Invited != nil {
+		t.Fatalf("old conversation = %+v, want %+v", got, want)
+	}
+	evs, err := s.Events(ctx, "t1", "c1")
+	mustOK(t, "events", err)
+	if len(evs) != 1 || evs[0].Agent != "" || evs[0].Group != "" || evs[0].Note != "" || evs[0].By.ID != "a1" {
+		t.Fatalf("old events = %+v", evs)
+	}
+
+	// Set, then clear, the fields stored only when not empty.
+	got.Invited, got.QueuedAt = []string{"a2"}, created
+	mustOK(t, "update", s.UpdateConversation(ctx, got, engine.ConvEvent{Type: engine.EventInvited}))
+	got.Invited, got.QueuedAt = []string{}, time.Time{}
+	mustOK(t, "update", s.UpdateConversation(ctx, got, engine.ConvEvent{Type: engine.EventRequeued}))
+	raw, err := s.c.conversations.FindOne(ctx, convFilter("t1", "c1")).Raw()
+	mustOK(t, "raw conversation", err)
+	for _, f := range []string{"invited", "queued_at"} {
+		if v, err := raw.LookupErr(f); err == nil {
+			t.Errorf("cleared %s is stored as %v, want the field absent", f, v)
+		}
 	}
 }
 

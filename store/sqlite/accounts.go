@@ -97,18 +97,60 @@ func (o *createStaffOp) apply(w *writer) error {
 
 // StaffByUsername returns a staff account of the tenant (engine.ErrNotFound).
 func (s *Store) StaffByUsername(ctx context.Context, tenant, username string) (engine.Staff, error) {
+	return s.oneStaff(ctx, s.rq.staffByUsername, tenant, username)
+}
+
+// StaffByID returns a staff account of the tenant (engine.ErrNotFound).
+func (s *Store) StaffByID(ctx context.Context, tenant, id string) (engine.Staff, error) {
+	return s.oneStaff(ctx, s.rq.staffByID, tenant, id)
+}
+
+// oneStaff runs a staff read keyed by tenant and key.
+func (s *Store) oneStaff(ctx context.Context, st *sql.Stmt, tenant, key string) (engine.Staff, error) {
 	if s.isClosed.Load() {
 		return engine.Staff{}, engine.ErrClosed
 	}
-	var st engine.Staff
-	var created int64
-	err := s.rq.staffByUsername.QueryRowContext(ctx, tenant, username).Scan(
-		&st.Tenant, &st.ID, &st.Username, &st.DisplayName, &st.Role, &st.PasswordHash, &created)
+	staff, err := scanStaff(st.QueryRowContext(ctx, tenant, key))
 	if errors.Is(err, sql.ErrNoRows) {
-		return engine.Staff{}, fmt.Errorf("sqlite: staff %s/%s: %w", tenant, username, engine.ErrNotFound)
+		return engine.Staff{}, fmt.Errorf("sqlite: staff %s/%s: %w", tenant, key, engine.ErrNotFound)
 	}
 	if err != nil {
 		return engine.Staff{}, s.readErr("staff", err)
+	}
+	return staff, nil
+}
+
+// ListStaff returns the tenant's staff accounts, by username; none for an
+// unknown tenant.
+func (s *Store) ListStaff(ctx context.Context, tenant string) ([]engine.Staff, error) {
+	if s.isClosed.Load() {
+		return nil, engine.ErrClosed
+	}
+	rows, err := s.rq.listStaff.QueryContext(ctx, tenant)
+	if err != nil {
+		return nil, s.readErr("list staff", err)
+	}
+	defer rows.Close()
+	var out []engine.Staff
+	for rows.Next() {
+		st, err := scanStaff(rows)
+		if err != nil {
+			return nil, s.readErr("list staff", err)
+		}
+		out = append(out, st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.readErr("list staff", err)
+	}
+	return out, nil
+}
+
+// scanStaff scans staffColumns.
+func scanStaff(row interface{ Scan(...any) error }) (engine.Staff, error) {
+	var st engine.Staff
+	var created int64
+	if err := row.Scan(&st.Tenant, &st.ID, &st.Username, &st.DisplayName, &st.Role, &st.PasswordHash, &created); err != nil {
+		return engine.Staff{}, err
 	}
 	st.CreatedAt = timeOf(created)
 	return st, nil

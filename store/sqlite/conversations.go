@@ -3,8 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/kefu-dev/kefu/engine"
 	"github.com/kefu-dev/kefu/store/storemetrics"
@@ -41,9 +43,24 @@ func (s *Store) CreateConversation(ctx context.Context, c engine.Conversation) e
 
 func (o *createConversationOp) apply(w *writer) error {
 	c := o.c
-	_, err := w.st.insertConversation.ExecContext(bg,
-		c.Tenant, c.ID, c.UserID, string(c.State), c.AgentID, c.CreatedAt.UnixMilli(), c.UpdatedAt.UnixMilli())
+	_, err := w.st.insertConversation.ExecContext(bg, c.Tenant, c.ID, c.UserID, string(c.State), c.AgentID,
+		invitedJSON(c.Invited), c.Group, c.Priority, queuedAtMS(c.QueuedAt), c.CreatedAt.UnixMilli(), c.UpdatedAt.UnixMilli())
 	return createError("conversation "+c.Tenant+"/"+c.ID, "tenant "+c.Tenant, err)
+}
+
+// invitedJSON is the stored form of Conversation.Invited, a JSON array.
+func invitedJSON(ids []string) string {
+	b, _ := json.Marshal(nonNil(ids)) // a []string always encodes
+	return string(b)
+}
+
+// queuedAtMS is the stored form of Conversation.QueuedAt: NULL for the zero
+// time, which has no sensible millisecond count.
+func queuedAtMS(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMilli()
 }
 
 // createError maps the error of an INSERT of a new record named what whose
@@ -76,11 +93,25 @@ func (s *Store) Conversation(ctx context.Context, tenant, id string) (engine.Con
 	return c, nil
 }
 
+// scanConversation scans convColumns. A conversation nobody was invited to
+// has nil Invited.
 func scanConversation(row interface{ Scan(...any) error }) (engine.Conversation, error) {
 	var c engine.Conversation
+	var invited string
+	var queued sql.NullInt64
 	var created, updated int64
-	if err := row.Scan(&c.Tenant, &c.ID, &c.UserID, &c.State, &c.AgentID, &created, &updated); err != nil {
+	if err := row.Scan(&c.Tenant, &c.ID, &c.UserID, &c.State, &c.AgentID, &invited, &c.Group, &c.Priority, &queued,
+		&created, &updated); err != nil {
 		return engine.Conversation{}, err
+	}
+	if err := json.Unmarshal([]byte(invited), &c.Invited); err != nil {
+		return engine.Conversation{}, fmt.Errorf("conversation %s/%s invited: %w", c.Tenant, c.ID, err)
+	}
+	if len(c.Invited) == 0 {
+		c.Invited = nil
+	}
+	if queued.Valid {
+		c.QueuedAt = timeOf(queued.Int64)
 	}
 	c.CreatedAt, c.UpdatedAt = timeOf(created), timeOf(updated)
 	return c, nil
@@ -100,6 +131,14 @@ func (s *Store) ListConversations(ctx context.Context, tenant string, q engine.C
 	if q.UserID != "" {
 		f |= listByUser
 		args = append(args, q.UserID)
+	}
+	if q.AgentID != "" {
+		f |= listByAgent
+		args = append(args, q.AgentID)
+	}
+	if q.Group != "" {
+		f |= listByGroup
+		args = append(args, q.Group)
 	}
 	if q.State != "" {
 		f |= listByState

@@ -9,9 +9,9 @@
 // other message invariants: (tenant, conv, seq) gives one total order per
 // conversation and (tenant, conv, client_msg_id) makes a resend a
 // *engine.DuplicateError carrying the original seq. Foreign keys tie
-// messages and read pointers to their conversation and conversations and
-// staff to their tenant, so writing under an unknown parent is
-// engine.ErrNotFound. Every table is keyed by tenant first and every query
+// messages, read pointers, notes and timers to their conversation, and
+// conversations, staff and the other per-tenant records to their tenant, so
+// writing under an unknown parent is engine.ErrNotFound. Every table is keyed by tenant first and every query
 // filters by it.
 //
 // # Concurrency contract

@@ -16,8 +16,9 @@ type updateConversationOp struct {
 	ev engine.ConvEvent
 }
 
-// UpdateConversation stores c's state, agent and UpdatedAt and appends ev,
-// in one savepoint of the group commit: both land or neither.
+// UpdateConversation stores c's mutable fields (state, agent, invited,
+// group, priority, queued at, UpdatedAt) and appends ev, in one savepoint
+// of the group commit: both land or neither.
 func (s *Store) UpdateConversation(ctx context.Context, c engine.Conversation, ev engine.ConvEvent) error {
 	if c.Tenant == "" || c.ID == "" {
 		return errors.New("sqlite: update conversation: tenant and id are required")
@@ -37,7 +38,8 @@ func (s *Store) UpdateConversation(ctx context.Context, c engine.Conversation, e
 
 func (o *updateConversationOp) apply(w *writer) error {
 	c, ev := o.c, o.ev
-	res, err := w.st.updateConversation.ExecContext(bg, string(c.State), c.AgentID, c.UpdatedAt.UnixMilli(), c.Tenant, c.ID)
+	res, err := w.st.updateConversation.ExecContext(bg, string(c.State), c.AgentID, invitedJSON(c.Invited), c.Group,
+		c.Priority, queuedAtMS(c.QueuedAt), c.UpdatedAt.UnixMilli(), c.Tenant, c.ID)
 	if err != nil {
 		return fmt.Errorf("sqlite: update conversation %s/%s: %w", c.Tenant, c.ID, err)
 	}
@@ -45,7 +47,7 @@ func (o *updateConversationOp) apply(w *writer) error {
 		return fmt.Errorf("sqlite: update conversation %s/%s: %w", c.Tenant, c.ID, engine.ErrNotFound)
 	}
 	_, err = w.st.insertEvent.ExecContext(bg, c.Tenant, c.ID, string(ev.Type), string(ev.From), string(ev.To),
-		string(ev.By.Role), ev.By.ID, ev.Reason, ev.At.UnixMilli())
+		string(ev.By.Role), ev.By.ID, ev.Reason, ev.Agent, ev.Group, ev.Note, ev.At.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("sqlite: record event of %s/%s: %w", c.Tenant, c.ID, err)
 	}
@@ -67,7 +69,7 @@ func (s *Store) Events(ctx context.Context, tenant, conv string) ([]engine.ConvE
 	for rows.Next() {
 		ev := engine.ConvEvent{Tenant: tenant, Conv: conv}
 		var at int64
-		if err := rows.Scan(&ev.Type, &ev.From, &ev.To, &ev.By.Role, &ev.By.ID, &ev.Reason, &at); err != nil {
+		if err := rows.Scan(&ev.Type, &ev.From, &ev.To, &ev.By.Role, &ev.By.ID, &ev.Reason, &ev.Agent, &ev.Group, &ev.Note, &at); err != nil {
 			return nil, s.readErr("events", err)
 		}
 		ev.At = timeOf(at)

@@ -22,7 +22,8 @@ const (
 	sqlSeqByClientID = `SELECT seq, from_role, from_id, created_at FROM messages WHERE tenant = ? AND conv = ? AND client_msg_id = ?`
 
 	sqlInsertConversation = `INSERT INTO conversations
-	(tenant, id, user_id, state, agent_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	(tenant, id, user_id, state, agent_id, invited, group_id, priority, queued_at, created_at, updated_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// max() keeps the pointer from moving backwards even when two updates
 	// race: the writer applies them one after the other.
 	sqlUpsertReadPointer = `INSERT INTO read_pointers (tenant, conv, role, party_id, seq)
@@ -33,11 +34,12 @@ const (
 	sqlInsertStaff  = `INSERT INTO staff
 	(tenant, id, username, display_name, role, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	sqlInsertSettingIfAbsent = `INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`
-	sqlUpdateConversation    = `UPDATE conversations SET state = ?, agent_id = ?, updated_at = ? WHERE tenant = ? AND id = ?`
-	sqlInsertEvent           = `INSERT INTO conv_events
-	(tenant, conv, n, type, from_state, to_state, by_role, by_id, reason, at)
+	sqlUpdateConversation    = `UPDATE conversations SET state = ?, agent_id = ?, invited = ?, group_id = ?, priority = ?,
+	queued_at = ?, updated_at = ? WHERE tenant = ? AND id = ?`
+	sqlInsertEvent = `INSERT INTO conv_events
+	(tenant, conv, n, type, from_state, to_state, by_role, by_id, reason, agent_id, group_id, note, at)
 	VALUES (?1, ?2, coalesce((SELECT max(n) FROM conv_events WHERE tenant = ?1 AND conv = ?2), 0) + 1,
-		?3, ?4, ?5, ?6, ?7, ?8, ?9)`
+		?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)`
 	sqlUpsertFAQ = `INSERT INTO faq_entries
 	(tenant, id, category, question, similar, answer, tags, enabled, updated_at, version)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -46,6 +48,21 @@ const (
 		enabled = excluded.enabled, updated_at = excluded.updated_at, version = excluded.version`
 	sqlDeleteFAQ    = `DELETE FROM faq_entries WHERE tenant = ? AND id = ?`
 	sqlSettingValue = `SELECT value FROM settings WHERE key = ?`
+
+	sqlUpsertAgentProfile = `INSERT INTO agent_profiles (tenant, id, doc) VALUES (?, ?, ?)
+	ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc`
+	sqlUpsertGroup = `INSERT INTO skill_groups (tenant, id, doc) VALUES (?, ?, ?)
+	ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc`
+	sqlDeleteGroup          = `DELETE FROM skill_groups WHERE tenant = ? AND id = ?`
+	sqlUpsertTenantSettings = `INSERT INTO tenant_settings (tenant, doc) VALUES (?, ?)
+	ON CONFLICT (tenant) DO UPDATE SET doc = excluded.doc`
+	sqlUpsertCustomer = `INSERT INTO customers (tenant, id, doc) VALUES (?, ?, ?)
+	ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc`
+	sqlInsertNote = `INSERT INTO notes (tenant, conv, id, author_role, author_id, text, created_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?)`
+	sqlUpsertTimer = `INSERT INTO timers (tenant, conv, kind, due_at) VALUES (?, ?, ?, ?)
+	ON CONFLICT (tenant, conv, kind) DO UPDATE SET due_at = excluded.due_at`
+	sqlDeleteTimer = `DELETE FROM timers WHERE tenant = ? AND conv = ? AND kind = ?`
 )
 
 // Reads: prepared on the read pool.
@@ -74,7 +91,8 @@ const (
 	sqlMessageByClientID = `SELECT ` + msgColumns + `
 	FROM messages m WHERE m.tenant = ? AND m.conv = ? AND m.client_msg_id = ?`
 
-	convColumns     = `tenant, id, user_id, state, agent_id, created_at, updated_at`
+	convColumns = `tenant, id, user_id, state, agent_id, invited, group_id, priority, queued_at,
+	created_at, updated_at`
 	sqlConversation = `SELECT ` + convColumns + ` FROM conversations WHERE tenant = ? AND id = ?`
 
 	sqlReadPointers = `SELECT r.role, r.party_id, r.seq
@@ -87,41 +105,75 @@ const (
 	// Counting every tenant reads the whole (small) table by nature: the one
 	// query TestQueryPlans allows to scan.
 	sqlCountTenants    = `SELECT count(*) FROM tenants`
-	sqlStaffByUsername = `SELECT tenant, id, username, display_name, role, password_hash, created_at
-	FROM staff WHERE tenant = ? AND username = ?`
-	sqlEvents = `SELECT type, from_state, to_state, by_role, by_id, reason, at
+	staffColumns       = `tenant, id, username, display_name, role, password_hash, created_at`
+	sqlStaffByUsername = `SELECT ` + staffColumns + ` FROM staff WHERE tenant = ? AND username = ?`
+	sqlStaffByID       = `SELECT ` + staffColumns + ` FROM staff WHERE tenant = ? AND id = ?`
+	sqlListStaff       = `SELECT ` + staffColumns + ` FROM staff WHERE tenant = ? ORDER BY username`
+	sqlEvents          = `SELECT type, from_state, to_state, by_role, by_id, reason, agent_id, group_id, note, at
 	FROM conv_events WHERE tenant = ? AND conv = ? ORDER BY n`
 	sqlFAQEntries = `SELECT id, category, question, similar, answer, tags, enabled, updated_at, version
 	FROM faq_entries WHERE tenant = ? ORDER BY id`
+
+	sqlAgentProfile   = `SELECT doc FROM agent_profiles WHERE tenant = ? AND id = ?`
+	sqlAgentProfiles  = `SELECT doc FROM agent_profiles WHERE tenant = ? ORDER BY id`
+	sqlGroups         = `SELECT doc FROM skill_groups WHERE tenant = ? ORDER BY id`
+	sqlTenantSettings = `SELECT doc FROM tenant_settings WHERE tenant = ?`
+	sqlCustomer       = `SELECT doc FROM customers WHERE tenant = ? AND id = ?`
+	sqlNotes          = `SELECT id, author_role, author_id, text, created_at
+	FROM notes WHERE tenant = ? AND conv = ? ORDER BY created_at, id`
+	sqlTimers    = `SELECT kind, due_at FROM timers WHERE tenant = ? AND conv = ? ORDER BY kind`
+	sqlDueTimers = `SELECT tenant, conv, kind, due_at FROM timers WHERE due_at <= ?
+	ORDER BY due_at, tenant, conv, kind LIMIT ?`
 )
 
 // listFilter is a bit set of the optional ListConversations filters; each of
-// its 8 values has its own prepared statement.
+// its 32 values has its own prepared statement.
 type listFilter uint8
 
 const (
 	listByUser listFilter = 1 << iota
+	listByAgent
+	listByGroup
 	listByState
 	listBefore
 	numListFilters = 1 << iota
 )
 
 // listConversationsSQL builds the ListConversations statement for filter f.
-// Arguments: tenant, [user_id], [state], [before ms], limit.
+// Arguments: tenant, [user_id], [agent_id], [group_id], [state], [before
+// ms], limit.
+//
+// SQLite has no statistics to tell a selective filter from a broad one, so
+// the most selective filter given leads: a user has a handful of
+// conversations, an agent holds tens at a time, a group's queue or a state
+// may hold thousands. A unary + keeps the other filters from choosing an
+// index, except the state after an agent or a group, whose indexes include
+// it.
 func listConversationsSQL(f listFilter) string {
+	var lead listFilter
+	switch {
+	case f&listByUser != 0:
+		lead = listByUser
+	case f&listByAgent != 0:
+		lead = listByAgent
+	case f&listByGroup != 0:
+		lead = listByGroup
+	}
 	var b strings.Builder
 	b.WriteString(`SELECT ` + convColumns + ` FROM conversations WHERE tenant = ?`)
-	if f&listByUser != 0 {
-		b.WriteString(` AND user_id = ?`)
-	}
-	switch {
-	case f&listByState != 0 && f&listByUser != 0:
-		// A user has a handful of conversations, a state may hold
-		// thousands: the unary + keeps SQLite, which has no statistics to
-		// tell, from choosing conversations_by_state over by_user.
-		b.WriteString(` AND +state = ?`)
-	case f&listByState != 0:
-		b.WriteString(` AND state = ?`)
+	for _, t := range []struct {
+		bit    listFilter
+		column string
+	}{{listByUser, "user_id"}, {listByAgent, "agent_id"}, {listByGroup, "group_id"}, {listByState, "state"}} {
+		if f&t.bit == 0 {
+			continue
+		}
+		indexed := t.bit == lead || (t.bit == listByState && lead != listByUser)
+		b.WriteString(` AND `)
+		if !indexed {
+			b.WriteString(`+`)
+		}
+		b.WriteString(t.column + ` = ?`)
 	}
 	if f&listBefore != 0 {
 		b.WriteString(` AND created_at < ?`)

@@ -12,7 +12,9 @@ type readStmts struct {
 	messagesAfter, messagesRecent, lastSeq, messageByClientID *sql.Stmt
 	conversation, readPointers                                *sql.Stmt
 	tenant, countTenants, staffByUsername                     *sql.Stmt
-	events, faqEntries                                        *sql.Stmt
+	events, faqEntries, staffByID, listStaff                  *sql.Stmt
+	agentProfile, agentProfiles, groups, tenantSettings       *sql.Stmt
+	customer, notes, timers, dueTimers                        *sql.Stmt
 	list                                                      [numListFilters]*sql.Stmt
 }
 
@@ -28,6 +30,11 @@ func prepareReadStmts(ctx context.Context, db *sql.DB) (*readStmts, error) {
 		{&s.conversation, sqlConversation}, {&s.readPointers, sqlReadPointers},
 		{&s.tenant, sqlTenant}, {&s.countTenants, sqlCountTenants}, {&s.staffByUsername, sqlStaffByUsername},
 		{&s.events, sqlEvents}, {&s.faqEntries, sqlFAQEntries},
+		{&s.staffByID, sqlStaffByID}, {&s.listStaff, sqlListStaff},
+		{&s.agentProfile, sqlAgentProfile}, {&s.agentProfiles, sqlAgentProfiles},
+		{&s.groups, sqlGroups}, {&s.tenantSettings, sqlTenantSettings},
+		{&s.customer, sqlCustomer}, {&s.notes, sqlNotes},
+		{&s.timers, sqlTimers}, {&s.dueTimers, sqlDueTimers},
 	}
 	for f := range listFilter(numListFilters) {
 		list = append(list, prep{&s.list[f], listConversationsSQL(f)})
@@ -47,7 +54,9 @@ func (s *readStmts) close() {
 	all := []*sql.Stmt{
 		s.messagesAfter, s.messagesRecent, s.lastSeq, s.messageByClientID,
 		s.conversation, s.readPointers, s.tenant, s.countTenants, s.staffByUsername,
-		s.events, s.faqEntries,
+		s.events, s.faqEntries, s.staffByID, s.listStaff,
+		s.agentProfile, s.agentProfiles, s.groups, s.tenantSettings,
+		s.customer, s.notes, s.timers, s.dueTimers,
 	}
 	for _, st := range append(all, s.list[:]...) {
 		if st != nil {

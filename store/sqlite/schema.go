@@ -124,6 +124,80 @@ CREATE TABLE faq_entries (
 	PRIMARY KEY (tenant, id)
 ) STRICT, WITHOUT ROWID;
 `},
+	{3, "routing fields, event details, profiles, groups, tenant settings, customers, notes, timers", `
+-- invited is a JSON array of staff ids; queued_at is NULL while the
+-- conversation has never been queued. The defaults are what rows written
+-- before this step mean.
+ALTER TABLE conversations ADD COLUMN invited   TEXT    NOT NULL DEFAULT '[]';
+ALTER TABLE conversations ADD COLUMN group_id  TEXT    NOT NULL DEFAULT '';
+ALTER TABLE conversations ADD COLUMN priority  INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE conversations ADD COLUMN queued_at INTEGER;
+-- ListConversations by owner or by group, with or without a state (an
+-- agent's open conversations, a group's queue). As in step 1 each index
+-- ends in the sort order; without the state-less ones, a query without a
+-- state would sort the owner's or group's whole history.
+CREATE INDEX conversations_by_agent       ON conversations (tenant, agent_id, created_at DESC, id DESC);
+CREATE INDEX conversations_by_agent_state ON conversations (tenant, agent_id, state, created_at DESC, id DESC);
+CREATE INDEX conversations_by_group       ON conversations (tenant, group_id, created_at DESC, id DESC);
+CREATE INDEX conversations_by_group_state ON conversations (tenant, group_id, state, created_at DESC, id DESC);
+
+ALTER TABLE conv_events ADD COLUMN agent_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE conv_events ADD COLUMN group_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE conv_events ADD COLUMN note     TEXT NOT NULL DEFAULT '';
+
+-- Small records read and written whole: doc is the engine type as JSON.
+CREATE TABLE agent_profiles (
+	tenant TEXT NOT NULL REFERENCES tenants (id),
+	id     TEXT NOT NULL,
+	doc    TEXT NOT NULL,
+	PRIMARY KEY (tenant, id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE skill_groups (
+	tenant TEXT NOT NULL REFERENCES tenants (id),
+	id     TEXT NOT NULL,
+	doc    TEXT NOT NULL,
+	PRIMARY KEY (tenant, id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE tenant_settings (
+	tenant TEXT NOT NULL PRIMARY KEY REFERENCES tenants (id),
+	doc    TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE customers (
+	tenant TEXT NOT NULL REFERENCES tenants (id),
+	id     TEXT NOT NULL,
+	doc    TEXT NOT NULL,
+	PRIMARY KEY (tenant, id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE notes (
+	tenant      TEXT    NOT NULL,
+	conv        TEXT    NOT NULL,
+	id          TEXT    NOT NULL,
+	author_role TEXT    NOT NULL,
+	author_id   TEXT    NOT NULL,
+	text        TEXT    NOT NULL,
+	created_at  INTEGER NOT NULL,
+	PRIMARY KEY (tenant, conv, id),
+	FOREIGN KEY (tenant, conv) REFERENCES conversations (tenant, id)
+) STRICT, WITHOUT ROWID;
+-- Notes, oldest first.
+CREATE INDEX notes_by_time ON notes (tenant, conv, created_at, id);
+
+-- One timer of each kind per conversation. DueTimers reads every tenant's
+-- earliest timers, so its index starts with due_at.
+CREATE TABLE timers (
+	tenant TEXT    NOT NULL,
+	conv   TEXT    NOT NULL,
+	kind   TEXT    NOT NULL,
+	due_at INTEGER NOT NULL,
+	PRIMARY KEY (tenant, conv, kind),
+	FOREIGN KEY (tenant, conv) REFERENCES conversations (tenant, id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX timers_by_due ON timers (due_at, tenant, conv, kind);
+`},
 }
 
 const (

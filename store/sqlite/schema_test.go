@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/kefu-dev/kefu/engine"
+	"github.com/kefu-dev/kefu/store/storetest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -88,6 +90,51 @@ func TestNewerSchemaRefused(t *testing.T) {
 	}
 }
 
+// TestMigration3KeepsOldRows: a conversation and an event written under
+// schema version 2 read back after the upgrade with zero routing fields.
+func TestMigration3KeepsOldRows(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "kefu.db")
+	db := rawDB(t, path)
+	conn, err := db.Conn(ctx)
+	mustOK(t, "conn", err)
+	_, err = conn.ExecContext(ctx, sqlCreateMigrations)
+	mustOK(t, "schema_migrations", err)
+	for _, m := range migrations[:2] {
+		mustOK(t, "migrate", applyMigration(ctx, conn, m, storetest.Epoch))
+	}
+	for _, q := range []string{
+		`INSERT INTO tenants VALUES ('t1', 'T', 'wx', 0)`,
+		`INSERT INTO conversations (tenant, id, user_id, state, agent_id, created_at, updated_at)
+			VALUES ('t1', 'c1', 'u1', 'ASSIGNED', 'a1', 1000, 2000)`,
+		`INSERT INTO conv_events VALUES ('t1', 'c1', 1, 'taken_over', 'QUEUED', 'ASSIGNED', 'agent', 'a1', 'r', 2000)`,
+	} {
+		_, err := conn.ExecContext(ctx, q)
+		mustOK(t, q, err)
+	}
+	mustOK(t, "close conn", conn.Close())
+	mustOK(t, "close db", db.Close())
+
+	s := mustOpen(t, Config{Path: path})
+	got, err := s.Conversation(ctx, "t1", "c1")
+	mustOK(t, "conversation", err)
+	want := engine.Conversation{Tenant: "t1", ID: "c1", UserID: "u1", State: engine.StateAssigned, AgentID: "a1",
+		CreatedAt: timeOf(1000), UpdatedAt: timeOf(2000)}
+	if !storetest.SameConversation(got, want) || got.Invited != nil {
+		t.Fatalf("old conversation = %+v, want %+v", got, want)
+	}
+	evs, err := s.Events(ctx, "t1", "c1")
+	mustOK(t, "events", err)
+	if len(evs) != 1 || evs[0].Agent != "" || evs[0].Group != "" || evs[0].Note != "" || evs[0].By.ID != "a1" {
+		t.Fatalf("old events = %+v", evs)
+	}
+	// The old row is found by the new filters.
+	list, err := s.ListConversations(ctx, "t1", engine.ConversationQuery{AgentID: "a1", State: engine.StateAssigned})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("old conversation by agent and state: %+v, %v", list, err)
+	}
+}
+
 func TestOpenConfig(t *testing.T) {
 	if _, err := Open(context.Background(), Config{}); err == nil {
 		t.Fatal("Open without a path succeeded")
@@ -127,9 +174,9 @@ func TestQueryPlans(t *testing.T) {
 		"sqlSavepoint": nil, "sqlRelease": nil, "sqlRollbackToS": nil,
 		"sqlInsertMessage":         {"t", "c", 1, "m", "user", "u", "text", "{}", 0},
 		"sqlSeqByClientID":         {"t", "c", "m"},
-		"sqlInsertConversation":    {"t", "c", "u", "BOT", "", 0, 0},
-		"sqlUpdateConversation":    {"QUEUED", "", 0, "t", "c"},
-		"sqlInsertEvent":           {"t", "c", "escalated", "BOT", "QUEUED", "bot", "bot", "r", 0},
+		"sqlInsertConversation":    {"t", "c", "u", "BOT", "", "[]", "", 0, nil, 0, 0},
+		"sqlUpdateConversation":    {"QUEUED", "", "[]", "g", 1, 0, 0, "t", "c"},
+		"sqlInsertEvent":           {"t", "c", "escalated", "BOT", "QUEUED", "bot", "bot", "r", "", "g", "", 0},
 		"sqlUpsertFAQ":             {"t", "f", "c", "q", "[]", "a", "[]", 1, 0, 1},
 		"sqlDeleteFAQ":             {"t", "f"},
 		"sqlEvents":                {"t", "c"},
@@ -148,6 +195,24 @@ func TestQueryPlans(t *testing.T) {
 		"sqlTenant":                {"t"},
 		"sqlCountTenants":          nil,
 		"sqlStaffByUsername":       {"t", "u"},
+		"sqlStaffByID":             {"t", "s"},
+		"sqlListStaff":             {"t"},
+		"sqlUpsertAgentProfile":    {"t", "a", "{}"},
+		"sqlAgentProfile":          {"t", "a"},
+		"sqlAgentProfiles":         {"t"},
+		"sqlUpsertGroup":           {"t", "g", "{}"},
+		"sqlDeleteGroup":           {"t", "g"},
+		"sqlGroups":                {"t"},
+		"sqlUpsertTenantSettings":  {"t", "{}"},
+		"sqlTenantSettings":        {"t"},
+		"sqlUpsertCustomer":        {"t", "u", "{}"},
+		"sqlCustomer":              {"t", "u"},
+		"sqlInsertNote":            {"t", "c", "n", "agent", "a", "x", 0},
+		"sqlNotes":                 {"t", "c"},
+		"sqlUpsertTimer":           {"t", "c", "no_reply", 0},
+		"sqlDeleteTimer":           {"t", "c", "no_reply"},
+		"sqlTimers":                {"t", "c"},
+		"sqlDueTimers":             {0, 10},
 		"sqlCreateMigrations":      nil,
 		"sqlSchemaVersion":         nil,
 		"sqlInsertMigration":       {1, "n", 0},
@@ -171,6 +236,13 @@ func TestQueryPlans(t *testing.T) {
 		"sqlInsertMigration":    sqlInsertMigration,
 		"sqlUpdateConversation": sqlUpdateConversation, "sqlInsertEvent": sqlInsertEvent,
 		"sqlUpsertFAQ": sqlUpsertFAQ, "sqlDeleteFAQ": sqlDeleteFAQ, "sqlEvents": sqlEvents, "sqlFAQEntries": sqlFAQEntries,
+		"sqlStaffByID": sqlStaffByID, "sqlListStaff": sqlListStaff,
+		"sqlUpsertAgentProfile": sqlUpsertAgentProfile, "sqlAgentProfile": sqlAgentProfile, "sqlAgentProfiles": sqlAgentProfiles,
+		"sqlUpsertGroup": sqlUpsertGroup, "sqlDeleteGroup": sqlDeleteGroup, "sqlGroups": sqlGroups,
+		"sqlUpsertTenantSettings": sqlUpsertTenantSettings, "sqlTenantSettings": sqlTenantSettings,
+		"sqlUpsertCustomer": sqlUpsertCustomer, "sqlCustomer": sqlCustomer,
+		"sqlInsertNote": sqlInsertNote, "sqlNotes": sqlNotes,
+		"sqlUpsertTimer": sqlUpsertTimer, "sqlDeleteTimer": sqlDeleteTimer, "sqlTimers": sqlTimers, "sqlDueTimers": sqlDueTimers,
 	}
 	for _, name := range sqlConstants(t, "queries.go", "schema.go") {
 		if _, ok := queries[name]; !ok {
@@ -180,16 +252,15 @@ func TestQueryPlans(t *testing.T) {
 	// Every ListConversations variant.
 	for f := range listFilter(numListFilters) {
 		args := []any{"t"}
-		if f&listByUser != 0 {
-			args = append(args, "u")
+		for _, a := range []struct {
+			bit listFilter
+			arg any
+		}{{listByUser, "u"}, {listByAgent, "a"}, {listByGroup, "g"}, {listByState, "BOT"}, {listBefore, 0}} {
+			if f&a.bit != 0 {
+				args = append(args, a.arg)
+			}
 		}
-		if f&listByState != 0 {
-			args = append(args, "BOT")
-		}
-		if f&listBefore != 0 {
-			args = append(args, 0)
-		}
-		name := "listConversations/" + string('0'+rune(f))
+		name := fmt.Sprintf("listConversations/%05b", f)
 		queries[name] = append(args, 50)
 		sqlOf[name] = listConversationsSQL(f)
 	}

@@ -54,6 +54,10 @@ type writeStmts struct {
 	insertSetting, settingValue      *sql.Stmt
 	updateConversation, insertEvent  *sql.Stmt
 	upsertFAQ, deleteFAQ             *sql.Stmt
+	upsertAgentProfile, upsertGroup  *sql.Stmt
+	deleteGroup, upsertSettings      *sql.Stmt
+	upsertCustomer, insertNote       *sql.Stmt
+	upsertTimer, deleteTimer         *sql.Stmt
 }
 
 func prepareWriteStmts(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
@@ -70,6 +74,10 @@ func prepareWriteStmts(ctx context.Context, conn *sql.Conn) (*writeStmts, error)
 		{&s.insertSetting, sqlInsertSettingIfAbsent}, {&s.settingValue, sqlSettingValue},
 		{&s.updateConversation, sqlUpdateConversation}, {&s.insertEvent, sqlInsertEvent},
 		{&s.upsertFAQ, sqlUpsertFAQ}, {&s.deleteFAQ, sqlDeleteFAQ},
+		{&s.upsertAgentProfile, sqlUpsertAgentProfile}, {&s.upsertGroup, sqlUpsertGroup},
+		{&s.deleteGroup, sqlDeleteGroup}, {&s.upsertSettings, sqlUpsertTenantSettings},
+		{&s.upsertCustomer, sqlUpsertCustomer}, {&s.insertNote, sqlInsertNote},
+		{&s.upsertTimer, sqlUpsertTimer}, {&s.deleteTimer, sqlDeleteTimer},
 	}
 	for _, p := range list {
 		st, err := conn.PrepareContext(ctx, p.query)
@@ -88,6 +96,8 @@ func (s *writeStmts) close() {
 		s.insertMessage, s.seqByClientID, s.insertConversation, s.upsertReadPt,
 		s.insertTenant, s.insertStaff, s.insertSetting, s.settingValue,
 		s.updateConversation, s.insertEvent, s.upsertFAQ, s.deleteFAQ,
+		s.upsertAgentProfile, s.upsertGroup, s.deleteGroup, s.upsertSettings,
+		s.upsertCustomer, s.insertNote, s.upsertTimer, s.deleteTimer,
 	} {
 		if st != nil {
 			st.Close()

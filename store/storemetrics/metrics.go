@@ -20,12 +20,22 @@ const (
 	OpUpdateConversation
 	OpPutFAQ
 	OpDeleteFAQ
+	OpPutAgentProfile
+	OpPutGroup
+	OpDeleteGroup
+	OpPutTenantSettings
+	OpPutCustomer
+	OpAddNote
+	OpPutTimer
+	OpDeleteTimer
 	NumOps
 )
 
 var opNames = [NumOps]string{
 	"append", "create_conversation", "set_read_pointer", "create_tenant", "create_staff", "put_setting",
 	"update_conversation", "put_faq", "delete_faq",
+	"put_agent_profile", "put_group", "delete_group", "put_tenant_settings", "put_customer", "add_note",
+	"put_timer", "delete_timer",
 }
 
 func (o Op) String() string { return opNames[o] }
