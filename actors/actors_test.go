@@ -50,6 +50,11 @@ func startNode(t testing.TB, tune func(*actors.Deps)) *testNode {
 	if err := store.CreateTenant(ctx, engine.Tenant{ID: "t1", Name: "T1", CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
+	// The agent of these tests exists: taking a conversation over reserves
+	// its capacity with the agent's actor, which refuses unknown staff.
+	if err := store.CreateStaff(ctx, engine.Staff{Tenant: "t1", ID: agent.Party.ID, Username: "a1", Role: engine.StaffAgent, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
 	return &testNode{store: store, client: actors.NewClient(node.Cluster, 5*time.Second, nil), node: node, metrics: reg}
 }
 

@@ -128,8 +128,9 @@ func TestTakeoverLifecycle(t *testing.T) {
 	if f := user.state(conv, engine.StateAssigned); f.AgentID != alice.id {
 		t.Fatalf("assigned to %q, want alice: %s", f.AgentID, f.Raw)
 	}
-	aliceWS.next(func(f frame) bool { return f.Type == "notice" && f.Kind == "assigned" && f.Conv == conv }, "assignment notice")
+	// The reservation (her load) comes before the assignment notice.
 	aliceWS.next(func(f frame) bool { return f.Type == "agent" && f.Load == 1 && slices.Contains(f.Convs, conv) }, "alice's load 1")
+	aliceWS.next(func(f frame) bool { return f.Type == "notice" && f.Kind == "assigned" && f.Conv == conv }, "assignment notice")
 	aliceWS.resumeAll(conv, 0, 50)
 	aliceWS.sendText(conv, "a1", "您好，我是 alice")
 	aliceWS.ack("a1")
@@ -158,10 +159,12 @@ func TestTakeoverLifecycle(t *testing.T) {
 	aliceFrames := collect(aliceWS)
 
 	bobWS.resumeAll(conv, 0, 50)
-	var notes struct{ Notes []engine.Note }
-	if code := s.api(t, "GET", "/v1/conversations/"+conv+"/notes", bob.token, nil, &notes); code != 200 || len(notes.Notes) != 1 || notes.Notes[0].Text != "客户要退款，订单 1234" {
-		t.Fatalf("notes: status %d %+v", code, notes)
-	}
+	// The transfer's note is kept with the private notes (stored just after).
+	eventually(t, "the transfer note among the notes", func() bool {
+		var notes struct{ Notes []engine.Note }
+		code := s.api(t, "GET", "/v1/conversations/"+conv+"/notes", bob.token, nil, &notes)
+		return code == 200 && len(notes.Notes) == 1 && notes.Notes[0].Text == "客户要退款，订单 1234" && notes.Notes[0].Author.ID == alice.id
+	})
 	// alice may no longer read it.
 	if code := s.api(t, "GET", "/v1/conversations/"+conv+"/messages", alice.token, nil, nil); code != 403 {
 		t.Fatalf("alice reads the transferred conversation: status %d", code)
@@ -186,7 +189,6 @@ func TestTakeoverLifecycle(t *testing.T) {
 	}
 
 	// A private note reaches staff, never the user.
-	userFrames := collect(user)
 	bobWS.op("n1", map[string]any{"type": "note", "conv": conv, "text": "客户情绪激动，注意措辞"})
 	if f := carolWS.nextType("note"); f.Note == nil || f.Note.Text != "客户情绪激动，注意措辞" {
 		t.Fatalf("carol's note frame: %s", f.Raw)
@@ -203,7 +205,11 @@ func TestTakeoverLifecycle(t *testing.T) {
 		t.Fatalf("close: %s", f.Raw)
 	}
 	bobWS.next(func(f frame) bool { return f.Type == "agent" && f.Load == 0 }, "bob's load back to 0")
-	got := userFrames()
+	var got []frame
+	user.next(func(f frame) bool {
+		got = append(got, f)
+		return f.Type == "state" && f.State == engine.StateClosed
+	}, "the user's CLOSED state")
 	var states []string
 	for _, f := range got {
 		if f.Type == "note" || strings.Contains(f.Raw, "客户情绪激动") {
@@ -244,20 +250,25 @@ func TestTakeoverLifecycle(t *testing.T) {
 		}
 	}
 
-	// Every step is an event stored with the conversation.
+	// Every step is an event stored with the conversation (written in
+	// order, just after the step).
 	var events struct{ Events []engine.ConvEvent }
-	if code := s.api(t, "GET", "/v1/conversations/"+conv+"/events", admin, nil, &events); code != 200 {
-		t.Fatalf("events: status %d", code)
-	}
 	var types []string
-	for _, e := range events.Events {
-		types = append(types, string(e.Type))
-	}
-	for _, want := range []string{"escalated", "assigned", "transferred", "invited", "held", "unheld", "closed", "reopened"} {
-		if !slices.Contains(types, want) {
-			t.Fatalf("events %v lack %s", types, want)
+	eventually(t, "every step among the events", func() bool {
+		if code := s.api(t, "GET", "/v1/conversations/"+conv+"/events", admin, nil, &events); code != 200 {
+			t.Fatalf("events: status %d", code)
 		}
-	}
+		types = types[:0]
+		for _, e := range events.Events {
+			types = append(types, string(e.Type))
+		}
+		for _, want := range []string{"escalated", "assigned", "transferred", "invited", "held", "unheld", "closed", "reopened"} {
+			if !slices.Contains(types, want) {
+				return false
+			}
+		}
+		return true
+	})
 	if i := slices.Index(types, "transferred"); events.Events[i].Agent != bob.id || events.Events[i].Note != "客户要退款，订单 1234" {
 		t.Fatalf("transfer event: %+v", events.Events[i])
 	}
