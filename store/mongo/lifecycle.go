@@ -32,9 +32,9 @@ type eventDoc struct {
 
 // UpdateConversation records ev, then stores c's mutable fields (state,
 // agent, invited, group, priority, queued at, UpdatedAt). Without
-// transactions these are two writes: the event goes
-// first, so a crash between them leaves the event (what reports read) and
-// an older header, which the conversation's next change overwrites.
+// transactions these are two writes: the event goes first, so a crash
+// between them leaves the event (what reports read) and an older header,
+// which the conversation's next change overwrites.
 func (s *Store) UpdateConversation(ctx context.Context, c engine.Conversation, ev engine.ConvEvent) error {
 	if c.Tenant == "" || c.ID == "" {
 		return errors.New("mongo: update conversation: tenant and id are required")

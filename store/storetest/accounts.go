@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -116,7 +117,8 @@ func testPutSettingIfAbsent(t *testing.T, open OpenFunc) {
 }
 
 // testClosedStore: Close is safe to call twice, and every method of a
-// closed store returns engine.ErrClosed.
+// closed store returns engine.ErrClosed. Every method of engine.Store but
+// Close must be called here, so a new one cannot skip the check.
 func testClosedStore(t *testing.T, open OpenFunc) {
 	s := openDefault(t, open)
 	ctx := context.Background()
@@ -143,6 +145,37 @@ func testClosedStore(t *testing.T, open OpenFunc) {
 	calls["CreateStaff"] = s.CreateStaff(ctx, engine.Staff{Tenant: "t1", ID: "s", Username: "u"})
 	_, calls["StaffByUsername"] = s.StaffByUsername(ctx, "t1", "u")
 	_, calls["PutSettingIfAbsent"] = s.PutSettingIfAbsent(ctx, "k", "v")
+	_, calls["StaffByID"] = s.StaffByID(ctx, "t1", "s")
+	_, calls["ListStaff"] = s.ListStaff(ctx, "t1")
+	calls["UpdateConversation"] = s.UpdateConversation(ctx, engine.Conversation{Tenant: "t1", ID: "c1"}, engine.ConvEvent{})
+	_, calls["Events"] = s.Events(ctx, "t1", "c1")
+	calls["PutFAQ"] = s.PutFAQ(ctx, "t1", []engine.FAQEntry{{ID: "f"}})
+	calls["DeleteFAQ"] = s.DeleteFAQ(ctx, "t1", "f")
+	_, calls["FAQEntries"] = s.FAQEntries(ctx, "t1")
+	calls["PutAgentProfile"] = s.PutAgentProfile(ctx, engine.AgentProfile{Tenant: "t1", ID: "a"})
+	_, calls["AgentProfile"] = s.AgentProfile(ctx, "t1", "a")
+	_, calls["AgentProfiles"] = s.AgentProfiles(ctx, "t1")
+	calls["PutGroup"] = s.PutGroup(ctx, engine.SkillGroup{Tenant: "t1", ID: "g"})
+	calls["DeleteGroup"] = s.DeleteGroup(ctx, "t1", "g")
+	_, calls["Groups"] = s.Groups(ctx, "t1")
+	calls["PutTenantSettings"] = s.PutTenantSettings(ctx, engine.TenantSettings{Tenant: "t1"})
+	_, calls["TenantSettings"] = s.TenantSettings(ctx, "t1")
+	calls["PutCustomer"] = s.PutCustomer(ctx, engine.Customer{Tenant: "t1", ID: "u"})
+	_, calls["Customer"] = s.Customer(ctx, "t1", "u")
+	calls["AddNote"] = s.AddNote(ctx, engine.Note{Tenant: "t1", Conv: "c1", ID: "n"})
+	_, calls["Notes"] = s.Notes(ctx, "t1", "c1")
+	calls["PutTimer"] = s.PutTimer(ctx, engine.Timer{Tenant: "t1", Conv: "c1", Kind: engine.TimerNoReply})
+	calls["DeleteTimer"] = s.DeleteTimer(ctx, "t1", "c1", engine.TimerNoReply)
+	_, calls["Timers"] = s.Timers(ctx, "t1", "c1")
+	_, calls["DueTimers"] = s.DueTimers(ctx, Epoch, 10)
+	store := reflect.TypeFor[engine.Store]()
+	for i := range store.NumMethod() {
+		if name := store.Method(i).Name; name != "Close" {
+			if _, ok := calls[name]; !ok {
+				t.Errorf("testClosedStore does not call %s: add it", name)
+			}
+		}
+	}
 	for name, err := range calls {
 		if !errors.Is(err, engine.ErrClosed) {
 			t.Errorf("%s after Close: %v, want ErrClosed", name, err)

@@ -200,13 +200,6 @@ func testConversations(t *testing.T, open OpenFunc) {
 	_, err = s.Conversation(ctx, "t1", "nope")
 	WantErrIs(t, "unknown conversation", err, engine.ErrNotFound)
 
-	ids := func(cs []engine.Conversation) string {
-		var out []string
-		for _, c := range cs {
-			out = append(out, c.ID)
-		}
-		return fmt.Sprint(out)
-	}
 	for _, tt := range []struct {
 		name string
 		q    engine.ConversationQuery

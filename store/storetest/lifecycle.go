@@ -11,7 +11,8 @@ import (
 )
 
 // testLifecycle: UpdateConversation stores the new state and owner and
-// records the event; events come back oldest first, scoped by tenant.
+// records the event with its details; events come back oldest first,
+// scoped by tenant.
 func testLifecycle(t *testing.T, open OpenFunc) {
 	s := openDefault(t, open)
 	ctx := context.Background()
@@ -20,18 +21,22 @@ func testLifecycle(t *testing.T, open OpenFunc) {
 	c, err := s.Conversation(ctx, "ta", "c1")
 	MustOK(t, "conversation", err)
 	steps := []struct {
-		to    engine.ConvState
-		agent string
-		ev    engine.EventType
-		by    engine.Party
+		to               engine.ConvState
+		agent            string
+		ev               engine.EventType
+		by               engine.Party
+		evAgent, evGroup string
+		note             string
 	}{
-		{engine.StateQueued, "", engine.EventEscalated, engine.Party{Role: engine.RoleBot, ID: "bot"}},
-		{engine.StateAssigned, "a1", engine.EventTakenOver, engine.Party{Role: engine.RoleAgent, ID: "a1"}},
+		{engine.StateQueued, "", engine.EventEscalated, engine.Party{Role: engine.RoleBot, ID: "bot"}, "", "refund", ""},
+		{engine.StateAssigned, "a2", engine.EventAssigned, engine.Party{Role: engine.RoleSystem, ID: "router"}, "a2", "refund", ""},
+		{engine.StateAssigned, "a1", engine.EventTransferred, engine.Party{Role: engine.RoleAgent, ID: "a2"}, "a1", "", "客户要求退款，已核实订单"},
 	}
 	var want []engine.ConvEvent
 	for i, st := range steps {
 		at := Epoch.Add(time.Duration(i+1) * time.Minute)
-		ev := engine.ConvEvent{Tenant: "ta", Conv: "c1", Type: st.ev, From: c.State, To: st.to, By: st.by, Reason: "r", At: at}
+		ev := engine.ConvEvent{Tenant: "ta", Conv: "c1", Type: st.ev, From: c.State, To: st.to, By: st.by, Reason: "r",
+			Agent: st.evAgent, Group: st.evGroup, Note: st.note, At: at}
 		c.State, c.AgentID, c.UpdatedAt = st.to, st.agent, at
 		MustOK(t, "update conversation", s.UpdateConversation(ctx, c, ev))
 		want = append(want, ev)
@@ -48,7 +53,8 @@ func testLifecycle(t *testing.T, open OpenFunc) {
 	}
 	for i := range want {
 		g, w := events[i], want[i]
-		if g.Type != w.Type || g.From != w.From || g.To != w.To || g.By != w.By || g.Reason != w.Reason || !g.At.Equal(w.At) {
+		if g.Type != w.Type || g.From != w.From || g.To != w.To || g.By != w.By || g.Reason != w.Reason ||
+			g.Agent != w.Agent || g.Group != w.Group || g.Note != w.Note || !g.At.Equal(w.At) {
 			t.Fatalf("event %d = %+v, want %+v", i, g, w)
 		}
 	}
