@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kefu-dev/kefu/engine"
 )
 
 // Config is one harness run. The zero value of each field means the default
@@ -206,6 +208,9 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("bench: users (%d) must not exceed convs (%d): each user owns at least one conversation", c.Users, c.Convs)
 	case c.Agents > c.Convs:
 		return fmt.Errorf("bench: agents (%d) must not exceed convs (%d): each agent follows at least one conversation", c.Agents, c.Convs)
+	case (c.Convs+c.Agents-1)/c.Agents > engine.MaxCapacity:
+		per := (c.Convs + c.Agents - 1) / c.Agents
+		return fmt.Errorf("bench: %d conversations per agent is over an agent's largest capacity (%d); use at least %d agents", per, engine.MaxCapacity, (c.Convs+engine.MaxCapacity-1)/engine.MaxCapacity)
 	case c.Rate < 0 || math.IsInf(c.Rate, 0) || math.IsNaN(c.Rate):
 		return errors.New("bench: rate must be a positive number of messages per second")
 	case c.Duration < 0:

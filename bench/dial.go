@@ -74,6 +74,14 @@ func (dl *dialer) dial(ctx context.Context, path, token string, n int) (*websock
 		conn.Close()
 		return nil, w, fmt.Errorf("bench: hello refused: %.200s", data)
 	}
+	if path == "/v1/ws/agent" {
+		// Away: bench agents answer the conversations they follow (a
+		// reply takes one over) and are never routed others.
+		if err := conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"presence","status":"away"}`)); err != nil {
+			conn.Close()
+			return nil, w, fmt.Errorf("bench: presence: %w", err)
+		}
+	}
 	_ = conn.SetReadDeadline(time.Time{})
 	_ = conn.SetWriteDeadline(time.Time{})
 	return conn, w, nil

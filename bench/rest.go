@@ -86,6 +86,22 @@ func (a *api) login(ctx context.Context, tenant, user, password string) (string,
 	return r.AccessToken, err
 }
 
+// createAgent creates an agent account able to hold capacity conversations
+// and returns its token.
+func (a *api) createAgent(ctx context.Context, tenant, adminToken, username, password string, capacity int) (string, error) {
+	var st struct {
+		ID string `json:"id"`
+	}
+	if err := a.do(ctx, "POST", "/v1/staff", adminToken, map[string]string{"username": username, "password": password, "role": "agent"}, &st); err != nil {
+		return "", err
+	}
+	profile := map[string]any{"capacity": capacity, "skills": map[string]int{"default": 3}}
+	if err := a.do(ctx, "PUT", "/v1/agents/"+st.ID, adminToken, profile, nil); err != nil {
+		return "", err
+	}
+	return a.login(ctx, tenant, username, password)
+}
+
 func (a *api) visitor(ctx context.Context, tenant string) (token, userID string, err error) {
 	var r tokenResp
 	err = a.do(ctx, "POST", "/v1/auth/visitor", "", map[string]string{"tenant": tenant}, &r)

@@ -121,15 +121,23 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	// Setup: accounts, conversations, sockets, subscriptions.
 	r.logf("setup: %d conversations, %d users, %d agents against %s", cfg.Convs, cfg.Users, cfg.Agents, cfg.URL)
-	staff, err := r.api.login(ctx, cfg.Tenant, cfg.AdminUser, cfg.AdminPassword)
+	admin, err := r.api.login(ctx, cfg.Tenant, cfg.AdminUser, cfg.AdminPassword)
 	if err != nil {
 		return nil, fmt.Errorf("bench: staff login (set -admin-password or KEFU_ADMIN_PASSWORD): %w", err)
 	}
+	// Each agent is an account of its own, able to hold every conversation
+	// it follows (a reply takes a conversation over, within capacity).
 	convs := make([]*convInfo, cfg.Convs)
 	users := make([]*client, cfg.Users)
 	agents := make([]*client, cfg.Agents)
-	for a := range agents {
-		agents[a] = newClient(r, a, roleAgent, staff)
+	perAgent := (cfg.Convs + cfg.Agents - 1) / cfg.Agents
+	err = parallel(ctx, cfg.Agents, 1, func(a int) error { // one at a time: argon2id is bounded per core
+		token, err := r.api.createAgent(ctx, cfg.Tenant, admin, fmt.Sprintf("bench-%s-%d", r.tag, a), "bench-"+r.tag+"-password", perAgent)
+		agents[a] = newClient(r, a, roleAgent, token)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bench: creating agent accounts: %w", err)
 	}
 	setupStart := time.Now()
 	err = parallel(ctx, cfg.Users, cfg.DialConcurrency, func(u int) error {
@@ -243,7 +251,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var ckMu sync.Mutex
 	err = parallel(ctx, len(convs), min(cfg.DialConcurrency, 16), func(i int) error {
 		c := convs[i]
-		hist, err := r.api.history(ctx, staff, c.id)
+		hist, err := r.api.history(ctx, admin, c.id)
 		if err != nil {
 			return err
 		}
