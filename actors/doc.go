@@ -7,8 +7,18 @@
 //     to the store from goroutines it starts, never inside Receive; their
 //     results come back to it as messages, so its state is touched only by
 //     its own mailbox.
-//   - tenant (virtual, identity "<tenant>"): staff login and conversation
-//     listing for one tenant; store calls run off the mailbox likewise.
+//   - tenant (virtual, identity "<tenant>"): staff login, conversation
+//     listing, and the single writer of the knowledge base and the routing
+//     configuration; store calls run off the mailbox likewise.
+//   - agent (virtual, identity "<tenant>/<staff id>"): the single writer of
+//     one agent's load. Every assignment reserves capacity here first, so no
+//     agent exceeds their capacity however many queues and conversations
+//     act at once.
+//   - queue (virtual, identity "<tenant>/<group>"): one skill group's waiting
+//     conversations, dispatched by priority, waiting time and the group's
+//     policy to agents with free capacity.
+//   - Scheduler (not an actor): fires durable timers that fell due by
+//     sending them to their conversations, wherever those activate.
 //   - session (local, one per WebSocket): owns what one connected client is
 //     subscribed to and how far each subscription has been delivered. It
 //     talks to the socket only through an Outbox, which never blocks.
