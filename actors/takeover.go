@@ -341,7 +341,7 @@ func (a *conversationActor) onOffer(ctx actor.Context, sender *actor.PID, m *act
 	switch {
 	case a.conv.State == engine.StateAssigned && a.conv.AgentID == m.AgentId:
 		a.reply(ctx, sender, &actorpb.OfferResponse{Accepted: true}) // a repeated offer
-	case a.conv.State == engine.StateQueued && a.conv.Group == m.Group && a.routing == 0:
+	case a.conv.State == engine.StateQueued && a.conv.Group == m.Group:
 		a.transition(ctx, change{to: engine.StateAssigned, agent: m.AgentId, by: systemParty, ev: engine.EventAssigned, reason: "routed", group: m.Group, evAgent: m.AgentId})
 		a.notifyAgent(ctx, m.AgentId, "assigned", "")
 		a.reply(ctx, sender, &actorpb.OfferResponse{Accepted: true})

@@ -192,7 +192,7 @@ func (a *conversationActor) fire(ctx actor.Context, m *actorpb.FireTimer) {
 		a.transition(ctx, change{to: a.conv.State, by: systemParty, ev: engine.EventIdleWarned, reason: string(kind)})
 		a.arm(ctx, engine.TimerUserIdleClose, now.Add(t.UserIdleClose.D()))
 	case engine.TimerUserIdleClose:
-		a.systemMessage(ctx, "sys closed "+itoa(m.DueMs), "由于长时间没有回复，本次会话已结束。如需帮助，请再次发送消息。")
+		a.systemMessage(ctx, "sys closed "+itoa(m.DueMs), "由于长时间没有回复，本次会话已结束。如需帮助，请重新发起咨询。")
 		a.transition(ctx, change{to: engine.StateClosed, by: systemParty, ev: engine.EventClosed, reason: "user_idle"})
 	case engine.TimerQueueTimeout:
 		a.systemMessage(ctx, "sys queue "+itoa(m.DueMs), "当前排队人数较多。您可以直接留言，客服会尽快回复您。")
