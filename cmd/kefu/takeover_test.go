@@ -275,3 +275,58 @@ func TestTakeoverLifecycle(t *testing.T) {
 	_ = userID
 	_ = time.Second
 }
+
+// TestTakeoverRESTRefusals: bad shapes, wrong roles and wrong callers of
+// the takeover API get their documented codes and change nothing.
+func TestTakeoverRESTRefusals(t *testing.T) {
+	s := startServer(t, testConfig(t.TempDir()))
+	admin, _ := s.staffToken(t)
+	alice := s.createAgent(t, admin, "alice", engine.StaffAgent, 2, nil)
+	userToken, _ := s.visitor(t)
+	otherUser, _ := s.visitor(t)
+	conv := s.newConversation(t, userToken)
+
+	type errResp struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	for _, tc := range []struct {
+		name, method, path, token string
+		body                      any
+		status                    int
+		code                      engine.Code
+	}{
+		{"operator as agent id", "POST", "/v1/conversations/" + conv + "/transfer", admin, map[string]any{"agent_id": map[string]any{"$ne": nil}}, 400, engine.CodeInvalidField},
+		{"unknown operation", "POST", "/v1/conversations/" + conv + "/teleport", admin, nil, 404, engine.CodeNotFound},
+		{"hold a bot conversation", "POST", "/v1/conversations/" + conv + "/hold", admin, nil, 409, engine.CodeInvalidState},
+		{"another customer closes it", "POST", "/v1/conversations/" + conv + "/close", otherUser, nil, 404, engine.CodeNotFound},
+		{"a customer accepts", "POST", "/v1/conversations/" + conv + "/accept", userToken, nil, 403, engine.CodeForbidden},
+		{"a customer reads notes", "GET", "/v1/conversations/" + conv + "/notes", userToken, nil, 401, engine.CodeUnauthenticated},
+		{"an agent changes settings", "PUT", "/v1/settings", alice.token, map[string]any{"default_capacity": 50}, 403, engine.CodeForbidden},
+		{"an agent raises their capacity", "PUT", "/v1/agents/" + alice.id, alice.token, map[string]any{"capacity": 100}, 403, engine.CodeForbidden},
+		{"capacity out of range", "PUT", "/v1/agents/" + alice.id, admin, map[string]any{"capacity": 101}, 400, engine.CodeInvalidField},
+		{"profile of nobody", "PUT", "/v1/agents/nobody", admin, map[string]any{"capacity": 3}, 404, engine.CodeNotFound},
+		{"settings not an object", "PUT", "/v1/settings", admin, []int{1}, 400, engine.CodeBadFrame},
+		{"bad routing rule", "PUT", "/v1/settings", admin, map[string]any{"rules": []map[string]any{{"when": "vip_level >> 3", "group": "x"}}}, 400, engine.CodeInvalidField},
+		{"unknown policy", "PUT", "/v1/groups/refund", admin, map[string]any{"policy": "random"}, 400, engine.CodeInvalidField},
+		{"the admin accepts it", "POST", "/v1/conversations/" + conv + "/accept", admin, nil, 200, ""},
+		{"short password", "POST", "/v1/staff", admin, map[string]any{"username": "bob", "password": "short", "role": "agent"}, 400, engine.CodeInvalidField},
+		{"duplicate username", "POST", "/v1/staff", admin, map[string]any{"username": "alice", "password": "long-enough", "role": "agent"}, 400, engine.CodeInvalidField},
+		{"agent creates staff", "POST", "/v1/staff", alice.token, map[string]any{"username": "eve", "password": "long-enough", "role": "admin"}, 403, engine.CodeForbidden},
+	} {
+		var e errResp
+		status := s.api(t, tc.method, tc.path, tc.token, tc.body, &e)
+		if status != tc.status || engine.Code(e.Error.Code) != tc.code {
+			t.Errorf("%s: status %d code %q, want %d %q", tc.name, status, e.Error.Code, tc.status, tc.code)
+		}
+	}
+	// The admin accepted it above; a transfer to a group that does not exist is refused.
+	var e errResp
+	if status := s.api(t, "POST", "/v1/conversations/"+conv+"/transfer", admin, map[string]any{"group": "nosuch"}, &e); status != 404 || e.Error.Code != string(engine.CodeNotFound) {
+		t.Fatalf("transfer to an unknown group: %d %q", status, e.Error.Code)
+	}
+	var c engine.Conversation
+	s.api(t, "POST", "/v1/conversations/"+conv+"/accept", admin, nil, &c)
+	if c.State != engine.StateAssigned {
+		t.Fatalf("after the refusals the conversation is %s", c.State)
+	}
+}
