@@ -61,6 +61,9 @@ type convLink struct {
 
 var errNoActivation = errors.New("actors: conversation could not be activated")
 
+// retryRequestMsg runs a request again on the session's mailbox.
+type retryRequestMsg struct{ retry func(ctx actor.Context) }
+
 // sessionActor serves one connected client. See doc.go.
 type sessionActor struct {
 	caller   Caller
@@ -88,6 +91,8 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 		s.emit(engine.NoticeFrame{Type: engine.FrameNotice, Kind: m.Kind, Conv: m.Conv, Text: m.Text, AgentID: m.AgentId})
 	case *resolvedMsg:
 		s.onResolved(m)
+	case *retryRequestMsg:
+		m.retry(ctx)
 	case *actor.Terminated:
 		s.onActivationGone(ctx, m.Who)
 	case *actorpb.Push:
@@ -153,12 +158,16 @@ func (s *sessionActor) request(ctx actor.Context, l *convLink, msg any, attempt 
 			return
 		}
 		ctx.ReenterAfter(ctx.RequestFuture(pid, msg, s.timeout), func(res any, err error) {
-			if (errors.Is(err, actor.ErrDeadLetter) || errors.Is(err, actor.ErrTimeout)) && attempt < 2 {
+			if (errors.Is(err, actor.ErrDeadLetter) || errors.Is(err, actor.ErrTimeout)) && attempt < 3 {
 				if l.pid != nil && l.pid.Equal(pid) {
 					l.pid = nil
 					s.cl.PidCache.Remove(l.identity, KindConversation)
 				}
-				s.request(ctx, l, msg, attempt+1, onReply)
+				// Back off: right after an activation stops, the identity
+				// lookup may still name it for a moment.
+				later(ctx, time.Duration(attempt+1)*100*time.Millisecond, &retryRequestMsg{retry: func(ctx actor.Context) {
+					s.request(ctx, l, msg, attempt+1, onReply)
+				}})
 				return
 			}
 			onReply(res, err)
