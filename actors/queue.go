@@ -281,8 +281,15 @@ func (q *queueActor) onStatus(st *actorpb.AgentStatus) {
 // dispatch offers waiting conversations, in order, to agents with free
 // capacity in this queue's view. The view counts offers in flight, so one
 // free slot is offered once; the agent actor refuses any the view got wrong.
+// Outside business hours nothing is offered: the customers are told so and
+// wait (staff may still accept by hand) until a status change, an arrival
+// or the periodic refresh finds the desk open.
 func (q *queueActor) dispatch(ctx actor.Context) {
 	if !q.loaded {
+		return
+	}
+	if !q.settings.BusinessHours.Open(q.d.Clock.Now()) {
+		q.publish(ctx)
 		return
 	}
 	slots := make([]engine.AgentSlot, 0, len(q.agents))
@@ -403,7 +410,7 @@ func (q *queueActor) publish(ctx actor.Context) {
 		eta := engine.EstimateWait(pos, q.settings.AvgHandleTime.D(), capacity)
 		pos++
 		st := &actorpb.QueueStatus{Group: q.group, Position: int32(pos), EtaMs: eta.Milliseconds(), Available: ok, Reason: reason}
-		if eta < 0 {
+		if eta < 0 || !ok { // nobody can serve it now: the wait is unknown
 			st.EtaMs = -1
 		}
 		if prev := q.told[w.Conv]; prev != nil && prev.Position == st.Position && prev.EtaMs == st.EtaMs && prev.Available == st.Available && prev.Reason == st.Reason {
