@@ -341,13 +341,16 @@ func (s *Server) read(c *websocket.Conn, w *wsConn, audience string) *actors.Ses
 				return session
 			}
 			caller = callerOf(claims)
-			session = s.cfg.Client.StartSession(caller, w)
-			_ = c.SetReadDeadline(time.Now().Add(pongWait))
+			// The welcome is queued before the session starts: a staff
+			// session pushes the agent's status as soon as it registers,
+			// and the welcome must be the first frame the client reads.
 			s.send(w, engine.WelcomeFrame{
 				Type: engine.FrameWelcome, V: engine.ProtocolVersion, Session: engine.NewID(time.Now()),
 				Tenant: caller.Tenant, You: caller.Party, ServerTime: s.cfg.Clock.Now().UnixMilli(),
 				MaxFrame: s.cfg.MaxFrameBytes, RatePerSec: int(s.cfg.RatePerSec),
 			})
+			session = s.cfg.Client.StartSession(caller, w)
+			_ = c.SetReadDeadline(time.Now().Add(pongWait))
 		case f.Type == engine.FrameHello:
 			s.reject(w, f, engine.NewError(engine.CodeInvalidField, "already authenticated"))
 		case f.Type == engine.FramePing:

@@ -73,6 +73,16 @@ func collect(c *wsClient) (stop func() []frame) {
 	return func() []frame { close(done); return <-out }
 }
 
+// waitLoad polls the agent's live load over REST (the agent frame may come
+// before or after the answer to the operation that changed it).
+func (s *testServer) waitLoad(t testing.TB, token, agent string, want int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("agent %s's load %d", agent, want), func() bool {
+		var a struct{ Load int }
+		return s.api(t, "GET", "/v1/agents/"+agent, token, nil, &a) == 200 && a.Load == want
+	})
+}
+
 func (c *wsClient) op(id string, fields map[string]any) frame {
 	c.t.Helper()
 	fields["id"] = id
@@ -155,7 +165,7 @@ func TestTakeoverLifecycle(t *testing.T) {
 	if f := user.state(conv, engine.StateAssigned); f.AgentID != bob.id {
 		t.Fatalf("user sees owner %q: %s", f.AgentID, f.Raw)
 	}
-	aliceWS.next(func(f frame) bool { return f.Type == "agent" && f.Load == 0 }, "alice's load back to 0")
+	s.waitLoad(t, admin, alice.id, 0)
 	aliceFrames := collect(aliceWS)
 
 	bobWS.resumeAll(conv, 0, 50)
@@ -204,7 +214,7 @@ func TestTakeoverLifecycle(t *testing.T) {
 	if f := bobWS.op("x1", map[string]any{"type": "close", "conv": conv, "reason": "resolved"}); f.State != engine.StateClosed {
 		t.Fatalf("close: %s", f.Raw)
 	}
-	bobWS.next(func(f frame) bool { return f.Type == "agent" && f.Load == 0 }, "bob's load back to 0")
+	s.waitLoad(t, admin, bob.id, 0)
 	var got []frame
 	user.next(func(f frame) bool {
 		got = append(got, f)
