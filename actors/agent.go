@@ -283,6 +283,7 @@ func later(ctx actor.Context, d time.Duration, msg any) {
 	time.AfterFunc(d, func() { root.Send(self, msg) })
 }
 
+// reply answers a requester, if there is one (a told message has none).
 func reply(ctx actor.Context, to *actor.PID, msg any) {
 	if to != nil {
 		ctx.Send(to, msg)

@@ -117,7 +117,7 @@ func (a *conversationActor) onBotReply(ctx actor.Context, m *botReplyMsg) {
 func (a *conversationActor) assist(ctx actor.Context, sender *actor.PID, m *actorpb.Assist) {
 	caller := callerFromPB(m.Caller)
 	if err := a.authorize(m.Caller); err != nil || !caller.IsStaff() {
-		a.reply(ctx, sender, &actorpb.AssistResponse{Error: errToPB(engine.NewError(engine.CodeNotFound, "no such conversation"))})
+		reply(ctx, sender, &actorpb.AssistResponse{Error: errToPB(engine.NewError(engine.CodeNotFound, "no such conversation"))})
 		return
 	}
 	text := ""
@@ -128,7 +128,7 @@ func (a *conversationActor) assist(ctx actor.Context, sender *actor.PID, m *acto
 		}
 	}
 	if text == "" || a.d.Knowledge == nil {
-		a.reply(ctx, sender, &actorpb.AssistResponse{})
+		reply(ctx, sender, &actorpb.AssistResponse{})
 		return
 	}
 	k := int(m.Limit)

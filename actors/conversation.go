@@ -75,9 +75,10 @@ type (
 		lastSeq int64
 		err     error
 	}
-	stateStoredMsg struct {
-		to  engine.ConvState
-		err error
+	writtenMsg struct {
+		q    *writeQueue
+		what string
+		err  error
 	}
 	readStoredMsg struct {
 		sender *actor.PID
@@ -106,10 +107,9 @@ type conversationActor struct {
 	reloading      bool             // re-reading the store after a conflict
 	reloadFailures int
 
-	// State changes are stored one at a time, in order, retried until
-	// stored: stateEvents[0] is being (or about to be) written.
-	stateEvents  []engine.ConvEvent
-	stateWriting bool
+	// State changes, and apart from them timer changes, are stored one at
+	// a time in the order they were made, each retried until stored.
+	stateWrites, timerWrites writeQueue
 
 	stash []stashed
 	subs  map[string]subscriber // subscribed sessions by PID string
@@ -123,8 +123,6 @@ type conversationActor struct {
 	toldUnavailable bool                                                                // the customer was told nobody can serve them now
 	lastOwnerSeen   string                                                              // the owner whose first-response clock runs
 	timers          map[engine.TimerKind]time.Time
-	timerOps        []timerOp // timer changes not yet stored, in order
-	timerWriting    bool
 
 	// The bot's turn in flight, if any. botGen tells its result from a
 	// later one's; cancelBot voids it.
@@ -178,8 +176,8 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 		a.onReloaded(ctx, m)
 	case *retryReloadMsg:
 		a.reload(ctx)
-	case *retryStateMsg:
-		a.writeState(ctx)
+	case *retryWriteMsg:
+		a.nextWrite(ctx, m.q)
 	case *pageMsg:
 		a.onPage(ctx, m)
 	case *readStoredMsg:
@@ -191,9 +189,9 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 	case *botReplyMsg:
 		a.onBotReply(ctx, m)
 	case *assistMsg:
-		a.reply(ctx, m.sender, m.resp)
-	case *stateStoredMsg:
-		a.onStateStored(ctx, m)
+		reply(ctx, m.sender, m.resp)
+	case *writtenMsg:
+		a.onWritten(ctx, m)
 	case *routedMsg:
 		a.onRouted(ctx, m)
 	case *agentReservedMsg:
@@ -203,11 +201,7 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 	case *noteStoredMsg:
 		a.onNoteStored(ctx, m)
 	case *replyMsg:
-		a.reply(ctx, m.to, m.msg)
-	case *timerWrittenMsg:
-		a.onTimerWritten(ctx, m)
-	case *retryTimersMsg:
-		a.writeTimers(ctx)
+		reply(ctx, m.to, m.msg)
 	case *actorpb.CreateConversation, *actorpb.Append, *actorpb.Resume, *actorpb.Unsubscribe,
 		*actorpb.Typing, *actorpb.MarkRead, *actorpb.Escalate, *actorpb.Assist,
 		*actorpb.ConvOp, *actorpb.AddNote, *actorpb.ListNotes, *actorpb.ListEvents,
@@ -355,15 +349,15 @@ func (a *conversationActor) create(ctx actor.Context, sender *actor.PID, m *acto
 	caller := callerFromPB(m.Caller)
 	switch {
 	case caller.Tenant != a.tenant || caller.Party.Role != engine.RoleUser:
-		a.reply(ctx, sender, &actorpb.ConversationResponse{Error: errToPB(engine.NewError(engine.CodeForbidden, "only a customer opens a conversation"))})
+		reply(ctx, sender, &actorpb.ConversationResponse{Error: errToPB(engine.NewError(engine.CodeForbidden, "only a customer opens a conversation"))})
 		return
 	case a.phase == phaseReady:
 		// A retried create of the same conversation is answered, not refused.
 		if err := a.authorize(m.Caller); err != nil {
-			a.reply(ctx, sender, &actorpb.ConversationResponse{Error: errToPB(err)})
+			reply(ctx, sender, &actorpb.ConversationResponse{Error: errToPB(err)})
 			return
 		}
-		a.reply(ctx, sender, &actorpb.ConversationResponse{Conversation: conversationToPB(a.conv)})
+		reply(ctx, sender, &actorpb.ConversationResponse{Conversation: conversationToPB(a.conv)})
 		return
 	}
 	now := a.d.Clock.Now()
@@ -378,29 +372,29 @@ func (a *conversationActor) create(ctx actor.Context, sender *actor.PID, m *acto
 func (a *conversationActor) onCreated(ctx actor.Context, m *createdMsg) {
 	if m.err != nil {
 		a.log.Error("creating conversation", "err", m.err)
-		a.reply(ctx, m.sender, &actorpb.ConversationResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "the conversation could not be created; try again"))})
+		reply(ctx, m.sender, &actorpb.ConversationResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "the conversation could not be created; try again"))})
 		a.failStash(ctx, engine.NewError(engine.CodeUnavailable, "the conversation could not be created; try again"))
 		ctx.Stop(ctx.Self())
 		return
 	}
 	a.phase = phaseReady
 	a.conv = m.conv
-	a.reply(ctx, m.sender, &actorpb.ConversationResponse{Conversation: conversationToPB(a.conv)})
+	reply(ctx, m.sender, &actorpb.ConversationResponse{Conversation: conversationToPB(a.conv)})
 	a.replayStash(ctx)
 }
 
 func (a *conversationActor) append(ctx actor.Context, sender *actor.PID, m *actorpb.Append) {
 	if err := a.authorize(m.Caller); err != nil {
-		a.reply(ctx, sender, &actorpb.AppendResponse{Error: errToPB(err)})
+		reply(ctx, sender, &actorpb.AppendResponse{Error: errToPB(err)})
 		return
 	}
 	if a.conv.State == engine.StateClosed {
-		a.reply(ctx, sender, &actorpb.AppendResponse{Error: errToPB(engine.NewError(engine.CodeConvClosed, "the conversation is closed"))})
+		reply(ctx, sender, &actorpb.AppendResponse{Error: errToPB(engine.NewError(engine.CodeConvClosed, "the conversation is closed"))})
 		return
 	}
 	body := bodyFromPB(m.Body)
 	if err := engine.ValidateClientBody(body); err != nil {
-		a.reply(ctx, sender, &actorpb.AppendResponse{Error: errToPB(err)})
+		reply(ctx, sender, &actorpb.AppendResponse{Error: errToPB(err)})
 		return
 	}
 	caller := callerFromPB(m.Caller)
@@ -408,15 +402,15 @@ func (a *conversationActor) append(ctx actor.Context, sender *actor.PID, m *acto
 	// from someone else is refused, never acked as theirs.
 	if i, ok := a.known[m.ClientMsgId]; ok {
 		if a.recent[i].From != caller.Party {
-			a.reply(ctx, sender, &actorpb.AppendResponse{Error: errToPB(errIDTaken)})
+			reply(ctx, sender, &actorpb.AppendResponse{Error: errToPB(errIDTaken)})
 			return
 		}
-		a.reply(ctx, sender, ackOf(a.recent[i], true))
+		reply(ctx, sender, ackOf(a.recent[i], true))
 		return
 	}
 	if p := a.pendingByID(m.ClientMsgId); p != nil {
 		if p.msg.From != caller.Party {
-			a.reply(ctx, sender, &actorpb.AppendResponse{Error: errToPB(errIDTaken)})
+			reply(ctx, sender, &actorpb.AppendResponse{Error: errToPB(errIDTaken)})
 			return
 		}
 		p.waiters = append(p.waiters, sender) // a resend of a message not stored yet
@@ -428,7 +422,7 @@ func (a *conversationActor) append(ctx actor.Context, sender *actor.PID, m *acto
 		// from then on and a bot answer in flight finds it taken.
 		a.accept(ctx, caller, "agent_replied", func(err error) {
 			if err != nil {
-				a.reply(ctx, sender, &actorpb.AppendResponse{Error: errToPB(err)})
+				reply(ctx, sender, &actorpb.AppendResponse{Error: errToPB(err)})
 				return
 			}
 			a.append(ctx, sender, m)
@@ -496,7 +490,7 @@ func (a *conversationActor) onCommitted(ctx actor.Context, m *committedMsg) {
 		a.remember(p.msg)
 		ack := ackOf(p.msg, false)
 		for _, w := range p.waiters {
-			a.reply(ctx, w, ack)
+			reply(ctx, w, ack)
 		}
 		a.d.Metrics.appended(p.msg.From.Role, time.Since(p.since))
 		a.push(ctx, p.origin, &actorpb.Push{Conv: a.id, Event: &actorpb.Push_Message{Message: messageToPB(p.msg)}})
@@ -518,9 +512,9 @@ func (a *conversationActor) onCommitted(ctx actor.Context, m *committedMsg) {
 		first := rest[0]
 		for _, w := range first.waiters {
 			if dup.From != first.msg.From {
-				a.reply(ctx, w, &actorpb.AppendResponse{Error: errToPB(errIDTaken)})
+				reply(ctx, w, &actorpb.AppendResponse{Error: errToPB(errIDTaken)})
 			} else {
-				a.reply(ctx, w, &actorpb.AppendResponse{Seq: dup.Seq, TsMs: dup.CreatedAt.UnixMilli(), Dup: true})
+				reply(ctx, w, &actorpb.AppendResponse{Seq: dup.Seq, TsMs: dup.CreatedAt.UnixMilli(), Dup: true})
 			}
 		}
 		if first.stored != nil && dup.From == first.msg.From {
@@ -547,7 +541,7 @@ func (a *conversationActor) onCommitted(ctx actor.Context, m *committedMsg) {
 				keep = append(keep, p)
 			}
 			for _, w := range p.waiters {
-				a.reply(ctx, w, &actorpb.AppendResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "the message was not stored; send it again"))})
+				reply(ctx, w, &actorpb.AppendResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "the message was not stored; send it again"))})
 			}
 		}
 		a.queue = append(keep, a.queue...)
@@ -582,7 +576,7 @@ func (a *conversationActor) onReloaded(ctx actor.Context, m *reloadedMsg) {
 		a.log.Error("reloading conversation failed; unloading it", "err", m.err)
 		for _, p := range a.queue {
 			for _, w := range p.waiters {
-				a.reply(ctx, w, &actorpb.AppendResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "the message was not stored; send it again"))})
+				reply(ctx, w, &actorpb.AppendResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "the message was not stored; send it again"))})
 			}
 		}
 		a.queue = nil
@@ -598,7 +592,7 @@ func (a *conversationActor) onReloaded(ctx actor.Context, m *reloadedMsg) {
 	for _, p := range a.queue {
 		if i, ok := a.known[p.msg.ClientMsgID]; ok {
 			for _, w := range p.waiters {
-				a.reply(ctx, w, ackOf(a.recent[i], true))
+				reply(ctx, w, ackOf(a.recent[i], true))
 			}
 			continue
 		}
@@ -632,11 +626,11 @@ func (a *conversationActor) remember(m engine.Message) {
 
 func (a *conversationActor) resume(ctx actor.Context, sender *actor.PID, m *actorpb.Resume) {
 	if err := a.authorize(m.Caller); err != nil {
-		a.reply(ctx, sender, &actorpb.ResumeResponse{Error: errToPB(err)})
+		reply(ctx, sender, &actorpb.ResumeResponse{Error: errToPB(err)})
 		return
 	}
 	if m.LastSeq > a.lastSeq {
-		a.reply(ctx, sender, &actorpb.ResumeResponse{Error: errToPB(engine.Errorf(engine.CodeSeqAhead,
+		reply(ctx, sender, &actorpb.ResumeResponse{Error: errToPB(engine.Errorf(engine.CodeSeqAhead,
 			"last_seq %d is ahead of the conversation's last message %d", m.LastSeq, a.lastSeq))})
 		return
 	}
@@ -658,7 +652,7 @@ func (a *conversationActor) resume(ctx actor.Context, sender *actor.PID, m *acto
 		// Served from memory: the window is contiguous up to lastSeq.
 		start := int(m.LastSeq + 1 - oldest)
 		end := min(start+limit, len(a.recent))
-		a.reply(ctx, sender, a.page(a.recent[start:end], a.lastSeq))
+		reply(ctx, sender, a.page(a.recent[start:end], a.lastSeq))
 		return
 	}
 	lastSeq, after := a.lastSeq, m.LastSeq
@@ -676,10 +670,10 @@ func (a *conversationActor) resume(ctx actor.Context, sender *actor.PID, m *acto
 func (a *conversationActor) onPage(ctx actor.Context, m *pageMsg) {
 	if m.err != nil {
 		a.log.Error("reading history", "err", m.err)
-		a.reply(ctx, m.sender, &actorpb.ResumeResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "history could not be read; try again"))})
+		reply(ctx, m.sender, &actorpb.ResumeResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "history could not be read; try again"))})
 		return
 	}
-	a.reply(ctx, m.sender, a.page(m.msgs, m.lastSeq))
+	reply(ctx, m.sender, a.page(m.msgs, m.lastSeq))
 }
 
 // page builds a resume response; more is true when messages after the page
@@ -699,17 +693,17 @@ func (a *conversationActor) page(msgs []engine.Message, lastSeq int64) *actorpb.
 
 func (a *conversationActor) markRead(ctx actor.Context, sender *actor.PID, m *actorpb.MarkRead) {
 	if err := a.authorize(m.Caller); err != nil {
-		a.reply(ctx, sender, &actorpb.MarkReadResponse{Error: errToPB(err)})
+		reply(ctx, sender, &actorpb.MarkReadResponse{Error: errToPB(err)})
 		return
 	}
 	if m.Seq > a.lastSeq {
-		a.reply(ctx, sender, &actorpb.MarkReadResponse{Error: errToPB(engine.Errorf(engine.CodeSeqAhead,
+		reply(ctx, sender, &actorpb.MarkReadResponse{Error: errToPB(engine.Errorf(engine.CodeSeqAhead,
 			"seq %d is ahead of the conversation's last message %d", m.Seq, a.lastSeq))})
 		return
 	}
 	party := partyFromPB(m.Caller.GetParty())
 	if cur := a.read[party]; m.Seq <= cur {
-		a.reply(ctx, sender, &actorpb.MarkReadResponse{Seq: cur}) // never backwards
+		reply(ctx, sender, &actorpb.MarkReadResponse{Seq: cur}) // never backwards
 		return
 	}
 	origin, seq := pidFromRef(m.Origin), m.Seq
@@ -722,14 +716,14 @@ func (a *conversationActor) markRead(ctx actor.Context, sender *actor.PID, m *ac
 func (a *conversationActor) onReadStored(ctx actor.Context, m *readStoredMsg) {
 	if m.err != nil {
 		a.log.Error("storing read pointer", "err", m.err)
-		a.reply(ctx, m.sender, &actorpb.MarkReadResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "the read pointer was not stored; try again"))})
+		reply(ctx, m.sender, &actorpb.MarkReadResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "the read pointer was not stored; try again"))})
 		return
 	}
 	if m.seq > a.read[m.party] {
 		a.read[m.party] = m.seq
 		a.push(ctx, m.origin, &actorpb.Push{Conv: a.id, Event: &actorpb.Push_Read{Read: &actorpb.ReadPointer{By: partyToPB(m.party), Seq: m.seq}}})
 	}
-	a.reply(ctx, m.sender, &actorpb.MarkReadResponse{Seq: a.read[m.party]})
+	reply(ctx, m.sender, &actorpb.MarkReadResponse{Seq: a.read[m.party]})
 }
 
 // cancelBot voids the bot turn in flight: its LLM call is cancelled and
@@ -742,33 +736,58 @@ func (a *conversationActor) cancelBot() {
 	a.botGen++
 }
 
-type retryStateMsg struct{}
-
-// writeState stores the oldest unstored state change with the current
-// header, unless a write is running. Writes never overlap, so the store
-// sees the changes in order.
-func (a *conversationActor) writeState(ctx actor.Context) {
-	if a.stateWriting || len(a.stateEvents) == 0 {
-		return
-	}
-	a.stateWriting = true
-	conv, event := a.conv, a.stateEvents[0]
-	a.async(ctx, func(c context.Context) any {
-		return &stateStoredMsg{to: event.To, err: a.d.Store.UpdateConversation(c, conv, event)}
-	})
+// writeQueue is a conversation's ordered store writes of one kind:
+// pending[0] is being (or about to be) written.
+type writeQueue struct {
+	pending []storeWrite
+	busy    bool
 }
 
-func (a *conversationActor) onStateStored(ctx actor.Context, m *stateStoredMsg) {
-	a.stateWriting = false
-	if m.err != nil {
-		// The conversation must not come back in an old state after a
-		// restart: keep trying (and stay loaded) until it is stored.
-		a.log.Error("storing a state change; retrying", "to", m.to, "err", m.err)
-		later(ctx, time.Second, &retryStateMsg{})
+// storeWrite is one ordered write of the conversation's header or timers.
+// start runs on the mailbox when the write's turn comes (a state change
+// takes the header as it is then) and returns the store call.
+type storeWrite struct {
+	what  string // for the log
+	start func() func(context.Context) error
+}
+
+type retryWriteMsg struct{ q *writeQueue }
+
+// write queues a store write behind the earlier ones of q.
+func (a *conversationActor) write(ctx actor.Context, q *writeQueue, what string, start func() func(context.Context) error) {
+	q.pending = append(q.pending, storeWrite{what: what, start: start})
+	a.nextWrite(ctx, q)
+}
+
+// nextWrite starts q's oldest write unless one of q is running. Writes of
+// a queue never overlap, so the store sees them in order.
+func (a *conversationActor) nextWrite(ctx actor.Context, q *writeQueue) {
+	if q.busy || len(q.pending) == 0 {
 		return
 	}
-	a.stateEvents = a.stateEvents[1:]
-	a.writeState(ctx)
+	q.busy = true
+	w := q.pending[0]
+	run := w.start()
+	a.async(ctx, func(c context.Context) any { return &writtenMsg{q: q, what: w.what, err: run(c)} })
+}
+
+func (a *conversationActor) onWritten(ctx actor.Context, m *writtenMsg) {
+	q := m.q
+	q.busy = false
+	if m.err != nil {
+		// The conversation must not come back in an old state, or lose a
+		// timer, after a restart: keep trying (and stay loaded) until stored.
+		a.log.Error("storing "+m.what+"; retrying", "err", m.err)
+		later(ctx, time.Second, &retryWriteMsg{q: q})
+		return
+	}
+	q.pending = q.pending[1:]
+	a.nextWrite(ctx, q)
+}
+
+// writesPending reports whether a store write is queued or running.
+func (a *conversationActor) writesPending() bool {
+	return a.stateWrites.busy || len(a.stateWrites.pending) > 0 || a.timerWrites.busy || len(a.timerWrites.pending) > 0
 }
 
 // dropBotQueue removes bot messages not yet written: once a person owns
@@ -801,8 +820,8 @@ func (a *conversationActor) push(ctx actor.Context, origin *actor.PID, p *actorp
 func (a *conversationActor) maybePassivate(ctx actor.Context) {
 	if len(a.subs) == 0 && len(a.queue) == 0 && len(a.inflight) == 0 && !a.reloading &&
 		len(a.stash) == 0 && a.phase != phaseCreating && a.phase != phaseLoading &&
-		a.botCancel == nil && len(a.stateEvents) == 0 && !a.stateWriting &&
-		a.routing == 0 && len(a.reserving) == 0 && len(a.timerOps) == 0 && !a.timerWriting {
+		a.botCancel == nil && !a.writesPending() &&
+		a.routing == 0 && len(a.reserving) == 0 {
 		ctx.Stop(ctx.Self())
 		return
 	}
@@ -816,37 +835,31 @@ func (a *conversationActor) idleTimeout() time.Duration {
 	return a.d.IdleTimeout
 }
 
-func (a *conversationActor) reply(ctx actor.Context, to *actor.PID, msg any) {
-	if to != nil {
-		ctx.Send(to, msg)
-	}
-}
-
 // replyError answers a request of any kind with err.
 func (a *conversationActor) replyError(ctx actor.Context, to *actor.PID, req any, err error) {
 	e := errToPB(err)
 	switch req.(type) {
 	case *actorpb.CreateConversation:
-		a.reply(ctx, to, &actorpb.ConversationResponse{Error: e})
+		reply(ctx, to, &actorpb.ConversationResponse{Error: e})
 	case *actorpb.Append:
-		a.reply(ctx, to, &actorpb.AppendResponse{Error: e})
+		reply(ctx, to, &actorpb.AppendResponse{Error: e})
 	case *actorpb.Resume:
-		a.reply(ctx, to, &actorpb.ResumeResponse{Error: e})
+		reply(ctx, to, &actorpb.ResumeResponse{Error: e})
 	case *actorpb.MarkRead:
-		a.reply(ctx, to, &actorpb.MarkReadResponse{Error: e})
+		reply(ctx, to, &actorpb.MarkReadResponse{Error: e})
 	case *actorpb.Escalate:
-		a.reply(ctx, to, &actorpb.EscalateResponse{Error: e})
+		reply(ctx, to, &actorpb.EscalateResponse{Error: e})
 	case *actorpb.Assist:
-		a.reply(ctx, to, &actorpb.AssistResponse{Error: e})
+		reply(ctx, to, &actorpb.AssistResponse{Error: e})
 	case *actorpb.ConvOp:
-		a.reply(ctx, to, &actorpb.ConvOpResponse{Error: e})
+		reply(ctx, to, &actorpb.ConvOpResponse{Error: e})
 	case *actorpb.AddNote:
-		a.reply(ctx, to, &actorpb.AddNoteResponse{Error: e})
+		reply(ctx, to, &actorpb.AddNoteResponse{Error: e})
 	case *actorpb.ListNotes:
-		a.reply(ctx, to, &actorpb.ListNotesResponse{Error: e})
+		reply(ctx, to, &actorpb.ListNotesResponse{Error: e})
 	case *actorpb.ListEvents:
-		a.reply(ctx, to, &actorpb.ListEventsResponse{Error: e})
+		reply(ctx, to, &actorpb.ListEventsResponse{Error: e})
 	case *actorpb.Offer:
-		a.reply(ctx, to, &actorpb.OfferResponse{})
+		reply(ctx, to, &actorpb.OfferResponse{})
 	}
 }

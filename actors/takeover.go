@@ -27,6 +27,9 @@ const (
 // systemParty is Kefu itself: timers, routing notices.
 var systemParty = engine.Party{Role: engine.RoleSystem, ID: "kefu"}
 
+// held reports whether a conversation in state s belongs to its agent.
+func held(s engine.ConvState) bool { return s == engine.StateAssigned || s == engine.StateOnHold }
+
 // change is one lifecycle step of a conversation.
 type change struct {
 	to       engine.ConvState
@@ -52,7 +55,6 @@ func (a *conversationActor) transition(ctx actor.Context, ch change) bool {
 	}
 	now := a.d.Clock.Now()
 	a.conv.State, a.conv.UpdatedAt = ch.to, now
-	held := func(s engine.ConvState) bool { return s == engine.StateAssigned || s == engine.StateOnHold }
 	switch ch.to {
 	case engine.StateAssigned, engine.StateOnHold:
 		if ch.agent != "" {
@@ -88,11 +90,16 @@ func (a *conversationActor) transition(ctx actor.Context, ch change) bool {
 			Conv: a.id, Customer: a.conv.UserID, Priority: int32(ch.priority), QueuedMs: a.conv.QueuedAt.UnixMilli(), LastAgent: a.lastAgent,
 		})
 	}
-	a.stateEvents = append(a.stateEvents, engine.ConvEvent{
+	event := engine.ConvEvent{
 		Tenant: a.tenant, Conv: a.id, Type: ch.ev, From: from, To: ch.to, By: ch.by, Reason: ch.reason,
 		Agent: ch.evAgent, Group: ch.group, Note: ch.note, At: now,
+	}
+	// Each change is stored with the header as it is when its write starts.
+	a.write(ctx, &a.stateWrites, "a state change to "+string(ch.to), func() func(context.Context) error {
+		conv := a.conv
+		conv.Invited = slices.Clone(conv.Invited)
+		return func(c context.Context) error { return a.d.Store.UpdateConversation(c, conv, event) }
 	})
-	a.writeState(ctx)
 	if from != ch.to || a.conv.AgentID != prevAgent || ch.ev == engine.EventInvited || a.conv.Group != prevGroup {
 		a.push(ctx, nil, &actorpb.Push{Conv: a.id, Event: &actorpb.Push_State{State: &actorpb.StateChange{
 			State: string(ch.to), AgentId: a.conv.AgentID, By: partyToPB(ch.by), Reason: ch.reason,
@@ -252,15 +259,15 @@ func (a *conversationActor) queueFor(ctx actor.Context, by engine.Party, ev engi
 // escalate answers the user's "talk to a person".
 func (a *conversationActor) escalate(ctx actor.Context, sender *actor.PID, m *actorpb.Escalate) {
 	if err := a.authorize(m.Caller); err != nil {
-		a.reply(ctx, sender, &actorpb.EscalateResponse{Error: errToPB(err)})
+		reply(ctx, sender, &actorpb.EscalateResponse{Error: errToPB(err)})
 		return
 	}
 	if a.conv.State != engine.StateBot || a.routing > 0 {
-		a.reply(ctx, sender, &actorpb.EscalateResponse{State: string(a.conv.State)})
+		reply(ctx, sender, &actorpb.EscalateResponse{State: string(a.conv.State)})
 		return
 	}
 	a.queueFor(ctx, partyFromPB(m.Caller.GetParty()), engine.EventEscalated, "user_request", func(error) {
-		a.reply(ctx, sender, &actorpb.EscalateResponse{State: string(a.conv.State)})
+		reply(ctx, sender, &actorpb.EscalateResponse{State: string(a.conv.State)})
 	})
 }
 
@@ -292,7 +299,7 @@ func (a *conversationActor) onAgentReserved(ctx actor.Context, m *agentReservedM
 	used := false
 	for _, then := range thens {
 		then(ctx, m.resp)
-		used = used || (a.conv.AgentID == m.agent && (a.conv.State == engine.StateAssigned || a.conv.State == engine.StateOnHold))
+		used = used || (a.conv.AgentID == m.agent && held(a.conv.State))
 	}
 	if m.resp.Ok && !used {
 		tell(ctx, KindAgent, AgentIdentity(a.tenant, m.agent), &actorpb.Release{Conv: a.id})
@@ -314,7 +321,7 @@ func reserveError(resp *actorpb.ReserveResponse) error {
 // that is with the bot or queued, within their capacity.
 func (a *conversationActor) accept(ctx actor.Context, caller Caller, reason string, done func(error)) {
 	switch {
-	case a.conv.AgentID == caller.Party.ID && (a.conv.State == engine.StateAssigned || a.conv.State == engine.StateOnHold):
+	case a.conv.AgentID == caller.Party.ID && held(a.conv.State):
 		done(nil)
 		return
 	case a.conv.State != engine.StateBot && a.conv.State != engine.StateQueued:
@@ -340,13 +347,13 @@ func (a *conversationActor) accept(ctx actor.Context, caller Caller, reason stri
 func (a *conversationActor) onOffer(ctx actor.Context, sender *actor.PID, m *actorpb.Offer) {
 	switch {
 	case a.conv.State == engine.StateAssigned && a.conv.AgentID == m.AgentId:
-		a.reply(ctx, sender, &actorpb.OfferResponse{Accepted: true}) // a repeated offer
+		reply(ctx, sender, &actorpb.OfferResponse{Accepted: true}) // a repeated offer
 	case a.conv.State == engine.StateQueued && a.conv.Group == m.Group:
 		a.transition(ctx, change{to: engine.StateAssigned, agent: m.AgentId, by: systemParty, ev: engine.EventAssigned, reason: "routed", group: m.Group, evAgent: m.AgentId})
 		a.notifyAgent(ctx, m.AgentId, "assigned", "")
-		a.reply(ctx, sender, &actorpb.OfferResponse{Accepted: true})
+		reply(ctx, sender, &actorpb.OfferResponse{Accepted: true})
 	default:
-		a.reply(ctx, sender, &actorpb.OfferResponse{})
+		reply(ctx, sender, &actorpb.OfferResponse{})
 	}
 }
 
@@ -398,17 +405,16 @@ func (a *conversationActor) op(ctx actor.Context, sender *actor.PID, m *actorpb.
 	caller := callerFromPB(m.Caller)
 	done := func(err error) {
 		if err != nil {
-			a.reply(ctx, sender, &actorpb.ConvOpResponse{Error: errToPB(err)})
+			reply(ctx, sender, &actorpb.ConvOpResponse{Error: errToPB(err)})
 			return
 		}
-		a.reply(ctx, sender, &actorpb.ConvOpResponse{Conversation: conversationToPB(a.conv)})
+		reply(ctx, sender, &actorpb.ConvOpResponse{Conversation: conversationToPB(a.conv)})
 	}
 	if err := a.canSee(caller); err != nil {
 		done(err)
 		return
 	}
 	state := a.conv.State
-	held := state == engine.StateAssigned || state == engine.StateOnHold
 	badState := engine.Errorf(engine.CodeInvalidState, "%s does not apply to a conversation that is %s", m.Op, state)
 	staffOnly := engine.NewError(engine.CodeForbidden, "staff only")
 	notYours := engine.NewError(engine.CodeForbidden, "only the owner, a supervisor or an admin may do this")
@@ -423,14 +429,14 @@ func (a *conversationActor) op(ctx actor.Context, sender *actor.PID, m *actorpb.
 		switch {
 		case !a.mayManage(caller):
 			done(notYours)
-		case !held:
+		case !held(state):
 			done(badState)
 		case m.Group != "":
 			a.route(ctx, m.Group, func(ctx actor.Context, r *routedMsg) {
 				switch {
 				case r.err != nil:
 					done(r.err)
-				case a.conv.State != engine.StateAssigned && a.conv.State != engine.StateOnHold:
+				case !held(a.conv.State):
 					done(engine.Errorf(engine.CodeInvalidState, "the conversation is %s", a.conv.State))
 				default:
 					a.lastAgent = ""
@@ -447,7 +453,7 @@ func (a *conversationActor) op(ctx actor.Context, sender *actor.PID, m *actorpb.
 				switch {
 				case !resp.Ok:
 					done(reserveError(resp))
-				case a.conv.AgentID != owner || (a.conv.State != engine.StateAssigned && a.conv.State != engine.StateOnHold):
+				case a.conv.AgentID != owner || !held(a.conv.State):
 					done(engine.NewError(engine.CodeInvalidState, "the conversation changed hands meanwhile"))
 				default:
 					a.transition(ctx, change{to: engine.StateAssigned, agent: m.AgentId, by: caller.Party, ev: engine.EventTransferred, reason: "transfer", evAgent: m.AgentId, note: m.Note})
@@ -461,7 +467,7 @@ func (a *conversationActor) op(ctx actor.Context, sender *actor.PID, m *actorpb.
 		switch {
 		case !a.mayManage(caller):
 			done(notYours)
-		case !held:
+		case !held(state):
 			done(badState)
 		case m.AgentId == a.conv.AgentID || slices.Contains(a.conv.Invited, m.AgentId):
 			done(nil)
@@ -493,7 +499,7 @@ func (a *conversationActor) op(ctx actor.Context, sender *actor.PID, m *actorpb.
 		switch {
 		case state == engine.StateClosed:
 			done(nil)
-		case caller.IsStaff() && held && !a.mayManage(caller) && !slices.Contains(a.conv.Invited, caller.Party.ID):
+		case caller.IsStaff() && held(state) && !a.mayManage(caller) && !slices.Contains(a.conv.Invited, caller.Party.ID):
 			done(notYours)
 		default:
 			a.transition(ctx, change{to: engine.StateClosed, by: caller.Party, ev: engine.EventClosed, reason: reason})
@@ -522,7 +528,7 @@ func (a *conversationActor) onAgentChecked(ctx actor.Context, m *agentCheckedMsg
 	switch {
 	case !m.exists:
 		err = engine.NewError(engine.CodeAgentUnavailable, "no such agent")
-	case !a.mayManage(caller) || (a.conv.State != engine.StateAssigned && a.conv.State != engine.StateOnHold):
+	case !a.mayManage(caller) || !held(a.conv.State):
 		err = engine.NewError(engine.CodeInvalidState, "the conversation changed hands meanwhile")
 	case !slices.Contains(a.conv.Invited, m.op.AgentId) && m.op.AgentId != a.conv.AgentID:
 		a.conv.Invited = append(a.conv.Invited, m.op.AgentId)
@@ -530,10 +536,10 @@ func (a *conversationActor) onAgentChecked(ctx actor.Context, m *agentCheckedMsg
 		a.notifyAgent(ctx, m.op.AgentId, "invited", m.op.Note)
 	}
 	if err != nil {
-		a.reply(ctx, m.sender, &actorpb.ConvOpResponse{Error: errToPB(err)})
+		reply(ctx, m.sender, &actorpb.ConvOpResponse{Error: errToPB(err)})
 		return
 	}
-	a.reply(ctx, m.sender, &actorpb.ConvOpResponse{Conversation: conversationToPB(a.conv)})
+	reply(ctx, m.sender, &actorpb.ConvOpResponse{Conversation: conversationToPB(a.conv)})
 }
 
 // storeTransferNote keeps a transfer's note with the private notes, so the
@@ -556,7 +562,7 @@ func (a *conversationActor) addNote(ctx actor.Context, sender *actor.PID, caller
 func (a *conversationActor) onNoteStored(ctx actor.Context, m *noteStoredMsg) {
 	if m.err != nil {
 		a.log.Error("storing a note", "err", m.err)
-		a.reply(ctx, m.sender, &actorpb.AddNoteResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "the note was not stored; try again"))})
+		reply(ctx, m.sender, &actorpb.AddNoteResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "the note was not stored; try again"))})
 		return
 	}
 	pb := noteToPB(m.note)
@@ -565,7 +571,7 @@ func (a *conversationActor) onNoteStored(ctx actor.Context, m *noteStoredMsg) {
 			ctx.Send(s.pid, &actorpb.Push{Conv: a.id, Event: &actorpb.Push_Note{Note: pb}})
 		}
 	}
-	a.reply(ctx, m.sender, &actorpb.AddNoteResponse{Note: pb})
+	reply(ctx, m.sender, &actorpb.AddNoteResponse{Note: pb})
 }
 
 // staffRead answers the staff-only reads: notes and events.

@@ -13,20 +13,11 @@ import (
 )
 
 // A conversation owns its timers: it arms and disarms them as its state
-// and messages change, keeps them in memory and persists every change, in
-// order, off its mailbox. The Scheduler fires persisted timers that fall
+// and messages change, keeps them in memory and persists every change
+// through its ordered store writes (conversationActor.write). The Scheduler fires persisted timers that fall
 // due, activating the conversation wherever it lives next; the
 // conversation runs a timer only if it still has it armed with that due
 // time, so a stale or repeated firing does nothing.
-
-type (
-	timerOp struct {
-		put   bool
-		timer engine.Timer
-	}
-	timerWrittenMsg struct{ err error }
-	retryTimersMsg  struct{}
-)
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
@@ -36,8 +27,18 @@ func (a *conversationActor) arm(ctx actor.Context, kind engine.TimerKind, due ti
 		return
 	}
 	a.timers[kind] = due
-	a.timerOps = append(a.timerOps, timerOp{put: true, timer: engine.Timer{Tenant: a.tenant, Conv: a.id, Kind: kind, DueAt: due}})
-	a.writeTimers(ctx)
+	t := engine.Timer{Tenant: a.tenant, Conv: a.id, Kind: kind, DueAt: due}
+	a.write(ctx, &a.timerWrites, "timer "+string(kind), func() func(context.Context) error {
+		return func(c context.Context) error { return a.d.Store.PutTimer(c, t) }
+	})
+}
+
+// dropTimer deletes the conversation's stored timer of kind.
+func (a *conversationActor) dropTimer(ctx actor.Context, kind engine.TimerKind) {
+	tenant, conv := a.tenant, a.id
+	a.write(ctx, &a.timerWrites, "timer "+string(kind)+" removal", func() func(context.Context) error {
+		return func(c context.Context) error { return a.d.Store.DeleteTimer(c, tenant, conv, kind) }
+	})
 }
 
 func (a *conversationActor) disarm(ctx actor.Context, kinds ...engine.TimerKind) {
@@ -46,41 +47,13 @@ func (a *conversationActor) disarm(ctx actor.Context, kinds ...engine.TimerKind)
 			continue
 		}
 		delete(a.timers, kind)
-		a.timerOps = append(a.timerOps, timerOp{timer: engine.Timer{Tenant: a.tenant, Conv: a.id, Kind: kind}})
+		a.dropTimer(ctx, kind)
 	}
-	a.writeTimers(ctx)
 }
 
 var allTimers = []engine.TimerKind{
 	engine.TimerFirstResponse, engine.TimerFirstResponseAlert, engine.TimerNoReply, engine.TimerUserIdleWarn,
 	engine.TimerUserIdleClose, engine.TimerQueueTimeout, engine.TimerHoldExpiry,
-}
-
-// writeTimers stores the oldest unwritten timer change unless a write is
-// running; changes are stored in the order they were made.
-func (a *conversationActor) writeTimers(ctx actor.Context) {
-	if a.timerWriting || len(a.timerOps) == 0 {
-		return
-	}
-	a.timerWriting = true
-	op := a.timerOps[0]
-	a.async(ctx, func(c context.Context) any {
-		if op.put {
-			return &timerWrittenMsg{err: a.d.Store.PutTimer(c, op.timer)}
-		}
-		return &timerWrittenMsg{err: a.d.Store.DeleteTimer(c, op.timer.Tenant, op.timer.Conv, op.timer.Kind)}
-	})
-}
-
-func (a *conversationActor) onTimerWritten(ctx actor.Context, m *timerWrittenMsg) {
-	a.timerWriting = false
-	if m.err != nil {
-		a.log.Error("storing a timer; retrying", "err", m.err)
-		later(ctx, time.Second, &retryTimersMsg{})
-		return
-	}
-	a.timerOps = a.timerOps[1:]
-	a.writeTimers(ctx)
 }
 
 // armForState sets the timers a state change calls for.
@@ -160,8 +133,7 @@ func (a *conversationActor) fire(ctx actor.Context, m *actorpb.FireTimer) {
 	if !ok {
 		// Not armed here: a row left by a write that failed before its
 		// delete. Remove it so the scheduler stops finding it.
-		a.timerOps = append(a.timerOps, timerOp{timer: engine.Timer{Tenant: a.tenant, Conv: a.id, Kind: kind}})
-		a.writeTimers(ctx)
+		a.dropTimer(ctx, kind)
 		return
 	}
 	now := a.d.Clock.Now()
