@@ -32,13 +32,10 @@ var dummyHash = sync.OnceValue(func() string {
 // the knowledge base, whose single writer it is. Store calls run off its
 // mailbox and reply from there.
 type tenantActor struct {
-	d       *Deps
-	tenant  string
-	kbQueue []kbWrite // knowledge-base changes waiting their turn
-	kbBusy  bool      // one is being applied
-
-	cfgQueue []configRequest // configuration writes waiting their turn
-	cfgBusy  bool
+	d        *Deps
+	tenant   string
+	writes   []tenantWrite         // knowledge-base and configuration changes waiting their turn
+	writing  bool                  // one is being applied
 	watchers map[string]*actor.PID // supervisors' sessions that receive alerts
 }
 
@@ -50,7 +47,7 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 		a.tenant = m.Identity.Identity
 		ctx.SetReceiveTimeout(a.d.IdleTimeout)
 	case *actor.ReceiveTimeout:
-		if !a.kbBusy && len(a.kbQueue) == 0 && !a.cfgBusy && len(a.cfgQueue) == 0 && len(a.watchers) == 0 {
+		if !a.writing && len(a.writes) == 0 && len(a.watchers) == 0 {
 			ctx.Stop(ctx.Self())
 			return
 		}
@@ -61,14 +58,11 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 		a.kbEnqueue(ctx, m.Caller, m)
 	case *actorpb.KBDelete:
 		a.kbEnqueue(ctx, m.Caller, m)
-	case *kbWrittenMsg:
-		a.kbBusy = false
-		a.kbNext(ctx)
+	case *tenantWrittenMsg:
+		a.writing = false
+		a.nextWrite(ctx)
 	case *actorpb.TenantConfig:
 		a.config(ctx, m)
-	case *configWrittenMsg:
-		a.cfgBusy = false
-		a.configNext(ctx)
 	case *configChanged:
 		a.onConfigChanged(ctx, m)
 	case *actorpb.WatchAlerts:
@@ -135,6 +129,46 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 			return resp
 		})
 	}
+}
+
+// tenantWrite is a change waiting its turn: the tenant actor applies one
+// at a time, so read-modify-writes (knowledge-base versions, customer
+// tags) never race. run returns the reply to the requester and messages
+// for the actor itself once the write is done.
+type tenantWrite struct {
+	sender *actor.PID
+	run    func(context.Context) (resp any, then []any)
+}
+
+// tenantWrittenMsg reports that the write in flight finished.
+type tenantWrittenMsg struct{}
+
+// write queues a change behind the earlier ones.
+func (a *tenantActor) write(ctx actor.Context, run func(context.Context) (resp any, then []any)) {
+	a.writes = append(a.writes, tenantWrite{sender: ctx.Sender(), run: run})
+	a.nextWrite(ctx)
+}
+
+func (a *tenantActor) nextWrite(ctx actor.Context) {
+	if a.writing || len(a.writes) == 0 {
+		return
+	}
+	w := a.writes[0]
+	a.writes = a.writes[1:]
+	a.writing = true
+	self, root, timeout := ctx.Self(), ctx.ActorSystem().Root, a.d.StoreTimeout
+	go func() {
+		c, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		resp, then := w.run(c)
+		if w.sender != nil {
+			root.Send(w.sender, resp)
+		}
+		root.Send(self, &tenantWrittenMsg{})
+		for _, m := range then {
+			root.Send(self, m)
+		}
+	}()
 }
 
 // off runs f in a goroutine and sends its result to the requester.

@@ -57,15 +57,6 @@ type TagChange struct {
 	Remove []string `json:"remove"`
 }
 
-// configWrittenMsg ends one serialized configuration write.
-type configWrittenMsg struct{}
-
-// configRequest is a configuration write waiting its turn.
-type configRequest struct {
-	sender *actor.PID
-	m      *actorpb.TenantConfig
-}
-
 func configErr(err error) *actorpb.TenantConfigResponse {
 	return &actorpb.TenantConfigResponse{Error: errToPB(err)}
 }
@@ -95,33 +86,17 @@ func (a *tenantActor) config(ctx actor.Context, m *actorpb.TenantConfig) {
 		return
 	}
 	if write {
-		a.cfgQueue = append(a.cfgQueue, configRequest{sender: ctx.Sender(), m: m})
-		a.configNext(ctx)
+		a.write(ctx, func(c context.Context) (any, []any) {
+			resp, notify := a.configWrite(c, m)
+			then := make([]any, len(notify))
+			for i, n := range notify {
+				then[i] = n
+			}
+			return resp, then
+		})
 		return
 	}
 	a.off(ctx, func(c context.Context) any { return a.configRead(c, m) })
-}
-
-func (a *tenantActor) configNext(ctx actor.Context) {
-	if a.cfgBusy || len(a.cfgQueue) == 0 {
-		return
-	}
-	a.cfgBusy = true
-	r := a.cfgQueue[0]
-	a.cfgQueue = a.cfgQueue[1:]
-	self, root, timeout := ctx.Self(), ctx.ActorSystem().Root, a.d.StoreTimeout
-	go func() {
-		c, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		resp, notify := a.configWrite(c, r.m)
-		if r.sender != nil {
-			root.Send(r.sender, resp)
-		}
-		root.Send(self, &configWrittenMsg{})
-		for _, n := range notify {
-			root.Send(self, n)
-		}
-	}()
 }
 
 // configChanged tells an actor to re-read its configuration.

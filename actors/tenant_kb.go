@@ -12,16 +12,6 @@ import (
 	"github.com/kefu-dev/kefu/kb"
 )
 
-// kbWrite is a knowledge-base change waiting its turn: the tenant actor
-// applies one at a time, so versions are bumped without a race.
-type kbWrite struct {
-	sender *actor.PID
-	msg    any // *actorpb.KBPut or *actorpb.KBDelete
-}
-
-// kbWrittenMsg reports that the write in flight finished.
-type kbWrittenMsg struct{}
-
 func canEditKB(c Caller) bool {
 	return c.IsStaff() && (c.StaffRole == engine.StaffAdmin || c.StaffRole == engine.StaffSupervisor)
 }
@@ -45,7 +35,7 @@ func (a *tenantActor) kbList(ctx actor.Context, m *actorpb.KBList) {
 	})
 }
 
-// kbEnqueue queues a change; writes run one at a time.
+// kbEnqueue queues a change; writes run one at a time (tenantActor.write).
 func (a *tenantActor) kbEnqueue(ctx actor.Context, caller *actorpb.Caller, msg any) {
 	if c := callerFromPB(caller); c.Tenant != a.tenant || !canEditKB(c) {
 		err := errToPB(engine.NewError(engine.CodeForbidden, "only admins and supervisors edit the knowledge base"))
@@ -56,33 +46,12 @@ func (a *tenantActor) kbEnqueue(ctx actor.Context, caller *actorpb.Caller, msg a
 		}
 		return
 	}
-	a.kbQueue = append(a.kbQueue, kbWrite{sender: ctx.Sender(), msg: msg})
-	a.kbNext(ctx)
-}
-
-func (a *tenantActor) kbNext(ctx actor.Context) {
-	if a.kbBusy || len(a.kbQueue) == 0 {
-		return
-	}
-	w := a.kbQueue[0]
-	a.kbQueue = a.kbQueue[1:]
-	a.kbBusy = true
-	self, root, timeout := ctx.Self(), ctx.ActorSystem().Root, a.d.StoreTimeout
-	go func() {
-		c, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		var resp any
-		switch m := w.msg.(type) {
-		case *actorpb.KBPut:
-			resp = a.kbPut(c, m)
-		case *actorpb.KBDelete:
-			resp = a.kbDelete(c, m)
+	a.write(ctx, func(c context.Context) (any, []any) {
+		if m, ok := msg.(*actorpb.KBPut); ok {
+			return a.kbPut(c, m), nil
 		}
-		if w.sender != nil {
-			root.Send(w.sender, resp)
-		}
-		root.Send(self, &kbWrittenMsg{})
-	}()
+		return a.kbDelete(c, msg.(*actorpb.KBDelete)), nil
+	})
 }
 
 // kbPut runs off the mailbox: it merges, validates, stores and rebuilds.
