@@ -20,6 +20,7 @@ type Store interface {
 	CustomerStore
 	NoteStore
 	TimerStore
+	CredentialStore
 	// Close flushes pending writes and releases the database.
 	Close() error
 }
@@ -126,6 +127,9 @@ type AccountStore interface {
 	StaffByID(ctx context.Context, tenant, id string) (Staff, error)
 	// ListStaff returns the tenant's staff accounts, by username.
 	ListStaff(ctx context.Context, tenant string) ([]Staff, error)
+	// UpdateStaff replaces an account's DisplayName, Role and PasswordHash
+	// (ErrNotFound).
+	UpdateStaff(ctx context.Context, s Staff) error
 	// PutSettingIfAbsent stores value under key unless the key exists, and
 	// returns the stored value either way: the first writer wins, even
 	// across nodes.

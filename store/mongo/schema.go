@@ -161,6 +161,11 @@ var indexes = []index{
 		bson.D{asc("tenant"), asc("conv"), asc("kind")}, true},
 	{"timers", "timers_by_due",
 		bson.D{asc("due_at"), asc("tenant"), asc("conv"), asc("kind")}, false},
+	// A member of staff's sessions, by id; their login state.
+	{"staff_sessions", "staff_sessions_by_id",
+		bson.D{asc("tenant"), asc("staff_id"), asc("id")}, true},
+	{"login_states", "login_states_by_staff",
+		bson.D{asc("tenant"), asc("staff_id")}, true},
 }
 
 // ensureIndexes creates every index of indexes that is missing. Creating

@@ -198,6 +198,27 @@ CREATE TABLE timers (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX timers_by_due ON timers (due_at, tenant, conv, kind);
 `},
+	{4, "staff sessions and login state", `
+-- A member of staff's sign-ins (refresh tokens) and failed-login count,
+-- read whole by their agent actor; doc is the engine type as JSON.
+CREATE TABLE staff_sessions (
+	tenant     TEXT    NOT NULL,
+	staff_id   TEXT    NOT NULL,
+	id         TEXT    NOT NULL,
+	expires_at INTEGER NOT NULL,
+	doc        TEXT    NOT NULL,
+	PRIMARY KEY (tenant, staff_id, id),
+	FOREIGN KEY (tenant, staff_id) REFERENCES staff (tenant, id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE login_states (
+	tenant   TEXT NOT NULL,
+	staff_id TEXT NOT NULL,
+	doc      TEXT NOT NULL,
+	PRIMARY KEY (tenant, staff_id),
+	FOREIGN KEY (tenant, staff_id) REFERENCES staff (tenant, id)
+) STRICT, WITHOUT ROWID;
+`},
 }
 
 const (

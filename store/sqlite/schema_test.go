@@ -212,6 +212,12 @@ func TestQueryPlans(t *testing.T) {
 		"sqlUpsertTimer":           {"t", "c", "no_reply", 0},
 		"sqlDeleteTimer":           {"t", "c", "no_reply"},
 		"sqlTimers":                {"t", "c"},
+		"sqlUpdateStaff":           {"n", "agent", "h", "t", "s"},
+		"sqlUpsertSession":         {"t", "s", "x", 0, "{}"},
+		"sqlPruneSessions":         {"t", "s", 0},
+		"sqlUpsertLoginState":      {"t", "s", "{}"},
+		"sqlStaffSessions":         {"t", "s"},
+		"sqlLoginState":            {"t", "s"},
 		"sqlDueTimers":             {0, 10},
 		"sqlCreateMigrations":      nil,
 		"sqlSchemaVersion":         nil,
@@ -243,6 +249,8 @@ func TestQueryPlans(t *testing.T) {
 		"sqlUpsertCustomer": sqlUpsertCustomer, "sqlCustomer": sqlCustomer,
 		"sqlInsertNote": sqlInsertNote, "sqlNotes": sqlNotes,
 		"sqlUpsertTimer": sqlUpsertTimer, "sqlDeleteTimer": sqlDeleteTimer, "sqlTimers": sqlTimers, "sqlDueTimers": sqlDueTimers,
+		"sqlUpdateStaff": sqlUpdateStaff, "sqlUpsertSession": sqlUpsertSession, "sqlPruneSessions": sqlPruneSessions,
+		"sqlUpsertLoginState": sqlUpsertLoginState, "sqlStaffSessions": sqlStaffSessions, "sqlLoginState": sqlLoginState,
 	}
 	for _, name := range sqlConstants(t, "queries.go", "schema.go") {
 		if _, ok := queries[name]; !ok {

@@ -168,6 +168,11 @@ func testClosedStore(t *testing.T, open OpenFunc) {
 	calls["DeleteTimer"] = s.DeleteTimer(ctx, "t1", "c1", engine.TimerNoReply)
 	_, calls["Timers"] = s.Timers(ctx, "t1", "c1")
 	_, calls["DueTimers"] = s.DueTimers(ctx, Epoch, 10)
+	calls["UpdateStaff"] = s.UpdateStaff(ctx, engine.Staff{Tenant: "t1", ID: "s"})
+	calls["PutSession"] = s.PutSession(ctx, engine.StaffSession{Tenant: "t1", StaffID: "s", ID: "x"})
+	_, calls["StaffSessions"] = s.StaffSessions(ctx, "t1", "s")
+	calls["PutLoginState"] = s.PutLoginState(ctx, engine.LoginState{Tenant: "t1", StaffID: "s"})
+	_, calls["LoginState"] = s.LoginState(ctx, "t1", "s")
 	store := reflect.TypeFor[engine.Store]()
 	for i := range store.NumMethod() {
 		if name := store.Method(i).Name; name != "Close" {
