@@ -56,7 +56,7 @@ const (
 	sqlDeleteGroup          = `DELETE FROM skill_groups WHERE tenant = ? AND id = ?`
 	sqlUpsertTenantSettings = `INSERT INTO tenant_settings (tenant, doc) VALUES (?, ?)
 	ON CONFLICT (tenant) DO UPDATE SET doc = excluded.doc`
-	sqlUpdateStaff = `UPDATE staff SET display_name = ?, role = ?, password_hash = ? WHERE tenant = ? AND id = ?`
+	sqlUpdateStaff   = `UPDATE staff SET display_name = ?, role = ?, password_hash = ? WHERE tenant = ? AND id = ?`
 	sqlUpsertSession = `INSERT INTO staff_sessions (tenant, staff_id, id, expires_at, doc) VALUES (?, ?, ?, ?, ?)
 	ON CONFLICT (tenant, staff_id, id) DO UPDATE SET expires_at = excluded.expires_at, doc = excluded.doc`
 	sqlPruneSessions    = `DELETE FROM staff_sessions WHERE tenant = ? AND staff_id = ? AND expires_at < ?`
@@ -124,8 +124,8 @@ const (
 	sqlAgentProfiles  = `SELECT doc FROM agent_profiles WHERE tenant = ? ORDER BY id`
 	sqlGroups         = `SELECT doc FROM skill_groups WHERE tenant = ? ORDER BY id`
 	sqlTenantSettings = `SELECT doc FROM tenant_settings WHERE tenant = ?`
-	sqlStaffSessions = `SELECT doc FROM staff_sessions WHERE tenant = ? AND staff_id = ? ORDER BY id`
-	sqlLoginState    = `SELECT doc FROM login_states WHERE tenant = ? AND staff_id = ?`
+	sqlStaffSessions  = `SELECT doc FROM staff_sessions WHERE tenant = ? AND staff_id = ? ORDER BY id`
+	sqlLoginState     = `SELECT doc FROM login_states WHERE tenant = ? AND staff_id = ?`
 	sqlCustomer       = `SELECT doc FROM customers WHERE tenant = ? AND id = ?`
 	sqlNotes          = `SELECT id, author_role, author_id, text, created_at
 	FROM notes WHERE tenant = ? AND conv = ? ORDER BY created_at, id`
