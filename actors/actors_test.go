@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -65,6 +66,11 @@ var (
 
 // outbox collects the frames a session emits.
 type outbox chan []byte
+
+// Revoked is recorded as a frame, so a test can wait for it.
+func (o outbox) Revoked(reason string) {
+	o.Enqueue([]byte(`{"type":"revoked","reason":` + strconv.Quote(reason) + `}`))
+}
 
 func (o outbox) Enqueue(b []byte) bool {
 	select {

@@ -43,19 +43,31 @@ type agentActor struct {
 	held         map[string]bool // conversations held or reserved
 	lastAssigned time.Time
 	version      uint64
+
+	// Sign-in state (signin.go).
+	staff          engine.Staff
+	sessions       map[string]*engine.StaffSession
+	login          engine.LoginState
+	deviceSessions map[string]string // device PID -> the session it signed in under
+	credWrites     []credWrite       // sign-in writes waiting their turn
+	credBusy       bool              // one is being stored
 }
 
 type agentLoadedMsg struct {
-	profile engine.AgentProfile
-	held    []string
-	missing bool
-	err     error
+	staff    engine.Staff
+	profile  engine.AgentProfile
+	held     []string
+	sessions []engine.StaffSession
+	login    engine.LoginState
+	missing  bool
+	err      error
 }
 
 type retryLoadMsg struct{}
 
 func newAgent(d *Deps) actor.Actor {
-	return &agentActor{d: d, devices: make(map[string]*actor.PID), held: make(map[string]bool)}
+	return &agentActor{d: d, devices: make(map[string]*actor.PID), held: make(map[string]bool),
+		sessions: make(map[string]*engine.StaffSession), deviceSessions: make(map[string]string)}
 }
 
 func (a *agentActor) Receive(ctx actor.Context) {
@@ -70,14 +82,22 @@ func (a *agentActor) Receive(ctx actor.Context) {
 	case *actor.Terminated:
 		if _, ok := a.devices[m.Who.String()]; ok {
 			delete(a.devices, m.Who.String())
+			delete(a.deviceSessions, m.Who.String())
 			a.changed(ctx)
 		}
+	case *credWrittenMsg:
+		a.onCredWritten(ctx, m)
+	case *passwordCheckedMsg:
+		a.onPasswordChecked(ctx, m)
+	case *passwordChangeMsg:
+		a.onPasswordChange(ctx, m)
 	case *actorpb.Notice:
 		for _, d := range a.devices {
 			ctx.Send(d, m)
 		}
 	case *actorpb.Reserve, *actorpb.Release, *actorpb.GetAgentStatus, *actorpb.AgentConnect,
-		*actorpb.SetPresence, *actorpb.ProfileChanged:
+		*actorpb.SetPresence, *actorpb.ProfileChanged, *actorpb.Authenticate, *actorpb.RefreshSession,
+		*actorpb.CheckSession, *actorpb.Logout, *actorpb.ChangePassword:
 		if !a.loaded {
 			a.stash = append(a.stash, stashed{sender: ctx.Sender(), msg: m})
 			return
@@ -89,9 +109,21 @@ func (a *agentActor) Receive(ctx actor.Context) {
 func (a *agentActor) load(ctx actor.Context) {
 	d, tenant, id := a.d, a.tenant, a.id
 	async(ctx, d.StoreTimeout, func(c context.Context) any {
-		if _, err := d.Store.StaffByID(c, tenant, id); errors.Is(err, engine.ErrNotFound) {
+		staff, err := d.Store.StaffByID(c, tenant, id)
+		if errors.Is(err, engine.ErrNotFound) {
 			return &agentLoadedMsg{missing: true}
 		} else if err != nil {
+			return &agentLoadedMsg{err: err}
+		}
+		sessions, err := d.Store.StaffSessions(c, tenant, id)
+		if err != nil {
+			return &agentLoadedMsg{err: err}
+		}
+		login, err := d.Store.LoginState(c, tenant, id)
+		if errors.Is(err, engine.ErrNotFound) {
+			login, err = engine.LoginState{Tenant: tenant, StaffID: id}, nil
+		}
+		if err != nil {
 			return &agentLoadedMsg{err: err}
 		}
 		settings, err := d.Settings.Get(c, tenant)
@@ -115,7 +147,7 @@ func (a *agentActor) load(ctx actor.Context) {
 				held = append(held, cv.ID)
 			}
 		}
-		return &agentLoadedMsg{profile: profile, held: held}
+		return &agentLoadedMsg{staff: staff, profile: profile, held: held, sessions: sessions, login: login}
 	})
 }
 
@@ -127,7 +159,16 @@ func (a *agentActor) onLoaded(ctx actor.Context, m *agentLoadedMsg) {
 	}
 	first := !a.loaded
 	a.loaded, a.missing, a.profile = true, m.missing, m.profile
+	if !m.missing {
+		a.staff.Role, a.staff.DisplayName = m.staff.Role, m.staff.DisplayName
+	}
 	if first {
+		// Sign-in state is this actor's to write: only the first load reads
+		// it, later ones (a changed profile or role) would read it stale.
+		a.staff, a.login = m.staff, m.login
+		for i := range m.sessions {
+			a.sessions[m.sessions[i].ID] = &m.sessions[i]
+		}
 		for _, c := range m.held {
 			a.held[c] = true
 		}
@@ -156,11 +197,17 @@ func (a *agentActor) handle(ctx actor.Context, sender *actor.PID, msg any) {
 	case *actorpb.GetAgentStatus:
 		reply(ctx, sender, a.status())
 	case *actorpb.AgentConnect:
-		if pid := pidFromRef(m.Device); pid != nil && !a.missing {
-			a.devices[pid.String()] = pid
-			ctx.Watch(pid)
-			a.changed(ctx)
-		}
+		a.connectDevice(ctx, m)
+	case *actorpb.Authenticate:
+		a.authenticate(ctx, sender, m)
+	case *actorpb.RefreshSession:
+		a.refresh(ctx, sender, m)
+	case *actorpb.CheckSession:
+		a.checkSession(ctx, sender, m)
+	case *actorpb.Logout:
+		a.logout(ctx, sender, m)
+	case *actorpb.ChangePassword:
+		a.changePassword(ctx, sender, m)
 	case *actorpb.SetPresence:
 		if away := m.Presence == PresenceAway; away != a.away {
 			a.away = away

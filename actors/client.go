@@ -130,18 +130,80 @@ func (c *Client) History(ctx context.Context, caller Caller, conv string, afterS
 	return page, nil
 }
 
-// Login checks a staff member's password and returns the account.
-func (c *Client) Login(ctx context.Context, tenant, username, password string) (engine.Staff, error) {
-	res, err := c.write(ctx, KindTenant, tenant, &actorpb.Login{Username: username, Password: password})
-	if err != nil {
-		return engine.Staff{}, err
-	}
-	resp := res.(*actorpb.LoginResponse)
+// SignIn is a member of staff's signed-in session.
+type SignIn struct {
+	Staff            engine.Staff
+	Session          string // the sid of the access tokens to issue
+	RefreshToken     string
+	RefreshExpiresAt time.Time
+}
+
+func signInFromPB(tenant string, resp *actorpb.LoginResponse) (SignIn, error) {
 	if err := errFromPB(resp.Error); err != nil {
-		return engine.Staff{}, err
+		return SignIn{}, err
 	}
 	s := resp.Staff
-	return engine.Staff{Tenant: tenant, ID: s.Id, Username: s.Username, DisplayName: s.DisplayName, Role: engine.StaffRole(s.Role)}, nil
+	return SignIn{
+		Staff:   engine.Staff{Tenant: tenant, ID: s.Id, Username: s.Username, DisplayName: s.DisplayName, Role: engine.StaffRole(s.Role)},
+		Session: resp.SessionId, RefreshToken: resp.RefreshToken, RefreshExpiresAt: time.UnixMilli(resp.RefreshExpiresMs).UTC(),
+	}, nil
+}
+
+// Login checks a member of staff's password and opens a session. ip and
+// userAgent describe the client, for the session list and the audit log.
+func (c *Client) Login(ctx context.Context, tenant, username, password, ip, userAgent string) (SignIn, error) {
+	res, err := c.write(ctx, KindTenant, tenant, &actorpb.Login{Username: username, Password: password, Ip: ip, UserAgent: userAgent})
+	if err != nil {
+		return SignIn{}, err
+	}
+	return signInFromPB(tenant, res.(*actorpb.LoginResponse))
+}
+
+// Refresh trades a refresh token (auth.RefreshToken's parts) for the next
+// one. Presenting a token that was already traded revokes the session.
+func (c *Client) Refresh(ctx context.Context, tenant, staffID, session, secret, ip string) (SignIn, error) {
+	res, err := c.write(ctx, KindAgent, AgentIdentity(tenant, staffID), &actorpb.RefreshSession{SessionId: session, Secret: secret, Ip: ip})
+	if err != nil {
+		return SignIn{}, err
+	}
+	return signInFromPB(tenant, res.(*actorpb.LoginResponse))
+}
+
+// CheckSession returns the caller, whose token names a staff session, with
+// the account's current role and groups, or CodeUnauthenticated when the
+// session was revoked or has expired.
+func (c *Client) CheckSession(ctx context.Context, caller Caller) (Caller, error) {
+	res, err := c.request(ctx, KindAgent, AgentIdentity(caller.Tenant, caller.Party.ID), &actorpb.CheckSession{SessionId: caller.Session})
+	if err != nil {
+		return Caller{}, err
+	}
+	resp := res.(*actorpb.CheckSessionResponse)
+	if err := errFromPB(resp.Error); err != nil {
+		return Caller{}, err
+	}
+	caller.StaffRole, caller.Groups = engine.StaffRole(resp.Role), resp.Groups
+	return caller, nil
+}
+
+// Logout revokes the caller's session, or with all every session of the
+// account staffID (the caller's own, or anyone's for an admin), and closes
+// the sockets opened under them.
+func (c *Client) Logout(ctx context.Context, caller Caller, staffID string, all bool) error {
+	res, err := c.request(ctx, KindAgent, AgentIdentity(caller.Tenant, staffID), &actorpb.Logout{Caller: callerToPB(caller), SessionId: caller.Session, All: all})
+	if err != nil {
+		return err
+	}
+	return errFromPB(res.(*actorpb.LogoutResponse).Error)
+}
+
+// ChangePassword sets staffID's password and revokes all their sessions.
+// The account's owner gives the current password; an admin need not.
+func (c *Client) ChangePassword(ctx context.Context, caller Caller, staffID, current, next string) error {
+	res, err := c.write(ctx, KindAgent, AgentIdentity(caller.Tenant, staffID), &actorpb.ChangePassword{Caller: callerToPB(caller), CurrentPassword: current, NewPassword: next})
+	if err != nil {
+		return err
+	}
+	return errFromPB(res.(*actorpb.ChangePasswordResponse).Error)
 }
 
 // CheckTenant returns nil if the tenant exists.

@@ -49,6 +49,22 @@ type Deps struct {
 	// Settings caches tenants' routing and timer settings. Nil: a cache
 	// over Store.
 	Settings *SettingsCache
+	// SignIn is the staff sign-in policy. Zero fields take the defaults
+	// given on each.
+	SignIn SignInPolicy
+}
+
+// SignInPolicy says how staff sign in.
+type SignInPolicy struct {
+	// LockoutThreshold is how many failed logins in a row lock an account.
+	// Zero means 5.
+	LockoutThreshold int
+	// LockoutDuration is how long a locked account refuses logins, even
+	// with the right password. Zero means 15 minutes.
+	LockoutDuration time.Duration
+	// RefreshTTL is how long a session's refresh tokens work after login;
+	// refreshing does not extend it. Zero means 7 days.
+	RefreshTTL time.Duration
 }
 
 func (d Deps) withDefaults() Deps {
@@ -79,6 +95,15 @@ func (d Deps) withDefaults() Deps {
 	if d.BotTimeout <= 0 {
 		d.BotTimeout = 30 * time.Second
 	}
+	if d.SignIn.LockoutThreshold <= 0 {
+		d.SignIn.LockoutThreshold = 5
+	}
+	if d.SignIn.LockoutDuration <= 0 {
+		d.SignIn.LockoutDuration = 15 * time.Minute
+	}
+	if d.SignIn.RefreshTTL <= 0 {
+		d.SignIn.RefreshTTL = 7 * 24 * time.Hour
+	}
 	return d
 }
 
@@ -98,6 +123,15 @@ type Caller struct {
 	Tenant    string
 	Party     engine.Party
 	StaffRole engine.StaffRole // empty for customers
+	// Groups are a supervisor's skill groups, as their agent actor tells
+	// them when their session is checked: the conversations they oversee.
+	Groups []string
+	// IP is the client's address, for the audit log.
+	IP string
+	// Session is a member of staff's sign-in (the token's sid): revoking
+	// it closes the sockets opened under it. Not sent across nodes: only
+	// the session actor on the caller's own edge needs it.
+	Session string
 }
 
 // IsStaff reports whether the caller is a member of staff.

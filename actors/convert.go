@@ -155,12 +155,12 @@ func errFromPB(e *actorpb.Error) error {
 }
 
 func callerToPB(c Caller) *actorpb.Caller {
-	return &actorpb.Caller{Tenant: c.Tenant, Party: partyToPB(c.Party), StaffRole: string(c.StaffRole)}
+	return &actorpb.Caller{Tenant: c.Tenant, Party: partyToPB(c.Party), StaffRole: string(c.StaffRole), Groups: c.Groups, Ip: c.IP}
 }
 
 func callerFromPB(c *actorpb.Caller) Caller {
 	if c == nil {
 		return Caller{}
 	}
-	return Caller{Tenant: c.Tenant, Party: partyFromPB(c.Party), StaffRole: engine.StaffRole(c.StaffRole)}
+	return Caller{Tenant: c.Tenant, Party: partyFromPB(c.Party), StaffRole: engine.StaffRole(c.StaffRole), Groups: c.Groups, IP: c.Ip}
 }

@@ -18,6 +18,9 @@ import (
 // its bounded queue is full (the edge then disconnects the slow client).
 type Outbox interface {
 	Enqueue(frame []byte) bool
+	// Revoked ends the connection because the sign-in it was opened under
+	// was revoked (a logout, a password change). It never blocks.
+	Revoked(reason string)
 }
 
 // Limits of one session.
@@ -89,6 +92,8 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 		s.emit(engine.AgentFrame{Type: engine.FrameAgent, Presence: m.Presence, Capacity: int(m.Capacity), Load: int(m.Load), Convs: convs})
 	case *actorpb.Notice:
 		s.emit(engine.NoticeFrame{Type: engine.FrameNotice, Kind: m.Kind, Conv: m.Conv, Text: m.Text, AgentID: m.AgentId})
+	case *actorpb.SessionRevoked:
+		s.out.Revoked(m.Reason)
 	case *resolvedMsg:
 		s.onResolved(m)
 	case *retryRequestMsg:
@@ -416,7 +421,7 @@ func (s *sessionActor) register(ctx actor.Context) {
 		return
 	}
 	self := pidToRef(ctx.Self())
-	tell(ctx, KindAgent, AgentIdentity(s.caller.Tenant, s.caller.Party.ID), &actorpb.AgentConnect{Device: self})
+	tell(ctx, KindAgent, AgentIdentity(s.caller.Tenant, s.caller.Party.ID), &actorpb.AgentConnect{Device: self, SessionId: s.caller.Session})
 	if s.caller.StaffRole == engine.StaffSupervisor || s.caller.StaffRole == engine.StaffAdmin {
 		tell(ctx, KindTenant, s.caller.Tenant, &actorpb.WatchAlerts{Device: self})
 	}

@@ -89,18 +89,7 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 			return &actorpb.CheckTenantResponse{}
 		})
 	case *actorpb.Login:
-		// argon2id takes 19 MiB and tens of ms: at most one check per core
-		// runs at once on a node, and the rest are refused, not queued.
-		select {
-		case passwordChecks <- struct{}{}:
-		default:
-			ctx.Respond(&actorpb.LoginResponse{Error: errToPB(engine.NewError(engine.CodeRateLimited, "too many logins at once; try again shortly"))})
-			return
-		}
-		a.off(ctx, func(c context.Context) any {
-			defer func() { <-passwordChecks }()
-			return a.login(c, m)
-		})
+		a.login(ctx, m)
 	case *actorpb.ListConversations:
 		caller := callerFromPB(m.Caller)
 		if caller.Tenant != a.tenant || !caller.IsStaff() {
@@ -183,20 +172,37 @@ func (a *tenantActor) off(ctx actor.Context, f func(context.Context) any) {
 	}()
 }
 
-func (a *tenantActor) login(c context.Context, m *actorpb.Login) *actorpb.LoginResponse {
-	denied := &actorpb.LoginResponse{Error: errToPB(engine.NewError(engine.CodeUnauthenticated, "wrong username or password"))}
-	staff, err := a.d.Store.StaffByUsername(c, a.tenant, m.Username)
-	if err != nil && !errors.Is(err, engine.ErrNotFound) {
-		a.d.Logger.Error("login lookup", "tenant", a.tenant, "err", err)
-		return &actorpb.LoginResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "try again"))}
-	}
-	hash := staff.PasswordHash
-	if err != nil {
-		hash = dummyHash()
-	}
-	ok, verr := auth.VerifyPassword(hash, m.Password)
-	if err != nil || verr != nil || !ok {
-		return denied
-	}
-	return &actorpb.LoginResponse{Staff: &actorpb.StaffInfo{Id: staff.ID, Username: staff.Username, DisplayName: staff.DisplayName, Role: string(staff.Role)}}
+// login finds the account by username and hands the password to its
+// agent actor, which answers the requester. An unknown username costs the
+// same argon2id check as a known one, so timing does not tell them apart.
+func (a *tenantActor) login(ctx actor.Context, m *actorpb.Login) {
+	sender, root, timeout := ctx.Sender(), ctx.ActorSystem().Root, a.d.StoreTimeout
+	cl := cluster.GetCluster(ctx.ActorSystem())
+	tenant, logger := a.tenant, a.d.Logger
+	respond := func(e *engine.Error) { root.Send(sender, &actorpb.LoginResponse{Error: errToPB(e)}) }
+	go func() {
+		c, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		staff, err := a.d.Store.StaffByUsername(c, tenant, m.Username)
+		switch {
+		case errors.Is(err, engine.ErrNotFound):
+			select {
+			case passwordChecks <- struct{}{}:
+				_, _ = auth.VerifyPassword(dummyHash(), m.Password)
+				<-passwordChecks
+			default:
+			}
+			respond(errDenied)
+		case err != nil:
+			logger.Error("login lookup", "tenant", tenant, "err", err)
+			respond(errTryAgain)
+		default:
+			pid := cl.Get(AgentIdentity(tenant, staff.ID), KindAgent)
+			if pid == nil {
+				respond(errTryAgain)
+				return
+			}
+			root.RequestWithCustomSender(pid, &actorpb.Authenticate{Password: m.Password, Ip: m.Ip, UserAgent: m.UserAgent}, sender)
+		}
+	}()
 }

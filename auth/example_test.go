@@ -29,6 +29,7 @@ func Example() {
 		Tenant:    "shop-1",
 		Role:      string(engine.StaffAgent),
 		ExpiresAt: now.Add(8 * time.Hour),
+		Session:   "signin-1",
 	})
 	if err != nil {
 		panic(err)

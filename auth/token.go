@@ -54,6 +54,10 @@ type Claims struct {
 	IssuedAt  time.Time // iat: whole seconds
 	ExpiresAt time.Time // exp: whole seconds; required
 	ID        string    // jti: a unique token id
+	// Session is the sign-in a staff token was issued under (sid):
+	// required for AudienceStaff, so revoking the session revokes the
+	// token; absent from customers' tokens.
+	Session string
 }
 
 // claimsJSON is Claims on the wire: times are NumericDates, whole seconds
@@ -67,10 +71,11 @@ type claimsJSON struct {
 	IssuedAt  *int64 `json:"iat,omitempty"`
 	ExpiresAt *int64 `json:"exp,omitempty"`
 	ID        string `json:"jti,omitempty"`
+	Session   string `json:"sid,omitempty"`
 }
 
 func (c Claims) wire() claimsJSON {
-	w := claimsJSON{Issuer: c.Issuer, Audience: c.Audience, Subject: c.Subject, Tenant: c.Tenant, Role: c.Role, ID: c.ID}
+	w := claimsJSON{Issuer: c.Issuer, Audience: c.Audience, Subject: c.Subject, Tenant: c.Tenant, Role: c.Role, ID: c.ID, Session: c.Session}
 	if !c.IssuedAt.IsZero() {
 		s := c.IssuedAt.Unix()
 		w.IssuedAt = &s
@@ -83,7 +88,7 @@ func (c Claims) wire() claimsJSON {
 }
 
 func (w claimsJSON) claims() Claims {
-	c := Claims{Issuer: w.Issuer, Audience: w.Audience, Subject: w.Subject, Tenant: w.Tenant, Role: w.Role, ID: w.ID}
+	c := Claims{Issuer: w.Issuer, Audience: w.Audience, Subject: w.Subject, Tenant: w.Tenant, Role: w.Role, ID: w.ID, Session: w.Session}
 	if w.IssuedAt != nil {
 		c.IssuedAt = time.Unix(*w.IssuedAt, 0).UTC()
 	}
@@ -94,7 +99,8 @@ func (w claimsJSON) claims() Claims {
 }
 
 // MarshalJSON writes the JWT claim set: iss, aud, sub, ten, role, iat, exp
-// (NumericDate seconds) and jti; empty fields and zero times are left out.
+// (NumericDate seconds), jti and sid; empty fields and zero times are left
+// out.
 func (c Claims) MarshalJSON() ([]byte, error) { return json.Marshal(c.wire()) }
 
 // UnmarshalJSON is the inverse of MarshalJSON. Times come back in UTC.
@@ -120,8 +126,9 @@ func audienceOf(role string) string {
 }
 
 // checkParty reports what is wrong with the party a token names: the
-// subject and tenant must be ids (engine.ValidID), the role known, and a
-// customer's token must be for AudienceUser and staff's for AudienceStaff.
+// subject and tenant must be ids (engine.ValidID), the role known, a
+// customer's token must be for AudienceUser and staff's for AudienceStaff,
+// and a staff token must name its session.
 func checkParty(c *Claims) string {
 	switch {
 	case !engine.ValidID(c.Subject):
@@ -134,6 +141,10 @@ func checkParty(c *Claims) string {
 		return "unknown role"
 	case aud != c.Audience:
 		return "role does not belong to the audience"
+	case aud == AudienceStaff && !engine.ValidID(c.Session):
+		return "a staff token needs a sid"
+	case aud == AudienceUser && c.Session != "":
+		return "a customer token has no sid"
 	}
 	return ""
 }

@@ -98,7 +98,7 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 	s := &Signer{Keys: ring1(t), Issuer: issuer, Clock: fakeClock{t0}}
 	v := &Verifier{Keys: ring1(t), Issuer: issuer, Clock: fakeClock{t0.Add(59 * time.Minute)}}
 	staff := func(role string) Claims {
-		return Claims{Audience: AudienceStaff, Subject: "s-" + role, Tenant: "t2", Role: role, ExpiresAt: t0.Add(8 * time.Hour)}
+		return Claims{Audience: AudienceStaff, Subject: "s-" + role, Tenant: "t2", Role: role, ExpiresAt: t0.Add(8 * time.Hour), Session: "sess1"}
 	}
 	for _, tc := range []struct {
 		name string
@@ -143,16 +143,20 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 			if err := json.Unmarshal(pb, &fields); err != nil {
 				t.Fatal(err)
 			}
-			for name, want := range map[string]any{
+			wantFields := map[string]any{
 				"iss": issuer, "aud": want.Audience, "sub": want.Subject, "ten": want.Tenant, "role": want.Role, "jti": want.ID,
 				"iat": float64(want.IssuedAt.Unix()), "exp": float64(want.ExpiresAt.Unix()),
-			} {
+			}
+			if want.Session != "" {
+				wantFields["sid"] = want.Session
+			}
+			for name, want := range wantFields {
 				if fields[name] != want {
 					t.Errorf("payload %s = %v (%T), want %v", name, fields[name], fields[name], want)
 				}
 			}
-			if len(fields) != 8 {
-				t.Errorf("payload has %d fields, want 8: %s", len(fields), pb)
+			if len(fields) != len(wantFields) {
+				t.Errorf("payload has %d fields, want %d: %s", len(fields), len(wantFields), pb)
 			}
 			if len(sig) != 43 {
 				t.Errorf("signature is %d characters, want 43", len(sig))
@@ -190,7 +194,7 @@ func TestVerifyRejects(t *testing.T) {
 		return string(b)
 	}
 	// Tampered: the payload re-encoded with more rights, the signature kept.
-	admin := with(func(c *Claims) { c.Role = "admin"; c.Audience = AudienceStaff })
+	admin := with(func(c *Claims) { c.Role = "admin"; c.Audience = AudienceStaff; c.Session = "sess1" })
 	otherSub := with(func(c *Claims) { c.Subject = "u_2" })
 	// The same 32 signature bytes spelled with non-zero unused trailing bits:
 	// a lenient decoder would accept it.
@@ -289,7 +293,7 @@ func TestVerifyRejects(t *testing.T) {
 		{name: "wrong issuer", token: mustSign(t, &Signer{Keys: ring1(t), Issuer: "kefu-other", Clock: fakeClock{t0}}, userBase)},
 		{name: "no issuer", token: hs256(goodHeader, `{"aud":"kefu-user","sub":"u_1","ten":"t1","role":"user","iat":1793696400,"exp":1893456000}`)},
 		{name: "user token for staff", token: good, audience: AudienceStaff},
-		{name: "staff token for user", token: mustSign(t, signer, Claims{Audience: AudienceStaff, Subject: "s1", Tenant: "t1", Role: "admin", ExpiresAt: t0.Add(time.Hour)})},
+		{name: "staff token for user", token: mustSign(t, signer, Claims{Audience: AudienceStaff, Subject: "s1", Tenant: "t1", Role: "admin", ExpiresAt: t0.Add(time.Hour), Session: "x"})},
 		{name: "audience array", token: hs256(goodHeader, `{"iss":"kefu-test","aud":["kefu-user"],"sub":"u_1","ten":"t1","role":"user","iat":1793696400,"exp":1893456000}`)},
 		{name: "admin role in a user token", token: hs256(goodHeader, with(func(c *Claims) { c.Role = "admin" }))},
 		{name: "unknown role", token: hs256(goodHeader, with(func(c *Claims) { c.Role = "root" }))},
@@ -456,6 +460,9 @@ func TestSignRejects(t *testing.T) {
 		{"user role for staff", good, with(func(c *Claims) { c.Audience = AudienceStaff })},
 		{"no audience", good, with(func(c *Claims) { c.Audience = "" })},
 		{"unknown audience", good, with(func(c *Claims) { c.Audience = "kefu-bot" })},
+		{"staff token without sid", good, with(func(c *Claims) { c.Audience, c.Role = AudienceStaff, "admin" })},
+		{"staff sid not an id", good, with(func(c *Claims) { c.Audience, c.Role, c.Session = AudienceStaff, "admin", "a:b" })},
+		{"customer token with sid", good, with(func(c *Claims) { c.Session = "s1" })},
 		{"over 4 KiB", good, with(func(c *Claims) { c.ID = strings.Repeat("j", 3000) })},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -506,12 +513,12 @@ func TestNilClockIsSystemClock(t *testing.T) {
 }
 
 func TestClaimsJSON(t *testing.T) {
-	c := Claims{Issuer: "i", Audience: AudienceStaff, Subject: "s", Tenant: "t", Role: "agent", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour), ID: "j"}
+	c := Claims{Issuer: "i", Audience: AudienceStaff, Subject: "s", Tenant: "t", Role: "agent", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour), ID: "j", Session: "k"}
 	b, err := json.Marshal(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = `{"iss":"i","aud":"kefu-staff","sub":"s","ten":"t","role":"agent","iat":1793696400,"exp":1793700000,"jti":"j"}`
+	const want = `{"iss":"i","aud":"kefu-staff","sub":"s","ten":"t","role":"agent","iat":1793696400,"exp":1793700000,"jti":"j","sid":"k"}`
 	if string(b) != want {
 		t.Errorf("Marshal = %s\nwant      %s", b, want)
 	}
@@ -534,8 +541,8 @@ func FuzzVerify(f *testing.F) {
 	signed := map[string]bool{}
 	for _, c := range []Claims{
 		userBase,
-		{Audience: AudienceStaff, Subject: "s1", Tenant: "t1", Role: "admin", ExpiresAt: t0.Add(time.Hour), ID: "a"},
-		{Audience: AudienceStaff, Subject: "s2", Tenant: "t2", Role: "agent", ExpiresAt: t0.Add(time.Minute), ID: "b"},
+		{Audience: AudienceStaff, Subject: "s1", Tenant: "t1", Role: "admin", ExpiresAt: t0.Add(time.Hour), ID: "a", Session: "x"},
+		{Audience: AudienceStaff, Subject: "s2", Tenant: "t2", Role: "agent", ExpiresAt: t0.Add(time.Minute), ID: "b", Session: "y"},
 	} {
 		tok := mustSign(f, s, c)
 		signed[tok] = true
@@ -617,6 +624,28 @@ func TestConcurrentUse(t *testing.T) {
 	for range 8 {
 		if err := <-errs; err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+func TestRefreshToken(t *testing.T) {
+	rt := RefreshToken{Tenant: "shop.1", StaffID: "s-1", Session: "01ABC", Secret: GenerateSecret(32)}
+	got, err := ParseRefreshToken(rt.String())
+	if err != nil || got != rt {
+		t.Fatalf("ParseRefreshToken(%q) = %+v, %v", rt.String(), got, err)
+	}
+	if HashSecret(rt.Secret) == HashSecret(rt.Secret+"x") || len(HashSecret(rt.Secret)) != 64 {
+		t.Fatal("HashSecret does not tell secrets apart")
+	}
+	for _, bad := range []string{
+		"", "rt1", rt.String() + ":x", "rt2" + rt.String()[3:],
+		"rt1:shop.1:s-1:01ABC:short",
+		"rt1:shop/1:s-1:01ABC:" + rt.Secret,
+		"rt1:shop.1::01ABC:" + rt.Secret,
+		"rt1:shop.1:s-1:01ABC:" + strings.Repeat("a", 600),
+	} {
+		if _, err := ParseRefreshToken(bad); !errors.Is(err, ErrInvalidRefreshToken) {
+			t.Errorf("ParseRefreshToken(%q) = %v, want ErrInvalidRefreshToken", bad, err)
 		}
 	}
 }

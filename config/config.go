@@ -27,6 +27,23 @@ type Config struct {
 	Bot          Bot          `yaml:"bot"`
 	Log          Log          `yaml:"log"`
 	Bootstrap    Bootstrap    `yaml:"bootstrap"`
+	Limits       Limits       `yaml:"limits"`
+}
+
+// Limits bound how fast one client may call the HTTP API. WebSocket
+// frames have their own limits (WS).
+type Limits struct {
+	// AuthPerIPPerMinute bounds sign-in and token requests (login,
+	// refresh, visitor and user tokens) from one IP address.
+	AuthPerIPPerMinute int `yaml:"auth_per_ip_per_minute"`
+	// LoginPerAccountPerMinute bounds login attempts at one account from
+	// anywhere; failures beyond auth.lockout_threshold lock it.
+	LoginPerAccountPerMinute int `yaml:"login_per_account_per_minute"`
+	// APIPerIPPerSecond and APIPerAccountPerSecond bound API requests from
+	// one IP address and by one signed-in party; bursts of twice as many
+	// pass.
+	APIPerIPPerSecond      float64 `yaml:"api_per_ip_per_second"`
+	APIPerAccountPerSecond float64 `yaml:"api_per_account_per_second"`
 }
 
 // Bot configures the AI/FAQ bot that answers first.
@@ -59,6 +76,14 @@ type HTTP struct {
 	Addr            string   `yaml:"addr"`
 	AllowedOrigins  []string `yaml:"allowed_origins"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// TLSCertFile and TLSKeyFile (PEM) switch the listener to HTTPS, with
+	// HSTS and secure cookies. Empty: plain HTTP (behind a TLS proxy, set
+	// SecureCookies).
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// SecureCookies marks cookies Secure when TLS ends at a proxy in
+	// front of Kefu. Implied by TLSCertFile.
+	SecureCookies bool `yaml:"secure_cookies"`
 }
 
 // WS configures WebSocket limits.
@@ -103,13 +128,24 @@ type Conversation struct {
 	TimerInterval Duration `yaml:"timer_interval"`
 }
 
-// Auth configures tokens.
+// Auth configures tokens and staff sign-in.
 type Auth struct {
 	// TokenSecret signs tokens. Empty: one is generated on first start and
 	// kept in the store, so every node of a cluster shares it.
-	TokenSecret     string   `yaml:"token_secret"`
+	TokenSecret string `yaml:"token_secret"`
+	// TokenKeys replaces TokenSecret when signing keys rotate: entries
+	// "kid:secret", the first signing new tokens, the others still
+	// accepted until the tokens they signed expire. Empty: TokenSecret.
+	TokenKeys []string `yaml:"token_keys"`
+	// StaffTokenTTL is the life of a staff access token; a refresh token
+	// (RefreshTokenTTL from login) buys the next.
 	StaffTokenTTL   Duration `yaml:"staff_token_ttl"`
+	RefreshTokenTTL Duration `yaml:"refresh_token_ttl"`
 	VisitorTokenTTL Duration `yaml:"visitor_token_ttl"`
+	// LockoutThreshold failed logins in a row lock an account for
+	// LockoutDuration.
+	LockoutThreshold int      `yaml:"lockout_threshold"`
+	LockoutDuration  Duration `yaml:"lockout_duration"`
 }
 
 // Log configures logging.
@@ -138,10 +174,12 @@ func Default() Config {
 		Store:        Store{MongoDatabase: "kefu", MaxBatch: 512, StoreTimeout: Duration(10 * time.Second)},
 		Cluster:      Cluster{Name: "kefu", Host: "127.0.0.1", RequestTimeout: Duration(5 * time.Second)},
 		Conversation: Conversation{Recent: 200, IdleTimeout: Duration(2 * time.Minute), TimerInterval: Duration(time.Second)},
-		Auth:         Auth{StaffTokenTTL: Duration(12 * time.Hour), VisitorTokenTTL: Duration(30 * 24 * time.Hour)},
-		Bot:          Bot{Enabled: true, MaxFailedTurns: 3, LLM: LLM{Timeout: Duration(15 * time.Second)}},
-		Log:          Log{Level: "info", Format: "text"},
-		Bootstrap:    Bootstrap{Tenant: "demo", AdminUser: "admin"},
+		Auth: Auth{StaffTokenTTL: Duration(15 * time.Minute), RefreshTokenTTL: Duration(7 * 24 * time.Hour),
+			VisitorTokenTTL: Duration(30 * 24 * time.Hour), LockoutThreshold: 5, LockoutDuration: Duration(15 * time.Minute)},
+		Limits:    Limits{AuthPerIPPerMinute: 30, LoginPerAccountPerMinute: 10, APIPerIPPerSecond: 200, APIPerAccountPerSecond: 50},
+		Bot:       Bot{Enabled: true, MaxFailedTurns: 3, LLM: LLM{Timeout: Duration(15 * time.Second)}},
+		Log:       Log{Level: "info", Format: "text"},
+		Bootstrap: Bootstrap{Tenant: "demo", AdminUser: "admin"},
 	}
 }
 
@@ -188,6 +226,7 @@ func (c Config) Validate() error {
 		"cluster.request_timeout": c.Cluster.RequestTimeout, "conversation.idle_timeout": c.Conversation.IdleTimeout,
 		"conversation.timer_interval": c.Conversation.TimerInterval,
 		"auth.staff_token_ttl":        c.Auth.StaffTokenTTL, "auth.visitor_token_ttl": c.Auth.VisitorTokenTTL,
+		"auth.refresh_token_ttl": c.Auth.RefreshTokenTTL, "auth.lockout_duration": c.Auth.LockoutDuration,
 	}
 	for _, name := range sortedKeys(positive) {
 		if positive[name] <= 0 {
@@ -238,6 +277,21 @@ func (c Config) Validate() error {
 	if s := c.Auth.TokenSecret; s != "" && len(s) < 32 {
 		bad("auth.token_secret", "must be at least 32 characters (got %d)", len(s))
 	}
+	if _, _, err := c.Auth.Keys(); err != nil {
+		bad("auth.token_keys", "%v", err)
+	}
+	if c.Auth.LockoutThreshold < 1 || c.Auth.LockoutThreshold > 100 {
+		bad("auth.lockout_threshold", "must be from 1 to 100 (got %d)", c.Auth.LockoutThreshold)
+	}
+	if c.Auth.StaffTokenTTL > c.Auth.RefreshTokenTTL {
+		bad("auth.staff_token_ttl", "must not be longer than auth.refresh_token_ttl")
+	}
+	if (c.HTTP.TLSCertFile == "") != (c.HTTP.TLSKeyFile == "") {
+		bad("http.tls_cert_file", "tls_cert_file and tls_key_file go together")
+	}
+	if l := c.Limits; l.AuthPerIPPerMinute < 1 || l.LoginPerAccountPerMinute < 1 || l.APIPerIPPerSecond <= 0 || l.APIPerAccountPerSecond <= 0 {
+		bad("limits", "every limit must be positive")
+	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -278,3 +332,32 @@ func (d *Duration) UnmarshalText(b []byte) error {
 
 // MarshalText writes the duration as a Go duration string.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Keys returns the token signing keys by key id and the id of the one
+// that signs: TokenKeys when set, else TokenSecret under "k1". An empty
+// map means neither is set (the store then keeps a generated key).
+func (a Auth) Keys() (current string, keys map[string][]byte, err error) {
+	if len(a.TokenKeys) == 0 {
+		if a.TokenSecret == "" {
+			return "", nil, nil
+		}
+		return "k1", map[string][]byte{"k1": []byte(a.TokenSecret)}, nil
+	}
+	keys = make(map[string][]byte, len(a.TokenKeys))
+	for i, entry := range a.TokenKeys {
+		kid, secret, ok := strings.Cut(entry, ":")
+		switch {
+		case !ok || !engine.ValidID(kid):
+			return "", nil, fmt.Errorf("entry %d is not kid:secret with a kid of letters, digits, '-', '_' or '.'", i+1)
+		case len(secret) < 32:
+			return "", nil, fmt.Errorf("the secret of key %q must be at least 32 characters", kid)
+		case keys[kid] != nil:
+			return "", nil, fmt.Errorf("key id %q appears twice", kid)
+		}
+		keys[kid] = []byte(secret)
+		if i == 0 {
+			current = kid
+		}
+	}
+	return current, keys, nil
+}

@@ -5,13 +5,10 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/kefu-dev/kefu/actors"
-	"github.com/kefu-dev/kefu/auth"
 	"github.com/kefu-dev/kefu/engine"
 )
 
@@ -90,121 +87,6 @@ func decodeJSON(c *fiber.Ctx, v any) error {
 		return engine.NewError(engine.CodeBadFrame, "the body must be a JSON object of the documented shape")
 	}
 	return nil
-}
-
-const callerKey = "kefu.caller"
-
-// requireToken authenticates a bearer token for audience.
-func (s *Server) requireToken(audience string) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		claims, err := s.bearer(c, audience)
-		if err != nil {
-			return apiError(c, err)
-		}
-		c.Locals(callerKey, callerOf(claims))
-		return c.Next()
-	}
-}
-
-// requireAnyToken accepts a customer or a staff token.
-func (s *Server) requireAnyToken(c *fiber.Ctx) error {
-	claims, err := s.bearer(c, auth.AudienceUser)
-	if err != nil {
-		if claims, err = s.bearer(c, auth.AudienceStaff); err != nil {
-			return apiError(c, err)
-		}
-	}
-	c.Locals(callerKey, callerOf(claims))
-	return c.Next()
-}
-
-func (s *Server) bearer(c *fiber.Ctx, audience string) (auth.Claims, error) {
-	h := c.Get(fiber.HeaderAuthorization)
-	token, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || token == "" {
-		return auth.Claims{}, engine.NewError(engine.CodeUnauthenticated, "an Authorization: Bearer token is required")
-	}
-	claims, err := s.cfg.Verifier.Verify(token, audience)
-	if err != nil {
-		return auth.Claims{}, engine.NewError(engine.CodeUnauthenticated, "invalid or expired token")
-	}
-	return claims, nil
-}
-
-func callerFrom(c *fiber.Ctx) actors.Caller { return c.Locals(callerKey).(actors.Caller) }
-
-type loginRequest struct {
-	Tenant   string `json:"tenant"`
-	Username string `json:"username"`
-	Password string `json:"password"`
-}
-
-type tokenResponse struct {
-	AccessToken string        `json:"access_token"`
-	TokenType   string        `json:"token_type"`
-	ExpiresIn   int64         `json:"expires_in"`
-	Staff       *engine.Staff `json:"staff,omitempty"`
-	UserID      string        `json:"user_id,omitempty"`
-	Tenant      string        `json:"tenant"`
-}
-
-func (s *Server) login(c *fiber.Ctx) error {
-	var req loginRequest
-	if err := decodeJSON(c, &req); err != nil {
-		return apiError(c, err)
-	}
-	if req.Tenant == "" || req.Username == "" || req.Password == "" {
-		return apiError(c, engine.NewError(engine.CodeMissingField, "tenant, username and password are required"))
-	}
-	if !engine.ValidID(req.Tenant) || len(req.Username) > 128 || len(req.Password) > 1024 {
-		return apiError(c, engine.NewError(engine.CodeInvalidField, "tenant, username or password is malformed"))
-	}
-	staff, err := s.cfg.Client.Login(c.UserContext(), req.Tenant, req.Username, req.Password)
-	if err != nil {
-		return apiError(c, err)
-	}
-	token, err := s.issue(auth.AudienceStaff, req.Tenant, staff.ID, string(staff.Role), s.cfg.StaffTokenTTL)
-	if err != nil {
-		return apiError(c, err)
-	}
-	return c.JSON(tokenResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(s.cfg.StaffTokenTTL.Seconds()), Staff: &staff, Tenant: req.Tenant})
-}
-
-type visitorRequest struct {
-	Tenant string `json:"tenant"`
-}
-
-// visitor issues a token to an anonymous visitor of an existing tenant.
-func (s *Server) visitor(c *fiber.Ctx) error {
-	var req visitorRequest
-	if err := decodeJSON(c, &req); err != nil {
-		return apiError(c, err)
-	}
-	if !engine.ValidID(req.Tenant) {
-		return apiError(c, engine.NewError(engine.CodeInvalidField, "tenant is required"))
-	}
-	if err := s.cfg.Client.CheckTenant(c.UserContext(), req.Tenant); err != nil {
-		return apiError(c, err)
-	}
-	userID := "v-" + engine.NewID(time.Now())
-	token, err := s.issue(auth.AudienceUser, req.Tenant, userID, string(engine.RoleUser), s.cfg.VisitorTokenTTL)
-	if err != nil {
-		return apiError(c, err)
-	}
-	return c.JSON(tokenResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(s.cfg.VisitorTokenTTL.Seconds()), UserID: userID, Tenant: req.Tenant})
-}
-
-func (s *Server) issue(audience, tenant, subject, role string, ttl time.Duration) (string, error) {
-	now := s.cfg.Clock.Now()
-	token, err := s.cfg.Signer.Sign(auth.Claims{
-		Audience: audience, Subject: subject, Tenant: tenant, Role: role,
-		IssuedAt: now, ExpiresAt: now.Add(ttl), ID: engine.NewID(now),
-	})
-	if err != nil {
-		s.log.Error("signing token", "err", err)
-		return "", engine.NewError(engine.CodeInternal, "could not issue a token")
-	}
-	return token, nil
 }
 
 func (s *Server) createConversation(c *fiber.Ctx) error {

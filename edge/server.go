@@ -61,9 +61,22 @@ type Config struct {
 	// clients) are allowed: they carry a bearer token, not a cookie.
 	AllowedOrigins []string
 	// StaffTokenTTL and VisitorTokenTTL are the lifetimes of issued tokens.
-	// Zero means 12 hours and 30 days.
+	// Zero means 15 minutes and 30 days.
 	StaffTokenTTL   time.Duration
 	VisitorTokenTTL time.Duration
+	// SecureCookies marks cookies Secure: clients reach Kefu over HTTPS.
+	// HSTS sends Strict-Transport-Security: the listener itself is TLS.
+	SecureCookies, HSTS bool
+	// AuthPerIPPerMinute bounds sign-in and token requests per client IP.
+	// Zero means 30.
+	AuthPerIPPerMinute int
+	// LoginPerAccountPerMinute bounds login attempts per account. Zero
+	// means 10.
+	LoginPerAccountPerMinute int
+	// APIPerIPPerSecond and APIPerAccountPerSecond bound API requests per
+	// client IP and per signed-in party, with bursts of twice as many.
+	// Zero means 200 and 50.
+	APIPerIPPerSecond, APIPerAccountPerSecond float64
 }
 
 func (c *Config) setDefaults() {
@@ -101,7 +114,19 @@ func (c *Config) setDefaults() {
 		c.WriteTimeout = 10 * time.Second
 	}
 	if c.StaffTokenTTL <= 0 {
-		c.StaffTokenTTL = 12 * time.Hour
+		c.StaffTokenTTL = 15 * time.Minute
+	}
+	if c.AuthPerIPPerMinute <= 0 {
+		c.AuthPerIPPerMinute = 30
+	}
+	if c.LoginPerAccountPerMinute <= 0 {
+		c.LoginPerAccountPerMinute = 10
+	}
+	if c.APIPerIPPerSecond <= 0 {
+		c.APIPerIPPerSecond = 200
+	}
+	if c.APIPerAccountPerSecond <= 0 {
+		c.APIPerAccountPerSecond = 50
 	}
 	if c.VisitorTokenTTL <= 0 {
 		c.VisitorTokenTTL = 30 * 24 * time.Hour
@@ -128,6 +153,9 @@ type Server struct {
 	wg    sync.WaitGroup // one per live socket handler
 
 	writeBufs sync.Pool // WebSocket write buffers, shared by every socket
+
+	// Rate limits of the HTTP API (WebSocket frames are limited per socket).
+	authLimit, loginLimit, ipLimit, accountLimit *keyedLimiter
 }
 
 // New builds the edge; call Serve to accept connections.
@@ -136,7 +164,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("edge: Client, Signer and Verifier are required")
 	}
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, log: cfg.Logger, conns: make(map[*wsConn]struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, conns: make(map[*wsConn]struct{}),
+		authLimit:    newKeyedLimiter(float64(cfg.AuthPerIPPerMinute)/60, cfg.AuthPerIPPerMinute),
+		loginLimit:   newKeyedLimiter(float64(cfg.LoginPerAccountPerMinute)/60, cfg.LoginPerAccountPerMinute),
+		ipLimit:      newKeyedLimiter(cfg.APIPerIPPerSecond, int(2*cfg.APIPerIPPerSecond)),
+		accountLimit: newKeyedLimiter(cfg.APIPerAccountPerSecond, int(2*cfg.APIPerAccountPerSecond)),
+	}
 	s.metrics = newMetrics(cfg.Registry)
 	s.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
@@ -165,9 +198,9 @@ func (s *Server) routes() {
 	})
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})))
 
-	v1 := app.Group("/v1")
-	v1.Post("/auth/login", s.checkOrigin, s.login)
-	v1.Post("/auth/visitor", s.visitor)
+	app.Use(s.securityHeaders)
+	v1 := app.Group("/v1", s.limitIP)
+	s.authRoutes(v1)
 	v1.Post("/conversations", s.requireToken(auth.AudienceUser), s.createConversation)
 	v1.Get("/conversations", s.checkOrigin, s.requireToken(auth.AudienceStaff), s.listConversations)
 	v1.Get("/conversations/:id/messages", s.requireAnyToken, s.history)
@@ -182,6 +215,26 @@ func (s *Server) routes() {
 	ws := websocket.Config{ReadBufferSize: 512, WriteBufferSize: 2048, WriteBufferPool: &s.writeBufs}
 	v1.Get("/ws/user", s.upgradeOnly, websocket.New(s.socket(auth.AudienceUser), ws))
 	v1.Get("/ws/agent", s.upgradeOnly, s.checkOrigin, websocket.New(s.socket(auth.AudienceStaff), ws))
+}
+
+// securityHeaders tells browsers to treat every answer as what it says it
+// is and never frame it, and (over TLS) to use HTTPS only from now on.
+func (s *Server) securityHeaders(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	c.Set(fiber.HeaderXFrameOptions, "DENY")
+	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
+	if s.cfg.HSTS {
+		c.Set(fiber.HeaderStrictTransportSecurity, "max-age=31536000; includeSubDomains")
+	}
+	return c.Next()
+}
+
+// limitIP bounds the API requests of one client IP.
+func (s *Server) limitIP(c *fiber.Ctx) error {
+	if !s.ipLimit.allow(c.IP(), s.cfg.Clock.Now()) {
+		return apiError(c, engine.NewError(engine.CodeRateLimited, "too many requests from this address; slow down"))
+	}
+	return c.Next()
 }
 
 // upgradeOnly refuses plain HTTP on WebSocket routes and refuses new

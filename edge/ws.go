@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net"
@@ -20,6 +21,7 @@ import (
 // 1007 invalid UTF-8, 1009 too big). All are listed in docs/protocol.md.
 const (
 	CloseUnauthenticated = 4001 // no valid hello in time, or a bad token
+	CloseRevoked         = 4003 // the staff session was revoked: a logout or a password change
 	CloseFlood           = 4008 // kept sending far over the rate limit
 	CloseSlowConsumer    = 4009 // did not read its frames fast enough
 )
@@ -146,6 +148,12 @@ func (w *wsConn) stop() {
 }
 
 var _ actors.Outbox = (*wsConn)(nil)
+
+// Revoked tells the client its sign-in was revoked and closes with 4003.
+func (w *wsConn) Revoked(reason string) {
+	w.s.send(w, engine.ErrorFrame{Type: engine.FrameError, Code: engine.CodeUnauthenticated, Message: "signed out: " + reason})
+	w.close(CloseRevoked, "session revoked")
+}
 
 // write is the writer goroutine: it writes what is queued, and a ping when
 // one is due, until nothing is left. Once the connection must end it runs
@@ -334,13 +342,13 @@ func (s *Server) read(c *websocket.Conn, w *wsConn, audience string) *actors.Ses
 			w.close(CloseUnauthenticated, "hello expected")
 			return session
 		case session == nil:
-			claims, err := s.cfg.Verifier.Verify(f.Token, audience)
+			var err error
+			caller, err = s.callerOfToken(context.Background(), f.Token, audience, c.RemoteAddr().String())
 			if err != nil {
-				s.reject(w, f, engine.NewError(engine.CodeUnauthenticated, "invalid or expired token"))
+				s.reject(w, f, err)
 				w.close(CloseUnauthenticated, "invalid token")
 				return session
 			}
-			caller = callerOf(claims)
 			// The welcome is queued before the session starts: a staff
 			// session pushes the agent's status as soon as it registers,
 			// and the welcome must be the first frame the client reads.
@@ -378,12 +386,4 @@ func (s *Server) reject(w *wsConn, f engine.ClientFrame, err error) {
 	}
 	s.metrics.rejected.WithLabelValues(string(e.Code)).Inc()
 	s.send(w, engine.ErrorFrame{Type: engine.FrameError, ID: f.ID, Code: e.Code, Message: e.Message, Conv: f.Conv, ClientMsgID: f.ClientMsgID})
-}
-
-// callerOf turns verified token claims into the caller actors see.
-func callerOf(c auth.Claims) actors.Caller {
-	if c.Audience == auth.AudienceStaff {
-		return actors.Caller{Tenant: c.Tenant, Party: engine.Party{Role: engine.RoleAgent, ID: c.Subject}, StaffRole: engine.StaffRole(c.Role)}
-	}
-	return actors.Caller{Tenant: c.Tenant, Party: engine.Party{Role: engine.RoleUser, ID: c.Subject}}
 }

@@ -34,6 +34,8 @@ const (
 	CodeAtCapacity       Code = "at_capacity"       // the agent holds as many conversations as they may
 	CodeAgentUnavailable Code = "agent_unavailable" // the agent is offline, away or does not exist
 	CodeReopenExpired    Code = "reopen_expired"    // closed longer ago than the reopen window
+	// Sign-in.
+	CodeAccountLocked Code = "account_locked" // too many failed logins: the account refuses logins for a while
 )
 
 // Error is an error a client may see: a stable code and a human message.

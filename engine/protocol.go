@@ -359,7 +359,8 @@ type AgentFrame struct {
 
 // NoticeFrame tells staff something that needs their attention: kind is
 // assigned, transferred, invited, sla_warning, no_reply, hold_expired,
-// sla_breached (supervisors), or the event that took a conversation away.
+// sla_breached and account_locked (supervisors), or the event that took a
+// conversation away.
 type NoticeFrame struct {
 	Type string `json:"type"`
 	Kind string `json:"kind"`

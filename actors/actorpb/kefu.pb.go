@@ -137,7 +137,11 @@ type Caller struct {
 	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	Party  *Party                 `protobuf:"bytes,2,opt,name=party,proto3" json:"party,omitempty"`
 	// The staff role (agent, supervisor, admin); empty for customers.
-	StaffRole     string `protobuf:"bytes,3,opt,name=staff_role,json=staffRole,proto3" json:"staff_role,omitempty"`
+	StaffRole string `protobuf:"bytes,3,opt,name=staff_role,json=staffRole,proto3" json:"staff_role,omitempty"`
+	// A supervisor's skill groups: the conversations they oversee.
+	Groups []string `protobuf:"bytes,4,rep,name=groups,proto3" json:"groups,omitempty"`
+	// The client's IP address, for the audit log.
+	Ip            string `protobuf:"bytes,5,opt,name=ip,proto3" json:"ip,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -189,6 +193,20 @@ func (x *Caller) GetParty() *Party {
 func (x *Caller) GetStaffRole() string {
 	if x != nil {
 		return x.StaffRole
+	}
+	return ""
+}
+
+func (x *Caller) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *Caller) GetIp() string {
+	if x != nil {
+		return x.Ip
 	}
 	return ""
 }
@@ -1630,10 +1648,15 @@ func (x *EscalateResponse) GetState() string {
 	return ""
 }
 
+// Login signs a member of staff in: the tenant actor finds the account
+// by username and hands the request to its agent actor as Authenticate,
+// which answers the requester with a LoginResponse.
 type Login struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
 	Password      string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	Ip            string                 `protobuf:"bytes,3,opt,name=ip,proto3" json:"ip,omitempty"`
+	UserAgent     string                 `protobuf:"bytes,4,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1682,6 +1705,80 @@ func (x *Login) GetPassword() string {
 	return ""
 }
 
+func (x *Login) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
+}
+
+func (x *Login) GetUserAgent() string {
+	if x != nil {
+		return x.UserAgent
+	}
+	return ""
+}
+
+type Authenticate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Password      string                 `protobuf:"bytes,1,opt,name=password,proto3" json:"password,omitempty"`
+	Ip            string                 `protobuf:"bytes,2,opt,name=ip,proto3" json:"ip,omitempty"`
+	UserAgent     string                 `protobuf:"bytes,3,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Authenticate) Reset() {
+	*x = Authenticate{}
+	mi := &file_kefu_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Authenticate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Authenticate) ProtoMessage() {}
+
+func (x *Authenticate) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Authenticate.ProtoReflect.Descriptor instead.
+func (*Authenticate) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *Authenticate) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *Authenticate) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
+}
+
+func (x *Authenticate) GetUserAgent() string {
+	if x != nil {
+		return x.UserAgent
+	}
+	return ""
+}
+
 type StaffInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1694,7 +1791,7 @@ type StaffInfo struct {
 
 func (x *StaffInfo) Reset() {
 	*x = StaffInfo{}
-	mi := &file_kefu_proto_msgTypes[25]
+	mi := &file_kefu_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1706,7 +1803,7 @@ func (x *StaffInfo) String() string {
 func (*StaffInfo) ProtoMessage() {}
 
 func (x *StaffInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[25]
+	mi := &file_kefu_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1719,7 +1816,7 @@ func (x *StaffInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StaffInfo.ProtoReflect.Descriptor instead.
 func (*StaffInfo) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{25}
+	return file_kefu_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StaffInfo) GetId() string {
@@ -1750,17 +1847,22 @@ func (x *StaffInfo) GetRole() string {
 	return ""
 }
 
+// LoginResponse answers Login and RefreshSession: the account, the
+// session its access tokens carry, and the session's next refresh token.
 type LoginResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
-	Staff         *StaffInfo             `protobuf:"bytes,2,opt,name=staff,proto3" json:"staff,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Error            *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Staff            *StaffInfo             `protobuf:"bytes,2,opt,name=staff,proto3" json:"staff,omitempty"`
+	SessionId        string                 `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	RefreshToken     string                 `protobuf:"bytes,4,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	RefreshExpiresMs int64                  `protobuf:"varint,5,opt,name=refresh_expires_ms,json=refreshExpiresMs,proto3" json:"refresh_expires_ms,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_kefu_proto_msgTypes[26]
+	mi := &file_kefu_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1772,7 +1874,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[26]
+	mi := &file_kefu_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1785,7 +1887,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{26}
+	return file_kefu_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LoginResponse) GetError() *Error {
@@ -1802,6 +1904,452 @@ func (x *LoginResponse) GetStaff() *StaffInfo {
 	return nil
 }
 
+func (x *LoginResponse) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *LoginResponse) GetRefreshToken() string {
+	if x != nil {
+		return x.RefreshToken
+	}
+	return ""
+}
+
+func (x *LoginResponse) GetRefreshExpiresMs() int64 {
+	if x != nil {
+		return x.RefreshExpiresMs
+	}
+	return 0
+}
+
+// RefreshSession trades a session's refresh token for the next one.
+type RefreshSession struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Secret        string                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	Ip            string                 `protobuf:"bytes,3,opt,name=ip,proto3" json:"ip,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshSession) Reset() {
+	*x = RefreshSession{}
+	mi := &file_kefu_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshSession) ProtoMessage() {}
+
+func (x *RefreshSession) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshSession.ProtoReflect.Descriptor instead.
+func (*RefreshSession) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *RefreshSession) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *RefreshSession) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *RefreshSession) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
+}
+
+// CheckSession asks whether a session still authorises tokens, and for the
+// account's current role and groups.
+type CheckSession struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckSession) Reset() {
+	*x = CheckSession{}
+	mi := &file_kefu_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckSession) ProtoMessage() {}
+
+func (x *CheckSession) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckSession.ProtoReflect.Descriptor instead.
+func (*CheckSession) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *CheckSession) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+type CheckSessionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	Groups        []string               `protobuf:"bytes,3,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckSessionResponse) Reset() {
+	*x = CheckSessionResponse{}
+	mi := &file_kefu_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckSessionResponse) ProtoMessage() {}
+
+func (x *CheckSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckSessionResponse.ProtoReflect.Descriptor instead.
+func (*CheckSessionResponse) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *CheckSessionResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *CheckSessionResponse) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *CheckSessionResponse) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+// Logout revokes the caller's session, or all of the account's sessions.
+type Logout struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Caller        *Caller                `protobuf:"bytes,1,opt,name=caller,proto3" json:"caller,omitempty"`
+	SessionId     string                 `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	All           bool                   `protobuf:"varint,3,opt,name=all,proto3" json:"all,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Logout) Reset() {
+	*x = Logout{}
+	mi := &file_kefu_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Logout) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Logout) ProtoMessage() {}
+
+func (x *Logout) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Logout.ProtoReflect.Descriptor instead.
+func (*Logout) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *Logout) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+func (x *Logout) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *Logout) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+type LogoutResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogoutResponse) Reset() {
+	*x = LogoutResponse{}
+	mi := &file_kefu_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogoutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogoutResponse) ProtoMessage() {}
+
+func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
+func (*LogoutResponse) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *LogoutResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// ChangePassword sets an account's password and revokes its sessions. A
+// member of staff changing their own gives the current one; an admin
+// resetting another's does not.
+type ChangePassword struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Caller          *Caller                `protobuf:"bytes,1,opt,name=caller,proto3" json:"caller,omitempty"`
+	CurrentPassword string                 `protobuf:"bytes,2,opt,name=current_password,json=currentPassword,proto3" json:"current_password,omitempty"`
+	NewPassword     string                 `protobuf:"bytes,3,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ChangePassword) Reset() {
+	*x = ChangePassword{}
+	mi := &file_kefu_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePassword) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePassword) ProtoMessage() {}
+
+func (x *ChangePassword) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePassword.ProtoReflect.Descriptor instead.
+func (*ChangePassword) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ChangePassword) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+func (x *ChangePassword) GetCurrentPassword() string {
+	if x != nil {
+		return x.CurrentPassword
+	}
+	return ""
+}
+
+func (x *ChangePassword) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+type ChangePasswordResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePasswordResponse) Reset() {
+	*x = ChangePasswordResponse{}
+	mi := &file_kefu_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordResponse) ProtoMessage() {}
+
+func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
+func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ChangePasswordResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// SessionRevoked tells a staff session that its sign-in was revoked: it
+// closes its socket.
+type SessionRevoked struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionRevoked) Reset() {
+	*x = SessionRevoked{}
+	mi := &file_kefu_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionRevoked) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionRevoked) ProtoMessage() {}
+
+func (x *SessionRevoked) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionRevoked.ProtoReflect.Descriptor instead.
+func (*SessionRevoked) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *SessionRevoked) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type ListConversations struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Caller        *Caller                `protobuf:"bytes,1,opt,name=caller,proto3" json:"caller,omitempty"`
@@ -1816,7 +2364,7 @@ type ListConversations struct {
 
 func (x *ListConversations) Reset() {
 	*x = ListConversations{}
-	mi := &file_kefu_proto_msgTypes[27]
+	mi := &file_kefu_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1828,7 +2376,7 @@ func (x *ListConversations) String() string {
 func (*ListConversations) ProtoMessage() {}
 
 func (x *ListConversations) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[27]
+	mi := &file_kefu_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1841,7 +2389,7 @@ func (x *ListConversations) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversations.ProtoReflect.Descriptor instead.
 func (*ListConversations) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{27}
+	return file_kefu_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListConversations) GetCaller() *Caller {
@@ -1896,7 +2444,7 @@ type ListConversationsResponse struct {
 
 func (x *ListConversationsResponse) Reset() {
 	*x = ListConversationsResponse{}
-	mi := &file_kefu_proto_msgTypes[28]
+	mi := &file_kefu_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1908,7 +2456,7 @@ func (x *ListConversationsResponse) String() string {
 func (*ListConversationsResponse) ProtoMessage() {}
 
 func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[28]
+	mi := &file_kefu_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1921,7 +2469,7 @@ func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsResponse.ProtoReflect.Descriptor instead.
 func (*ListConversationsResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{28}
+	return file_kefu_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListConversationsResponse) GetError() *Error {
@@ -1947,7 +2495,7 @@ type CheckTenant struct {
 
 func (x *CheckTenant) Reset() {
 	*x = CheckTenant{}
-	mi := &file_kefu_proto_msgTypes[29]
+	mi := &file_kefu_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1959,7 +2507,7 @@ func (x *CheckTenant) String() string {
 func (*CheckTenant) ProtoMessage() {}
 
 func (x *CheckTenant) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[29]
+	mi := &file_kefu_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1972,7 +2520,7 @@ func (x *CheckTenant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTenant.ProtoReflect.Descriptor instead.
 func (*CheckTenant) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{29}
+	return file_kefu_proto_rawDescGZIP(), []int{38}
 }
 
 type CheckTenantResponse struct {
@@ -1984,7 +2532,7 @@ type CheckTenantResponse struct {
 
 func (x *CheckTenantResponse) Reset() {
 	*x = CheckTenantResponse{}
-	mi := &file_kefu_proto_msgTypes[30]
+	mi := &file_kefu_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1996,7 +2544,7 @@ func (x *CheckTenantResponse) String() string {
 func (*CheckTenantResponse) ProtoMessage() {}
 
 func (x *CheckTenantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[30]
+	mi := &file_kefu_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2009,7 +2557,7 @@ func (x *CheckTenantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTenantResponse.ProtoReflect.Descriptor instead.
 func (*CheckTenantResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{30}
+	return file_kefu_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CheckTenantResponse) GetError() *Error {
@@ -2031,7 +2579,7 @@ type Assist struct {
 
 func (x *Assist) Reset() {
 	*x = Assist{}
-	mi := &file_kefu_proto_msgTypes[31]
+	mi := &file_kefu_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2043,7 +2591,7 @@ func (x *Assist) String() string {
 func (*Assist) ProtoMessage() {}
 
 func (x *Assist) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[31]
+	mi := &file_kefu_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2056,7 +2604,7 @@ func (x *Assist) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assist.ProtoReflect.Descriptor instead.
 func (*Assist) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{31}
+	return file_kefu_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Assist) GetCaller() *Caller {
@@ -2085,7 +2633,7 @@ type AssistSuggestion struct {
 
 func (x *AssistSuggestion) Reset() {
 	*x = AssistSuggestion{}
-	mi := &file_kefu_proto_msgTypes[32]
+	mi := &file_kefu_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2097,7 +2645,7 @@ func (x *AssistSuggestion) String() string {
 func (*AssistSuggestion) ProtoMessage() {}
 
 func (x *AssistSuggestion) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[32]
+	mi := &file_kefu_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2110,7 +2658,7 @@ func (x *AssistSuggestion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssistSuggestion.ProtoReflect.Descriptor instead.
 func (*AssistSuggestion) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{32}
+	return file_kefu_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AssistSuggestion) GetEntryId() string {
@@ -2152,7 +2700,7 @@ type AssistResponse struct {
 
 func (x *AssistResponse) Reset() {
 	*x = AssistResponse{}
-	mi := &file_kefu_proto_msgTypes[33]
+	mi := &file_kefu_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2164,7 +2712,7 @@ func (x *AssistResponse) String() string {
 func (*AssistResponse) ProtoMessage() {}
 
 func (x *AssistResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[33]
+	mi := &file_kefu_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2177,7 +2725,7 @@ func (x *AssistResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssistResponse.ProtoReflect.Descriptor instead.
 func (*AssistResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{33}
+	return file_kefu_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AssistResponse) GetError() *Error {
@@ -2210,7 +2758,7 @@ type KBList struct {
 
 func (x *KBList) Reset() {
 	*x = KBList{}
-	mi := &file_kefu_proto_msgTypes[34]
+	mi := &file_kefu_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2222,7 +2770,7 @@ func (x *KBList) String() string {
 func (*KBList) ProtoMessage() {}
 
 func (x *KBList) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[34]
+	mi := &file_kefu_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2235,7 +2783,7 @@ func (x *KBList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KBList.ProtoReflect.Descriptor instead.
 func (*KBList) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{34}
+	return file_kefu_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *KBList) GetCaller() *Caller {
@@ -2255,7 +2803,7 @@ type KBListResponse struct {
 
 func (x *KBListResponse) Reset() {
 	*x = KBListResponse{}
-	mi := &file_kefu_proto_msgTypes[35]
+	mi := &file_kefu_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2267,7 +2815,7 @@ func (x *KBListResponse) String() string {
 func (*KBListResponse) ProtoMessage() {}
 
 func (x *KBListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[35]
+	mi := &file_kefu_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2280,7 +2828,7 @@ func (x *KBListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KBListResponse.ProtoReflect.Descriptor instead.
 func (*KBListResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{35}
+	return file_kefu_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *KBListResponse) GetError() *Error {
@@ -2310,7 +2858,7 @@ type KBPut struct {
 
 func (x *KBPut) Reset() {
 	*x = KBPut{}
-	mi := &file_kefu_proto_msgTypes[36]
+	mi := &file_kefu_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2322,7 +2870,7 @@ func (x *KBPut) String() string {
 func (*KBPut) ProtoMessage() {}
 
 func (x *KBPut) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[36]
+	mi := &file_kefu_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2335,7 +2883,7 @@ func (x *KBPut) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KBPut.ProtoReflect.Descriptor instead.
 func (*KBPut) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{36}
+	return file_kefu_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *KBPut) GetCaller() *Caller {
@@ -2369,7 +2917,7 @@ type KBPutResponse struct {
 
 func (x *KBPutResponse) Reset() {
 	*x = KBPutResponse{}
-	mi := &file_kefu_proto_msgTypes[37]
+	mi := &file_kefu_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2381,7 +2929,7 @@ func (x *KBPutResponse) String() string {
 func (*KBPutResponse) ProtoMessage() {}
 
 func (x *KBPutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[37]
+	mi := &file_kefu_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2394,7 +2942,7 @@ func (x *KBPutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KBPutResponse.ProtoReflect.Descriptor instead.
 func (*KBPutResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{37}
+	return file_kefu_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *KBPutResponse) GetError() *Error {
@@ -2421,7 +2969,7 @@ type KBDelete struct {
 
 func (x *KBDelete) Reset() {
 	*x = KBDelete{}
-	mi := &file_kefu_proto_msgTypes[38]
+	mi := &file_kefu_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2433,7 +2981,7 @@ func (x *KBDelete) String() string {
 func (*KBDelete) ProtoMessage() {}
 
 func (x *KBDelete) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[38]
+	mi := &file_kefu_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2446,7 +2994,7 @@ func (x *KBDelete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KBDelete.ProtoReflect.Descriptor instead.
 func (*KBDelete) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{38}
+	return file_kefu_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *KBDelete) GetCaller() *Caller {
@@ -2472,7 +3020,7 @@ type KBDeleteResponse struct {
 
 func (x *KBDeleteResponse) Reset() {
 	*x = KBDeleteResponse{}
-	mi := &file_kefu_proto_msgTypes[39]
+	mi := &file_kefu_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2484,7 +3032,7 @@ func (x *KBDeleteResponse) String() string {
 func (*KBDeleteResponse) ProtoMessage() {}
 
 func (x *KBDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[39]
+	mi := &file_kefu_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2497,7 +3045,7 @@ func (x *KBDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KBDeleteResponse.ProtoReflect.Descriptor instead.
 func (*KBDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{39}
+	return file_kefu_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *KBDeleteResponse) GetError() *Error {
@@ -2523,7 +3071,7 @@ type ConvOp struct {
 
 func (x *ConvOp) Reset() {
 	*x = ConvOp{}
-	mi := &file_kefu_proto_msgTypes[40]
+	mi := &file_kefu_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2535,7 +3083,7 @@ func (x *ConvOp) String() string {
 func (*ConvOp) ProtoMessage() {}
 
 func (x *ConvOp) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[40]
+	mi := &file_kefu_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2548,7 +3096,7 @@ func (x *ConvOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvOp.ProtoReflect.Descriptor instead.
 func (*ConvOp) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{40}
+	return file_kefu_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ConvOp) GetCaller() *Caller {
@@ -2603,7 +3151,7 @@ type ConvOpResponse struct {
 
 func (x *ConvOpResponse) Reset() {
 	*x = ConvOpResponse{}
-	mi := &file_kefu_proto_msgTypes[41]
+	mi := &file_kefu_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2615,7 +3163,7 @@ func (x *ConvOpResponse) String() string {
 func (*ConvOpResponse) ProtoMessage() {}
 
 func (x *ConvOpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[41]
+	mi := &file_kefu_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2628,7 +3176,7 @@ func (x *ConvOpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvOpResponse.ProtoReflect.Descriptor instead.
 func (*ConvOpResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{41}
+	return file_kefu_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ConvOpResponse) GetError() *Error {
@@ -2658,7 +3206,7 @@ type Note struct {
 
 func (x *Note) Reset() {
 	*x = Note{}
-	mi := &file_kefu_proto_msgTypes[42]
+	mi := &file_kefu_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2670,7 +3218,7 @@ func (x *Note) String() string {
 func (*Note) ProtoMessage() {}
 
 func (x *Note) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[42]
+	mi := &file_kefu_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2683,7 +3231,7 @@ func (x *Note) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Note.ProtoReflect.Descriptor instead.
 func (*Note) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{42}
+	return file_kefu_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *Note) GetId() string {
@@ -2724,7 +3272,7 @@ type AddNote struct {
 
 func (x *AddNote) Reset() {
 	*x = AddNote{}
-	mi := &file_kefu_proto_msgTypes[43]
+	mi := &file_kefu_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2736,7 +3284,7 @@ func (x *AddNote) String() string {
 func (*AddNote) ProtoMessage() {}
 
 func (x *AddNote) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[43]
+	mi := &file_kefu_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2749,7 +3297,7 @@ func (x *AddNote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNote.ProtoReflect.Descriptor instead.
 func (*AddNote) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{43}
+	return file_kefu_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AddNote) GetCaller() *Caller {
@@ -2776,7 +3324,7 @@ type AddNoteResponse struct {
 
 func (x *AddNoteResponse) Reset() {
 	*x = AddNoteResponse{}
-	mi := &file_kefu_proto_msgTypes[44]
+	mi := &file_kefu_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2788,7 +3336,7 @@ func (x *AddNoteResponse) String() string {
 func (*AddNoteResponse) ProtoMessage() {}
 
 func (x *AddNoteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[44]
+	mi := &file_kefu_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2801,7 +3349,7 @@ func (x *AddNoteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNoteResponse.ProtoReflect.Descriptor instead.
 func (*AddNoteResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{44}
+	return file_kefu_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AddNoteResponse) GetError() *Error {
@@ -2828,7 +3376,7 @@ type ListNotes struct {
 
 func (x *ListNotes) Reset() {
 	*x = ListNotes{}
-	mi := &file_kefu_proto_msgTypes[45]
+	mi := &file_kefu_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2840,7 +3388,7 @@ func (x *ListNotes) String() string {
 func (*ListNotes) ProtoMessage() {}
 
 func (x *ListNotes) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[45]
+	mi := &file_kefu_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2853,7 +3401,7 @@ func (x *ListNotes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNotes.ProtoReflect.Descriptor instead.
 func (*ListNotes) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{45}
+	return file_kefu_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListNotes) GetCaller() *Caller {
@@ -2873,7 +3421,7 @@ type ListNotesResponse struct {
 
 func (x *ListNotesResponse) Reset() {
 	*x = ListNotesResponse{}
-	mi := &file_kefu_proto_msgTypes[46]
+	mi := &file_kefu_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2885,7 +3433,7 @@ func (x *ListNotesResponse) String() string {
 func (*ListNotesResponse) ProtoMessage() {}
 
 func (x *ListNotesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[46]
+	mi := &file_kefu_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2898,7 +3446,7 @@ func (x *ListNotesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNotesResponse.ProtoReflect.Descriptor instead.
 func (*ListNotesResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{46}
+	return file_kefu_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListNotesResponse) GetError() *Error {
@@ -2924,7 +3472,7 @@ type ListEvents struct {
 
 func (x *ListEvents) Reset() {
 	*x = ListEvents{}
-	mi := &file_kefu_proto_msgTypes[47]
+	mi := &file_kefu_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2936,7 +3484,7 @@ func (x *ListEvents) String() string {
 func (*ListEvents) ProtoMessage() {}
 
 func (x *ListEvents) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[47]
+	mi := &file_kefu_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2949,7 +3497,7 @@ func (x *ListEvents) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEvents.ProtoReflect.Descriptor instead.
 func (*ListEvents) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{47}
+	return file_kefu_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListEvents) GetCaller() *Caller {
@@ -2969,7 +3517,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_kefu_proto_msgTypes[48]
+	mi := &file_kefu_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2981,7 +3529,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[48]
+	mi := &file_kefu_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2994,7 +3542,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{48}
+	return file_kefu_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListEventsResponse) GetError() *Error {
@@ -3025,7 +3573,7 @@ type QueueStatus struct {
 
 func (x *QueueStatus) Reset() {
 	*x = QueueStatus{}
-	mi := &file_kefu_proto_msgTypes[49]
+	mi := &file_kefu_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3037,7 +3585,7 @@ func (x *QueueStatus) String() string {
 func (*QueueStatus) ProtoMessage() {}
 
 func (x *QueueStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[49]
+	mi := &file_kefu_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3050,7 +3598,7 @@ func (x *QueueStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueStatus.ProtoReflect.Descriptor instead.
 func (*QueueStatus) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{49}
+	return file_kefu_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *QueueStatus) GetGroup() string {
@@ -3100,7 +3648,7 @@ type FireTimer struct {
 
 func (x *FireTimer) Reset() {
 	*x = FireTimer{}
-	mi := &file_kefu_proto_msgTypes[50]
+	mi := &file_kefu_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3112,7 +3660,7 @@ func (x *FireTimer) String() string {
 func (*FireTimer) ProtoMessage() {}
 
 func (x *FireTimer) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[50]
+	mi := &file_kefu_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3125,7 +3673,7 @@ func (x *FireTimer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FireTimer.ProtoReflect.Descriptor instead.
 func (*FireTimer) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{50}
+	return file_kefu_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *FireTimer) GetKind() string {
@@ -3155,7 +3703,7 @@ type Enqueue struct {
 
 func (x *Enqueue) Reset() {
 	*x = Enqueue{}
-	mi := &file_kefu_proto_msgTypes[51]
+	mi := &file_kefu_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3167,7 +3715,7 @@ func (x *Enqueue) String() string {
 func (*Enqueue) ProtoMessage() {}
 
 func (x *Enqueue) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[51]
+	mi := &file_kefu_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3180,7 +3728,7 @@ func (x *Enqueue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Enqueue.ProtoReflect.Descriptor instead.
 func (*Enqueue) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{51}
+	return file_kefu_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *Enqueue) GetConv() string {
@@ -3227,7 +3775,7 @@ type Dequeue struct {
 
 func (x *Dequeue) Reset() {
 	*x = Dequeue{}
-	mi := &file_kefu_proto_msgTypes[52]
+	mi := &file_kefu_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3239,7 +3787,7 @@ func (x *Dequeue) String() string {
 func (*Dequeue) ProtoMessage() {}
 
 func (x *Dequeue) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[52]
+	mi := &file_kefu_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3252,7 +3800,7 @@ func (x *Dequeue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dequeue.ProtoReflect.Descriptor instead.
 func (*Dequeue) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{52}
+	return file_kefu_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *Dequeue) GetConv() string {
@@ -3273,7 +3821,7 @@ type Offer struct {
 
 func (x *Offer) Reset() {
 	*x = Offer{}
-	mi := &file_kefu_proto_msgTypes[53]
+	mi := &file_kefu_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3285,7 +3833,7 @@ func (x *Offer) String() string {
 func (*Offer) ProtoMessage() {}
 
 func (x *Offer) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[53]
+	mi := &file_kefu_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3298,7 +3846,7 @@ func (x *Offer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Offer.ProtoReflect.Descriptor instead.
 func (*Offer) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{53}
+	return file_kefu_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *Offer) GetAgentId() string {
@@ -3324,7 +3872,7 @@ type OfferResponse struct {
 
 func (x *OfferResponse) Reset() {
 	*x = OfferResponse{}
-	mi := &file_kefu_proto_msgTypes[54]
+	mi := &file_kefu_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3336,7 +3884,7 @@ func (x *OfferResponse) String() string {
 func (*OfferResponse) ProtoMessage() {}
 
 func (x *OfferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[54]
+	mi := &file_kefu_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3349,7 +3897,7 @@ func (x *OfferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfferResponse.ProtoReflect.Descriptor instead.
 func (*OfferResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{54}
+	return file_kefu_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *OfferResponse) GetAccepted() bool {
@@ -3368,7 +3916,7 @@ type QueueSnapshot struct {
 
 func (x *QueueSnapshot) Reset() {
 	*x = QueueSnapshot{}
-	mi := &file_kefu_proto_msgTypes[55]
+	mi := &file_kefu_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3380,7 +3928,7 @@ func (x *QueueSnapshot) String() string {
 func (*QueueSnapshot) ProtoMessage() {}
 
 func (x *QueueSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[55]
+	mi := &file_kefu_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3393,7 +3941,7 @@ func (x *QueueSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueSnapshot.ProtoReflect.Descriptor instead.
 func (*QueueSnapshot) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{55}
+	return file_kefu_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *QueueSnapshot) GetCaller() *Caller {
@@ -3413,7 +3961,7 @@ type QueueSnapshotResponse struct {
 
 func (x *QueueSnapshotResponse) Reset() {
 	*x = QueueSnapshotResponse{}
-	mi := &file_kefu_proto_msgTypes[56]
+	mi := &file_kefu_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3425,7 +3973,7 @@ func (x *QueueSnapshotResponse) String() string {
 func (*QueueSnapshotResponse) ProtoMessage() {}
 
 func (x *QueueSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[56]
+	mi := &file_kefu_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3438,7 +3986,7 @@ func (x *QueueSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*QueueSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{56}
+	return file_kefu_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *QueueSnapshotResponse) GetError() *Error {
@@ -3468,7 +4016,7 @@ type Reserve struct {
 
 func (x *Reserve) Reset() {
 	*x = Reserve{}
-	mi := &file_kefu_proto_msgTypes[57]
+	mi := &file_kefu_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3480,7 +4028,7 @@ func (x *Reserve) String() string {
 func (*Reserve) ProtoMessage() {}
 
 func (x *Reserve) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[57]
+	mi := &file_kefu_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3493,7 +4041,7 @@ func (x *Reserve) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reserve.ProtoReflect.Descriptor instead.
 func (*Reserve) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{57}
+	return file_kefu_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *Reserve) GetConv() string {
@@ -3521,7 +4069,7 @@ type ReserveResponse struct {
 
 func (x *ReserveResponse) Reset() {
 	*x = ReserveResponse{}
-	mi := &file_kefu_proto_msgTypes[58]
+	mi := &file_kefu_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3533,7 +4081,7 @@ func (x *ReserveResponse) String() string {
 func (*ReserveResponse) ProtoMessage() {}
 
 func (x *ReserveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[58]
+	mi := &file_kefu_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3546,7 +4094,7 @@ func (x *ReserveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveResponse.ProtoReflect.Descriptor instead.
 func (*ReserveResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{58}
+	return file_kefu_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ReserveResponse) GetOk() bool {
@@ -3580,7 +4128,7 @@ type Release struct {
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_kefu_proto_msgTypes[59]
+	mi := &file_kefu_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3592,7 +4140,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[59]
+	mi := &file_kefu_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3605,7 +4153,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{59}
+	return file_kefu_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *Release) GetConv() string {
@@ -3634,7 +4182,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_kefu_proto_msgTypes[60]
+	mi := &file_kefu_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3646,7 +4194,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[60]
+	mi := &file_kefu_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3659,7 +4207,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{60}
+	return file_kefu_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *AgentStatus) GetAgentId() string {
@@ -3733,7 +4281,7 @@ type GetAgentStatus struct {
 
 func (x *GetAgentStatus) Reset() {
 	*x = GetAgentStatus{}
-	mi := &file_kefu_proto_msgTypes[61]
+	mi := &file_kefu_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3745,7 +4293,7 @@ func (x *GetAgentStatus) String() string {
 func (*GetAgentStatus) ProtoMessage() {}
 
 func (x *GetAgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[61]
+	mi := &file_kefu_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3758,20 +4306,23 @@ func (x *GetAgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAgentStatus.ProtoReflect.Descriptor instead.
 func (*GetAgentStatus) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{61}
+	return file_kefu_proto_rawDescGZIP(), []int{70}
 }
 
 // AgentConnect registers one of the agent's devices (a staff session).
 type AgentConnect struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Device        *PIDRef                `protobuf:"bytes,1,opt,name=device,proto3" json:"device,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Device *PIDRef                `protobuf:"bytes,1,opt,name=device,proto3" json:"device,omitempty"`
+	// The sign-in the device's token belongs to: revoking it closes the
+	// device's socket.
+	SessionId     string `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AgentConnect) Reset() {
 	*x = AgentConnect{}
-	mi := &file_kefu_proto_msgTypes[62]
+	mi := &file_kefu_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3783,7 +4334,7 @@ func (x *AgentConnect) String() string {
 func (*AgentConnect) ProtoMessage() {}
 
 func (x *AgentConnect) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[62]
+	mi := &file_kefu_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3796,7 +4347,7 @@ func (x *AgentConnect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentConnect.ProtoReflect.Descriptor instead.
 func (*AgentConnect) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{62}
+	return file_kefu_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *AgentConnect) GetDevice() *PIDRef {
@@ -3804,6 +4355,13 @@ func (x *AgentConnect) GetDevice() *PIDRef {
 		return x.Device
 	}
 	return nil
+}
+
+func (x *AgentConnect) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
 }
 
 type SetPresence struct {
@@ -3815,7 +4373,7 @@ type SetPresence struct {
 
 func (x *SetPresence) Reset() {
 	*x = SetPresence{}
-	mi := &file_kefu_proto_msgTypes[63]
+	mi := &file_kefu_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3827,7 +4385,7 @@ func (x *SetPresence) String() string {
 func (*SetPresence) ProtoMessage() {}
 
 func (x *SetPresence) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[63]
+	mi := &file_kefu_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3840,7 +4398,7 @@ func (x *SetPresence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPresence.ProtoReflect.Descriptor instead.
 func (*SetPresence) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{63}
+	return file_kefu_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *SetPresence) GetPresence() string {
@@ -3859,7 +4417,7 @@ type ProfileChanged struct {
 
 func (x *ProfileChanged) Reset() {
 	*x = ProfileChanged{}
-	mi := &file_kefu_proto_msgTypes[64]
+	mi := &file_kefu_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3871,7 +4429,7 @@ func (x *ProfileChanged) String() string {
 func (*ProfileChanged) ProtoMessage() {}
 
 func (x *ProfileChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[64]
+	mi := &file_kefu_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3884,7 +4442,7 @@ func (x *ProfileChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfileChanged.ProtoReflect.Descriptor instead.
 func (*ProfileChanged) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{64}
+	return file_kefu_proto_rawDescGZIP(), []int{73}
 }
 
 // Notice is something staff should see now: an assignment, an invitation,
@@ -3903,7 +4461,7 @@ type Notice struct {
 
 func (x *Notice) Reset() {
 	*x = Notice{}
-	mi := &file_kefu_proto_msgTypes[65]
+	mi := &file_kefu_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3915,7 +4473,7 @@ func (x *Notice) String() string {
 func (*Notice) ProtoMessage() {}
 
 func (x *Notice) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[65]
+	mi := &file_kefu_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3928,7 +4486,7 @@ func (x *Notice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notice.ProtoReflect.Descriptor instead.
 func (*Notice) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{65}
+	return file_kefu_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *Notice) GetKind() string {
@@ -3976,7 +4534,7 @@ type WatchAlerts struct {
 
 func (x *WatchAlerts) Reset() {
 	*x = WatchAlerts{}
-	mi := &file_kefu_proto_msgTypes[66]
+	mi := &file_kefu_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3988,7 +4546,7 @@ func (x *WatchAlerts) String() string {
 func (*WatchAlerts) ProtoMessage() {}
 
 func (x *WatchAlerts) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[66]
+	mi := &file_kefu_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4001,7 +4559,7 @@ func (x *WatchAlerts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAlerts.ProtoReflect.Descriptor instead.
 func (*WatchAlerts) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{66}
+	return file_kefu_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *WatchAlerts) GetDevice() *PIDRef {
@@ -4027,7 +4585,7 @@ type TenantConfig struct {
 
 func (x *TenantConfig) Reset() {
 	*x = TenantConfig{}
-	mi := &file_kefu_proto_msgTypes[67]
+	mi := &file_kefu_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4039,7 +4597,7 @@ func (x *TenantConfig) String() string {
 func (*TenantConfig) ProtoMessage() {}
 
 func (x *TenantConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[67]
+	mi := &file_kefu_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4052,7 +4610,7 @@ func (x *TenantConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantConfig.ProtoReflect.Descriptor instead.
 func (*TenantConfig) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{67}
+	return file_kefu_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *TenantConfig) GetCaller() *Caller {
@@ -4100,7 +4658,7 @@ type TenantConfigResponse struct {
 
 func (x *TenantConfigResponse) Reset() {
 	*x = TenantConfigResponse{}
-	mi := &file_kefu_proto_msgTypes[68]
+	mi := &file_kefu_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4112,7 +4670,7 @@ func (x *TenantConfigResponse) String() string {
 func (*TenantConfigResponse) ProtoMessage() {}
 
 func (x *TenantConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[68]
+	mi := &file_kefu_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4125,7 +4683,7 @@ func (x *TenantConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantConfigResponse.ProtoReflect.Descriptor instead.
 func (*TenantConfigResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{68}
+	return file_kefu_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *TenantConfigResponse) GetError() *Error {
@@ -4153,12 +4711,14 @@ const file_kefu_proto_rawDesc = "" +
 	"\x02id\x18\x02 \x01(\tR\x02id\"+\n" +
 	"\x05Party\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"l\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\x94\x01\n" +
 	"\x06Caller\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12+\n" +
 	"\x05party\x18\x02 \x01(\v2\x15.kefu.actors.v1.PartyR\x05party\x12\x1d\n" +
 	"\n" +
-	"staff_role\x18\x03 \x01(\tR\tstaffRole\"5\n" +
+	"staff_role\x18\x03 \x01(\tR\tstaffRole\x12\x16\n" +
+	"\x06groups\x18\x04 \x03(\tR\x06groups\x12\x0e\n" +
+	"\x02ip\x18\x05 \x01(\tR\x02ip\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"`\n" +
@@ -4262,18 +4822,57 @@ const file_kefu_proto_rawDesc = "" +
 	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\"U\n" +
 	"\x10EscalateResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12\x14\n" +
-	"\x05state\x18\x02 \x01(\tR\x05state\"?\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\"n\n" +
 	"\x05Login\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\"n\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x0e\n" +
+	"\x02ip\x18\x03 \x01(\tR\x02ip\x12\x1d\n" +
+	"\n" +
+	"user_agent\x18\x04 \x01(\tR\tuserAgent\"Y\n" +
+	"\fAuthenticate\x12\x1a\n" +
+	"\bpassword\x18\x01 \x01(\tR\bpassword\x12\x0e\n" +
+	"\x02ip\x18\x02 \x01(\tR\x02ip\x12\x1d\n" +
+	"\n" +
+	"user_agent\x18\x03 \x01(\tR\tuserAgent\"n\n" +
 	"\tStaffInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12!\n" +
 	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\x12\x12\n" +
-	"\x04role\x18\x04 \x01(\tR\x04role\"m\n" +
+	"\x04role\x18\x04 \x01(\tR\x04role\"\xdf\x01\n" +
 	"\rLoginResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12/\n" +
-	"\x05staff\x18\x02 \x01(\v2\x19.kefu.actors.v1.StaffInfoR\x05staff\"\xbd\x01\n" +
+	"\x05staff\x18\x02 \x01(\v2\x19.kefu.actors.v1.StaffInfoR\x05staff\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x03 \x01(\tR\tsessionId\x12#\n" +
+	"\rrefresh_token\x18\x04 \x01(\tR\frefreshToken\x12,\n" +
+	"\x12refresh_expires_ms\x18\x05 \x01(\x03R\x10refreshExpiresMs\"W\n" +
+	"\x0eRefreshSession\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\x12\x0e\n" +
+	"\x02ip\x18\x03 \x01(\tR\x02ip\"-\n" +
+	"\fCheckSession\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\"o\n" +
+	"\x14CheckSessionResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x16\n" +
+	"\x06groups\x18\x03 \x03(\tR\x06groups\"i\n" +
+	"\x06Logout\x12.\n" +
+	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x02 \x01(\tR\tsessionId\x12\x10\n" +
+	"\x03all\x18\x03 \x01(\bR\x03all\"=\n" +
+	"\x0eLogoutResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\"\x8e\x01\n" +
+	"\x0eChangePassword\x12.\n" +
+	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\x12)\n" +
+	"\x10current_password\x18\x02 \x01(\tR\x0fcurrentPassword\x12!\n" +
+	"\fnew_password\x18\x03 \x01(\tR\vnewPassword\"E\n" +
+	"\x16ChangePasswordResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\"(\n" +
+	"\x0eSessionRevoked\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"\xbd\x01\n" +
 	"\x11ListConversations\x12.\n" +
 	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x14\n" +
@@ -4401,9 +5000,11 @@ const file_kefu_proto_rawDesc = "" +
 	"\vSkillsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\x10\n" +
-	"\x0eGetAgentStatus\">\n" +
+	"\x0eGetAgentStatus\"]\n" +
 	"\fAgentConnect\x12.\n" +
-	"\x06device\x18\x01 \x01(\v2\x16.kefu.actors.v1.PIDRefR\x06device\")\n" +
+	"\x06device\x18\x01 \x01(\v2\x16.kefu.actors.v1.PIDRefR\x06device\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x02 \x01(\tR\tsessionId\")\n" +
 	"\vSetPresence\x12\x1a\n" +
 	"\bpresence\x18\x01 \x01(\tR\bpresence\"\x10\n" +
 	"\x0eProfileChanged\"\x86\x01\n" +
@@ -4437,7 +5038,7 @@ func file_kefu_proto_rawDescGZIP() []byte {
 	return file_kefu_proto_rawDescData
 }
 
-var file_kefu_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
+var file_kefu_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
 var file_kefu_proto_goTypes = []any{
 	(*PIDRef)(nil),                    // 0: kefu.actors.v1.PIDRef
 	(*Party)(nil),                     // 1: kefu.actors.v1.Party
@@ -4464,51 +5065,60 @@ var file_kefu_proto_goTypes = []any{
 	(*Escalate)(nil),                  // 22: kefu.actors.v1.Escalate
 	(*EscalateResponse)(nil),          // 23: kefu.actors.v1.EscalateResponse
 	(*Login)(nil),                     // 24: kefu.actors.v1.Login
-	(*StaffInfo)(nil),                 // 25: kefu.actors.v1.StaffInfo
-	(*LoginResponse)(nil),             // 26: kefu.actors.v1.LoginResponse
-	(*ListConversations)(nil),         // 27: kefu.actors.v1.ListConversations
-	(*ListConversationsResponse)(nil), // 28: kefu.actors.v1.ListConversationsResponse
-	(*CheckTenant)(nil),               // 29: kefu.actors.v1.CheckTenant
-	(*CheckTenantResponse)(nil),       // 30: kefu.actors.v1.CheckTenantResponse
-	(*Assist)(nil),                    // 31: kefu.actors.v1.Assist
-	(*AssistSuggestion)(nil),          // 32: kefu.actors.v1.AssistSuggestion
-	(*AssistResponse)(nil),            // 33: kefu.actors.v1.AssistResponse
-	(*KBList)(nil),                    // 34: kefu.actors.v1.KBList
-	(*KBListResponse)(nil),            // 35: kefu.actors.v1.KBListResponse
-	(*KBPut)(nil),                     // 36: kefu.actors.v1.KBPut
-	(*KBPutResponse)(nil),             // 37: kefu.actors.v1.KBPutResponse
-	(*KBDelete)(nil),                  // 38: kefu.actors.v1.KBDelete
-	(*KBDeleteResponse)(nil),          // 39: kefu.actors.v1.KBDeleteResponse
-	(*ConvOp)(nil),                    // 40: kefu.actors.v1.ConvOp
-	(*ConvOpResponse)(nil),            // 41: kefu.actors.v1.ConvOpResponse
-	(*Note)(nil),                      // 42: kefu.actors.v1.Note
-	(*AddNote)(nil),                   // 43: kefu.actors.v1.AddNote
-	(*AddNoteResponse)(nil),           // 44: kefu.actors.v1.AddNoteResponse
-	(*ListNotes)(nil),                 // 45: kefu.actors.v1.ListNotes
-	(*ListNotesResponse)(nil),         // 46: kefu.actors.v1.ListNotesResponse
-	(*ListEvents)(nil),                // 47: kefu.actors.v1.ListEvents
-	(*ListEventsResponse)(nil),        // 48: kefu.actors.v1.ListEventsResponse
-	(*QueueStatus)(nil),               // 49: kefu.actors.v1.QueueStatus
-	(*FireTimer)(nil),                 // 50: kefu.actors.v1.FireTimer
-	(*Enqueue)(nil),                   // 51: kefu.actors.v1.Enqueue
-	(*Dequeue)(nil),                   // 52: kefu.actors.v1.Dequeue
-	(*Offer)(nil),                     // 53: kefu.actors.v1.Offer
-	(*OfferResponse)(nil),             // 54: kefu.actors.v1.OfferResponse
-	(*QueueSnapshot)(nil),             // 55: kefu.actors.v1.QueueSnapshot
-	(*QueueSnapshotResponse)(nil),     // 56: kefu.actors.v1.QueueSnapshotResponse
-	(*Reserve)(nil),                   // 57: kefu.actors.v1.Reserve
-	(*ReserveResponse)(nil),           // 58: kefu.actors.v1.ReserveResponse
-	(*Release)(nil),                   // 59: kefu.actors.v1.Release
-	(*AgentStatus)(nil),               // 60: kefu.actors.v1.AgentStatus
-	(*GetAgentStatus)(nil),            // 61: kefu.actors.v1.GetAgentStatus
-	(*AgentConnect)(nil),              // 62: kefu.actors.v1.AgentConnect
-	(*SetPresence)(nil),               // 63: kefu.actors.v1.SetPresence
-	(*ProfileChanged)(nil),            // 64: kefu.actors.v1.ProfileChanged
-	(*Notice)(nil),                    // 65: kefu.actors.v1.Notice
-	(*WatchAlerts)(nil),               // 66: kefu.actors.v1.WatchAlerts
-	(*TenantConfig)(nil),              // 67: kefu.actors.v1.TenantConfig
-	(*TenantConfigResponse)(nil),      // 68: kefu.actors.v1.TenantConfigResponse
-	nil,                               // 69: kefu.actors.v1.AgentStatus.SkillsEntry
+	(*Authenticate)(nil),              // 25: kefu.actors.v1.Authenticate
+	(*StaffInfo)(nil),                 // 26: kefu.actors.v1.StaffInfo
+	(*LoginResponse)(nil),             // 27: kefu.actors.v1.LoginResponse
+	(*RefreshSession)(nil),            // 28: kefu.actors.v1.RefreshSession
+	(*CheckSession)(nil),              // 29: kefu.actors.v1.CheckSession
+	(*CheckSessionResponse)(nil),      // 30: kefu.actors.v1.CheckSessionResponse
+	(*Logout)(nil),                    // 31: kefu.actors.v1.Logout
+	(*LogoutResponse)(nil),            // 32: kefu.actors.v1.LogoutResponse
+	(*ChangePassword)(nil),            // 33: kefu.actors.v1.ChangePassword
+	(*ChangePasswordResponse)(nil),    // 34: kefu.actors.v1.ChangePasswordResponse
+	(*SessionRevoked)(nil),            // 35: kefu.actors.v1.SessionRevoked
+	(*ListConversations)(nil),         // 36: kefu.actors.v1.ListConversations
+	(*ListConversationsResponse)(nil), // 37: kefu.actors.v1.ListConversationsResponse
+	(*CheckTenant)(nil),               // 38: kefu.actors.v1.CheckTenant
+	(*CheckTenantResponse)(nil),       // 39: kefu.actors.v1.CheckTenantResponse
+	(*Assist)(nil),                    // 40: kefu.actors.v1.Assist
+	(*AssistSuggestion)(nil),          // 41: kefu.actors.v1.AssistSuggestion
+	(*AssistResponse)(nil),            // 42: kefu.actors.v1.AssistResponse
+	(*KBList)(nil),                    // 43: kefu.actors.v1.KBList
+	(*KBListResponse)(nil),            // 44: kefu.actors.v1.KBListResponse
+	(*KBPut)(nil),                     // 45: kefu.actors.v1.KBPut
+	(*KBPutResponse)(nil),             // 46: kefu.actors.v1.KBPutResponse
+	(*KBDelete)(nil),                  // 47: kefu.actors.v1.KBDelete
+	(*KBDeleteResponse)(nil),          // 48: kefu.actors.v1.KBDeleteResponse
+	(*ConvOp)(nil),                    // 49: kefu.actors.v1.ConvOp
+	(*ConvOpResponse)(nil),            // 50: kefu.actors.v1.ConvOpResponse
+	(*Note)(nil),                      // 51: kefu.actors.v1.Note
+	(*AddNote)(nil),                   // 52: kefu.actors.v1.AddNote
+	(*AddNoteResponse)(nil),           // 53: kefu.actors.v1.AddNoteResponse
+	(*ListNotes)(nil),                 // 54: kefu.actors.v1.ListNotes
+	(*ListNotesResponse)(nil),         // 55: kefu.actors.v1.ListNotesResponse
+	(*ListEvents)(nil),                // 56: kefu.actors.v1.ListEvents
+	(*ListEventsResponse)(nil),        // 57: kefu.actors.v1.ListEventsResponse
+	(*QueueStatus)(nil),               // 58: kefu.actors.v1.QueueStatus
+	(*FireTimer)(nil),                 // 59: kefu.actors.v1.FireTimer
+	(*Enqueue)(nil),                   // 60: kefu.actors.v1.Enqueue
+	(*Dequeue)(nil),                   // 61: kefu.actors.v1.Dequeue
+	(*Offer)(nil),                     // 62: kefu.actors.v1.Offer
+	(*OfferResponse)(nil),             // 63: kefu.actors.v1.OfferResponse
+	(*QueueSnapshot)(nil),             // 64: kefu.actors.v1.QueueSnapshot
+	(*QueueSnapshotResponse)(nil),     // 65: kefu.actors.v1.QueueSnapshotResponse
+	(*Reserve)(nil),                   // 66: kefu.actors.v1.Reserve
+	(*ReserveResponse)(nil),           // 67: kefu.actors.v1.ReserveResponse
+	(*Release)(nil),                   // 68: kefu.actors.v1.Release
+	(*AgentStatus)(nil),               // 69: kefu.actors.v1.AgentStatus
+	(*GetAgentStatus)(nil),            // 70: kefu.actors.v1.GetAgentStatus
+	(*AgentConnect)(nil),              // 71: kefu.actors.v1.AgentConnect
+	(*SetPresence)(nil),               // 72: kefu.actors.v1.SetPresence
+	(*ProfileChanged)(nil),            // 73: kefu.actors.v1.ProfileChanged
+	(*Notice)(nil),                    // 74: kefu.actors.v1.Notice
+	(*WatchAlerts)(nil),               // 75: kefu.actors.v1.WatchAlerts
+	(*TenantConfig)(nil),              // 76: kefu.actors.v1.TenantConfig
+	(*TenantConfigResponse)(nil),      // 77: kefu.actors.v1.TenantConfigResponse
+	nil,                               // 78: kefu.actors.v1.AgentStatus.SkillsEntry
 }
 var file_kefu_proto_depIdxs = []int32{
 	1,  // 0: kefu.actors.v1.Caller.party:type_name -> kefu.actors.v1.Party
@@ -4539,53 +5149,58 @@ var file_kefu_proto_depIdxs = []int32{
 	7,  // 25: kefu.actors.v1.Push.read:type_name -> kefu.actors.v1.ReadPointer
 	20, // 26: kefu.actors.v1.Push.state:type_name -> kefu.actors.v1.StateChange
 	21, // 27: kefu.actors.v1.Push.bot_delta:type_name -> kefu.actors.v1.BotDelta
-	49, // 28: kefu.actors.v1.Push.queue:type_name -> kefu.actors.v1.QueueStatus
-	42, // 29: kefu.actors.v1.Push.note:type_name -> kefu.actors.v1.Note
+	58, // 28: kefu.actors.v1.Push.queue:type_name -> kefu.actors.v1.QueueStatus
+	51, // 29: kefu.actors.v1.Push.note:type_name -> kefu.actors.v1.Note
 	1,  // 30: kefu.actors.v1.Push.from:type_name -> kefu.actors.v1.Party
 	1,  // 31: kefu.actors.v1.StateChange.by:type_name -> kefu.actors.v1.Party
 	2,  // 32: kefu.actors.v1.Escalate.caller:type_name -> kefu.actors.v1.Caller
 	3,  // 33: kefu.actors.v1.EscalateResponse.error:type_name -> kefu.actors.v1.Error
 	3,  // 34: kefu.actors.v1.LoginResponse.error:type_name -> kefu.actors.v1.Error
-	25, // 35: kefu.actors.v1.LoginResponse.staff:type_name -> kefu.actors.v1.StaffInfo
-	2,  // 36: kefu.actors.v1.ListConversations.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 37: kefu.actors.v1.ListConversationsResponse.error:type_name -> kefu.actors.v1.Error
-	8,  // 38: kefu.actors.v1.ListConversationsResponse.conversations:type_name -> kefu.actors.v1.Conversation
-	3,  // 39: kefu.actors.v1.CheckTenantResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 40: kefu.actors.v1.Assist.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 41: kefu.actors.v1.AssistResponse.error:type_name -> kefu.actors.v1.Error
-	32, // 42: kefu.actors.v1.AssistResponse.suggestions:type_name -> kefu.actors.v1.AssistSuggestion
-	2,  // 43: kefu.actors.v1.KBList.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 44: kefu.actors.v1.KBListResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 45: kefu.actors.v1.KBPut.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 46: kefu.actors.v1.KBPutResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 47: kefu.actors.v1.KBDelete.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 48: kefu.actors.v1.KBDeleteResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 49: kefu.actors.v1.ConvOp.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 50: kefu.actors.v1.ConvOpResponse.error:type_name -> kefu.actors.v1.Error
-	8,  // 51: kefu.actors.v1.ConvOpResponse.conversation:type_name -> kefu.actors.v1.Conversation
-	1,  // 52: kefu.actors.v1.Note.author:type_name -> kefu.actors.v1.Party
-	2,  // 53: kefu.actors.v1.AddNote.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 54: kefu.actors.v1.AddNoteResponse.error:type_name -> kefu.actors.v1.Error
-	42, // 55: kefu.actors.v1.AddNoteResponse.note:type_name -> kefu.actors.v1.Note
-	2,  // 56: kefu.actors.v1.ListNotes.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 57: kefu.actors.v1.ListNotesResponse.error:type_name -> kefu.actors.v1.Error
-	42, // 58: kefu.actors.v1.ListNotesResponse.notes:type_name -> kefu.actors.v1.Note
-	2,  // 59: kefu.actors.v1.ListEvents.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 60: kefu.actors.v1.ListEventsResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 61: kefu.actors.v1.QueueSnapshot.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 62: kefu.actors.v1.QueueSnapshotResponse.error:type_name -> kefu.actors.v1.Error
-	60, // 63: kefu.actors.v1.ReserveResponse.status:type_name -> kefu.actors.v1.AgentStatus
-	69, // 64: kefu.actors.v1.AgentStatus.skills:type_name -> kefu.actors.v1.AgentStatus.SkillsEntry
-	0,  // 65: kefu.actors.v1.AgentConnect.device:type_name -> kefu.actors.v1.PIDRef
-	1,  // 66: kefu.actors.v1.Notice.by:type_name -> kefu.actors.v1.Party
-	0,  // 67: kefu.actors.v1.WatchAlerts.device:type_name -> kefu.actors.v1.PIDRef
-	2,  // 68: kefu.actors.v1.TenantConfig.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 69: kefu.actors.v1.TenantConfigResponse.error:type_name -> kefu.actors.v1.Error
-	70, // [70:70] is the sub-list for method output_type
-	70, // [70:70] is the sub-list for method input_type
-	70, // [70:70] is the sub-list for extension type_name
-	70, // [70:70] is the sub-list for extension extendee
-	0,  // [0:70] is the sub-list for field type_name
+	26, // 35: kefu.actors.v1.LoginResponse.staff:type_name -> kefu.actors.v1.StaffInfo
+	3,  // 36: kefu.actors.v1.CheckSessionResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 37: kefu.actors.v1.Logout.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 38: kefu.actors.v1.LogoutResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 39: kefu.actors.v1.ChangePassword.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 40: kefu.actors.v1.ChangePasswordResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 41: kefu.actors.v1.ListConversations.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 42: kefu.actors.v1.ListConversationsResponse.error:type_name -> kefu.actors.v1.Error
+	8,  // 43: kefu.actors.v1.ListConversationsResponse.conversations:type_name -> kefu.actors.v1.Conversation
+	3,  // 44: kefu.actors.v1.CheckTenantResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 45: kefu.actors.v1.Assist.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 46: kefu.actors.v1.AssistResponse.error:type_name -> kefu.actors.v1.Error
+	41, // 47: kefu.actors.v1.AssistResponse.suggestions:type_name -> kefu.actors.v1.AssistSuggestion
+	2,  // 48: kefu.actors.v1.KBList.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 49: kefu.actors.v1.KBListResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 50: kefu.actors.v1.KBPut.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 51: kefu.actors.v1.KBPutResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 52: kefu.actors.v1.KBDelete.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 53: kefu.actors.v1.KBDeleteResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 54: kefu.actors.v1.ConvOp.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 55: kefu.actors.v1.ConvOpResponse.error:type_name -> kefu.actors.v1.Error
+	8,  // 56: kefu.actors.v1.ConvOpResponse.conversation:type_name -> kefu.actors.v1.Conversation
+	1,  // 57: kefu.actors.v1.Note.author:type_name -> kefu.actors.v1.Party
+	2,  // 58: kefu.actors.v1.AddNote.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 59: kefu.actors.v1.AddNoteResponse.error:type_name -> kefu.actors.v1.Error
+	51, // 60: kefu.actors.v1.AddNoteResponse.note:type_name -> kefu.actors.v1.Note
+	2,  // 61: kefu.actors.v1.ListNotes.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 62: kefu.actors.v1.ListNotesResponse.error:type_name -> kefu.actors.v1.Error
+	51, // 63: kefu.actors.v1.ListNotesResponse.notes:type_name -> kefu.actors.v1.Note
+	2,  // 64: kefu.actors.v1.ListEvents.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 65: kefu.actors.v1.ListEventsResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 66: kefu.actors.v1.QueueSnapshot.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 67: kefu.actors.v1.QueueSnapshotResponse.error:type_name -> kefu.actors.v1.Error
+	69, // 68: kefu.actors.v1.ReserveResponse.status:type_name -> kefu.actors.v1.AgentStatus
+	78, // 69: kefu.actors.v1.AgentStatus.skills:type_name -> kefu.actors.v1.AgentStatus.SkillsEntry
+	0,  // 70: kefu.actors.v1.AgentConnect.device:type_name -> kefu.actors.v1.PIDRef
+	1,  // 71: kefu.actors.v1.Notice.by:type_name -> kefu.actors.v1.Party
+	0,  // 72: kefu.actors.v1.WatchAlerts.device:type_name -> kefu.actors.v1.PIDRef
+	2,  // 73: kefu.actors.v1.TenantConfig.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 74: kefu.actors.v1.TenantConfigResponse.error:type_name -> kefu.actors.v1.Error
+	75, // [75:75] is the sub-list for method output_type
+	75, // [75:75] is the sub-list for method input_type
+	75, // [75:75] is the sub-list for extension type_name
+	75, // [75:75] is the sub-list for extension extendee
+	0,  // [0:75] is the sub-list for field type_name
 }
 
 func init() { file_kefu_proto_init() }
@@ -4608,7 +5223,7 @@ func file_kefu_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kefu_proto_rawDesc), len(file_kefu_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   70,
+			NumMessages:   79,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

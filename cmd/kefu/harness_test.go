@@ -49,6 +49,10 @@ func testConfig(dir string) config.Config {
 	cfg.Log.Level = "warn"
 	// The engine's tests count messages exactly; bot tests switch it on.
 	cfg.Bot.Enabled = false
+	// Every test client comes from 127.0.0.1: the per-address limits are
+	// for the attack tests (security_test.go) to set.
+	cfg.Limits.AuthPerIPPerMinute, cfg.Limits.APIPerIPPerSecond = 100000, 100000
+	cfg.Limits.LoginPerAccountPerMinute, cfg.Limits.APIPerAccountPerSecond = 100000, 100000
 	return cfg
 }
 

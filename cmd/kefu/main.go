@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"context"
 	_ "embed"
 	"errors"
@@ -139,6 +140,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 		Recent: cfg.Conversation.Recent, IdleTimeout: cfg.Conversation.IdleTimeout.D(),
 		StoreTimeout: cfg.Store.StoreTimeout.D(), Bot: bot,
 		Knowledge: actors.NewKnowledge(store, indexCfg, 0, logger),
+		SignIn: actors.SignInPolicy{LockoutThreshold: cfg.Auth.LockoutThreshold, LockoutDuration: cfg.Auth.LockoutDuration.D(),
+			RefreshTTL: cfg.Auth.RefreshTokenTTL.D()},
 	}
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	node, err := cluster.Start(startCtx, cluster.Config{
@@ -169,13 +172,16 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 		WriteTimeout:   cfg.WS.WriteTimeout.D(),
 		AllowedOrigins: cfg.HTTP.AllowedOrigins,
 		StaffTokenTTL:  cfg.Auth.StaffTokenTTL.D(), VisitorTokenTTL: cfg.Auth.VisitorTokenTTL.D(),
+		SecureCookies: cfg.HTTP.SecureCookies || cfg.HTTP.TLSCertFile != "", HSTS: cfg.HTTP.TLSCertFile != "",
+		AuthPerIPPerMinute: cfg.Limits.AuthPerIPPerMinute, LoginPerAccountPerMinute: cfg.Limits.LoginPerAccountPerMinute,
+		APIPerIPPerSecond: cfg.Limits.APIPerIPPerSecond, APIPerAccountPerSecond: cfg.Limits.APIPerAccountPerSecond,
 	})
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	ln, err := listen(cfg.HTTP)
 	if err != nil {
-		return fmt.Errorf("http.addr %s: %w", cfg.HTTP.Addr, err)
+		return err
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -283,15 +289,38 @@ func bootstrap(ctx context.Context, store engine.Store, b config.Bootstrap, logg
 	return nil
 }
 
-// tokenKeys returns the token signing keys: the configured secret, or one
+// tokenKeys returns the token signing keys: the configured ones, or one
 // generated on first start and kept in the store for every node to share.
 func tokenKeys(ctx context.Context, store engine.Store, a config.Auth) (*auth.Keyring, error) {
-	secret := a.TokenSecret
-	if secret == "" {
-		var err error
-		if secret, err = store.PutSettingIfAbsent(ctx, "auth.token_key.k1", auth.GenerateSecret(32)); err != nil {
+	current, keys, err := a.Keys()
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		secret, err := store.PutSettingIfAbsent(ctx, "auth.token_key.k1", auth.GenerateSecret(32))
+		if err != nil {
 			return nil, fmt.Errorf("token key: %w", err)
 		}
+		current, keys = "k1", map[string][]byte{"k1": []byte(secret)}
 	}
-	return auth.NewKeyring("k1", map[string][]byte{"k1": []byte(secret)})
+	return auth.NewKeyring(current, keys)
+}
+
+// listen opens the HTTP listener: TLS when a certificate is configured.
+func listen(h config.HTTP) (net.Listener, error) {
+	var cert tls.Certificate
+	if h.TLSCertFile != "" {
+		var err error
+		if cert, err = tls.LoadX509KeyPair(h.TLSCertFile, h.TLSKeyFile); err != nil {
+			return nil, fmt.Errorf("http.tls_cert_file: %w", err)
+		}
+	}
+	ln, err := net.Listen("tcp", h.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("http.addr %s: %w", h.Addr, err)
+	}
+	if h.TLSCertFile == "" {
+		return ln, nil
+	}
+	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), nil
 }
