@@ -206,6 +206,17 @@ func (c *Client) ChangePassword(ctx context.Context, caller Caller, staffID, cur
 	return errFromPB(res.(*actorpb.ChangePasswordResponse).Error)
 }
 
+// UserIdentity checks a customer's proof of identity (see
+// actorpb.UserIdentity) and returns their user id.
+func (c *Client) UserIdentity(ctx context.Context, tenant string, proof *actorpb.UserIdentity) (string, error) {
+	res, err := c.request(ctx, KindTenant, tenant, proof)
+	if err != nil {
+		return "", err
+	}
+	resp := res.(*actorpb.UserIdentityResponse)
+	return resp.UserId, errFromPB(resp.Error)
+}
+
 // CheckTenant returns nil if the tenant exists.
 func (c *Client) CheckTenant(ctx context.Context, tenant string) error {
 	res, err := c.request(ctx, KindTenant, tenant, &actorpb.CheckTenant{})

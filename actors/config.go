@@ -2,6 +2,7 @@ package actors
 
 import (
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -49,6 +50,8 @@ type Deps struct {
 	// Settings caches tenants' routing and timer settings. Nil: a cache
 	// over Store.
 	Settings *SettingsCache
+	// WeChat reaches WeChat's API for code2session.
+	WeChat WeChatConfig
 	// SignIn is the staff sign-in policy. Zero fields take the defaults
 	// given on each.
 	SignIn SignInPolicy
@@ -94,6 +97,12 @@ func (d Deps) withDefaults() Deps {
 	}
 	if d.BotTimeout <= 0 {
 		d.BotTimeout = 30 * time.Second
+	}
+	if d.WeChat.APIBase == "" {
+		d.WeChat.APIBase = "https://api.weixin.qq.com"
+	}
+	if d.WeChat.Client == nil {
+		d.WeChat.Client = &http.Client{Timeout: 5 * time.Second}
 	}
 	if d.SignIn.LockoutThreshold <= 0 {
 		d.SignIn.LockoutThreshold = 5

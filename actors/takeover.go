@@ -123,10 +123,10 @@ func (a *conversationActor) dropUnauthorizedSubs(ctx actor.Context) {
 }
 
 // canSee decides who may read and write the conversation: the customer it
-// belongs to; supervisors and admins of its tenant; agents while it is with
-// the bot or queued (the queue is theirs to pick from), its owner and the
-// colleagues invited. Others are told it does not exist (customers) or that
-// it is not theirs (staff).
+// belongs to; admins of its tenant; supervisors of its skill group; any
+// member of staff while it is with the bot or queued (the queue is theirs
+// to pick from); its owner and the colleagues invited. Others are told it
+// does not exist (customers) or that it is not theirs (staff).
 func (a *conversationActor) canSee(caller Caller) error {
 	notFound := engine.NewError(engine.CodeNotFound, "no such conversation")
 	switch {
@@ -139,7 +139,7 @@ func (a *conversationActor) canSee(caller Caller) error {
 		return notFound
 	case !caller.IsStaff():
 		return notFound
-	case caller.StaffRole == engine.StaffSupervisor || caller.StaffRole == engine.StaffAdmin:
+	case caller.StaffRole == engine.StaffAdmin || a.supervises(caller):
 		return nil
 	case a.conv.State == engine.StateBot || a.conv.State == engine.StateQueued:
 		return nil
@@ -149,10 +149,25 @@ func (a *conversationActor) canSee(caller Caller) error {
 	return engine.NewError(engine.CodeForbidden, "the conversation is another agent's")
 }
 
+// supervises reports whether the caller is a supervisor of the
+// conversation's skill group.
+func (a *conversationActor) supervises(caller Caller) bool {
+	return caller.StaffRole == engine.StaffSupervisor && slices.Contains(caller.Groups, a.groupOrDefault())
+}
+
+// groupOrDefault is the conversation's skill group; one never routed
+// belongs to the default group.
+func (a *conversationActor) groupOrDefault() string {
+	if a.conv.Group == "" {
+		return engine.DefaultGroup
+	}
+	return a.conv.Group
+}
+
 // mayManage reports whether a member of staff may transfer, hold or invite:
-// the owner, or a supervisor or admin.
+// the owner, a supervisor of its group, or an admin.
 func (a *conversationActor) mayManage(caller Caller) bool {
-	return caller.IsStaff() && (caller.Party.ID == a.conv.AgentID || caller.StaffRole == engine.StaffSupervisor || caller.StaffRole == engine.StaffAdmin)
+	return caller.IsStaff() && (caller.Party.ID == a.conv.AgentID || caller.StaffRole == engine.StaffAdmin || a.supervises(caller))
 }
 
 // Results of takeover work done off the mailbox.

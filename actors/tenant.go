@@ -3,6 +3,8 @@ package actors
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"runtime"
 	"sync"
 	"time"
@@ -76,6 +78,8 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 		for _, w := range a.watchers {
 			ctx.Send(w, m)
 		}
+	case *actorpb.UserIdentity:
+		a.off(ctx, func(c context.Context) any { return a.userIdentity(c, m) })
 	case *actorpb.CheckTenant:
 		a.off(ctx, func(c context.Context) any {
 			_, err := a.d.Store.Tenant(c, a.tenant)
@@ -105,11 +109,44 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 		if m.BeforeMs > 0 {
 			q.Before = time.UnixMilli(m.BeforeMs)
 		}
+		queries := []engine.ConversationQuery{q}
+		if caller.StaffRole == engine.StaffSupervisor && q.AgentID != caller.Party.ID && q.State != engine.StateQueued && q.State != engine.StateBot {
+			// Supervisors list their own groups' conversations.
+			switch {
+			case q.Group != "" && !slices.Contains(caller.Groups, q.Group):
+				ctx.Respond(&actorpb.ListConversationsResponse{Error: errToPB(engine.NewError(engine.CodeForbidden, "supervisors list the conversations of their own groups"))})
+				return
+			case q.Group == "":
+				queries = queries[:0]
+				for _, g := range caller.Groups {
+					gq := q
+					gq.Group = g
+					queries = append(queries, gq)
+				}
+			}
+		}
 		a.off(ctx, func(c context.Context) any {
-			convs, err := a.d.Store.ListConversations(c, a.tenant, q)
-			if err != nil {
-				a.d.Logger.Error("listing conversations", "tenant", a.tenant, "err", err)
-				return &actorpb.ListConversationsResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "try again"))}
+			var convs []engine.Conversation
+			for _, q := range queries {
+				page, err := a.d.Store.ListConversations(c, a.tenant, q)
+				if err != nil {
+					a.d.Logger.Error("listing conversations", "tenant", a.tenant, "err", err)
+					return &actorpb.ListConversationsResponse{Error: errToPB(engine.NewError(engine.CodeUnavailable, "try again"))}
+				}
+				convs = append(convs, page...)
+			}
+			if len(queries) > 1 { // newest first across the groups, as one query would be
+				slices.SortFunc(convs, func(x, y engine.Conversation) int {
+					if c := y.CreatedAt.Compare(x.CreatedAt); c != 0 {
+						return c
+					}
+					return strings.Compare(y.ID, x.ID)
+				})
+				limit := q.Limit
+				if limit <= 0 {
+					limit = 50 // the store's default
+				}
+				convs = convs[:min(len(convs), limit)]
 			}
 			resp := &actorpb.ListConversationsResponse{}
 			for _, c := range convs {

@@ -23,6 +23,9 @@ const (
 	ConfigAgent    = "agent"
 	ConfigStaff    = "staff"
 	ConfigCustomer = "customer"
+	// ConfigCredentials are the tenant's secrets (admins only): put
+	// replaces the secrets given, get says which are set, never what.
+	ConfigCredentials = "credentials"
 
 	ConfigGet    = "get"
 	ConfigList   = "list"
@@ -44,6 +47,27 @@ type NewStaff struct {
 	DisplayName string           `json:"display_name"`
 	Role        engine.StaffRole `json:"role"`
 }
+
+// CredentialsChange sets a tenant's secrets; empty fields stay as they are.
+type CredentialsChange struct {
+	WeChatAppSecret string `json:"wechat_app_secret"`
+	IdentitySecret  string `json:"identity_secret"`
+}
+
+// CredentialsStatus says which of the tenant's secrets are set.
+type CredentialsStatus struct {
+	WeChatAppSecretSet bool      `json:"wechat_app_secret_set"`
+	IdentitySecretSet  bool      `json:"identity_secret_set"`
+	UpdatedAt          time.Time `json:"updated_at,omitzero"`
+}
+
+func credentialsStatus(tc engine.TenantCredentials) CredentialsStatus {
+	return CredentialsStatus{WeChatAppSecretSet: tc.WeChatAppSecret != "", IdentitySecretSet: tc.IdentitySecret != "", UpdatedAt: tc.UpdatedAt}
+}
+
+// MinIdentitySecretLen is the shortest identity secret accepted: 256 bits
+// of base64.
+const MinIdentitySecretLen = 32
 
 // CustomerInfo is a customer's profile and their conversations.
 type CustomerInfo struct {
@@ -81,7 +105,8 @@ func (a *tenantActor) config(ctx actor.Context, m *actorpb.TenantConfig) {
 	switch {
 	case write && (m.Kind == ConfigSettings || m.Kind == ConfigStaff) && !admin,
 		write && (m.Kind == ConfigGroup || m.Kind == ConfigAgent) && !manager,
-		m.Kind == ConfigCustomer && m.Op == ConfigPut && !manager:
+		m.Kind == ConfigCustomer && m.Op == ConfigPut && !manager,
+		m.Kind == ConfigCredentials && !admin:
 		ctx.Respond(forbidden)
 		return
 	}
@@ -155,6 +180,12 @@ func (a *tenantActor) configRead(c context.Context, m *actorpb.TenantConfig) *ac
 			return jsonResp(infos[0])
 		}
 		return jsonResp(infos)
+	case ConfigCredentials + "/" + ConfigGet:
+		tc, err := st.TenantCredentials(c, t)
+		if err != nil && !errors.Is(err, engine.ErrNotFound) {
+			return unavailable(err, "credentials", logf)
+		}
+		return jsonResp(credentialsStatus(tc))
 	case ConfigCustomer + "/" + ConfigGet:
 		cust, err := st.Customer(c, t, m.Id)
 		if errors.Is(err, engine.ErrNotFound) {
@@ -294,6 +325,32 @@ func (a *tenantActor) configWrite(c context.Context, m *actorpb.TenantConfig) (*
 			return unavailable(err, "customer", logf), nil
 		}
 		return jsonResp(cust), nil
+	case ConfigCredentials + "/" + ConfigPut:
+		var ch CredentialsChange
+		if err := json.Unmarshal(m.Json, &ch); err != nil {
+			return bad(err), nil
+		}
+		switch {
+		case ch.IdentitySecret != "" && (len(ch.IdentitySecret) < MinIdentitySecretLen || len(ch.IdentitySecret) > 256):
+			return configErr(engine.Errorf(engine.CodeInvalidField, "identity_secret must be %d to 256 characters", MinIdentitySecretLen)), nil
+		case len(ch.WeChatAppSecret) > 128:
+			return configErr(engine.NewError(engine.CodeInvalidField, "wechat_app_secret is too long")), nil
+		}
+		tc, err := st.TenantCredentials(c, t)
+		if err != nil && !errors.Is(err, engine.ErrNotFound) {
+			return unavailable(err, "credentials", logf), nil
+		}
+		tc.Tenant, tc.UpdatedAt = t, now
+		if ch.WeChatAppSecret != "" {
+			tc.WeChatAppSecret = ch.WeChatAppSecret
+		}
+		if ch.IdentitySecret != "" {
+			tc.IdentitySecret = ch.IdentitySecret
+		}
+		if err := st.PutTenantCredentials(c, tc); err != nil {
+			return unavailable(err, "credentials", logf), nil
+		}
+		return jsonResp(credentialsStatus(tc)), nil
 	case ConfigCustomer + "/" + ConfigTag:
 		var ch TagChange
 		if err := json.Unmarshal(m.Json, &ch); err != nil {

@@ -28,6 +28,14 @@ type Config struct {
 	Log          Log          `yaml:"log"`
 	Bootstrap    Bootstrap    `yaml:"bootstrap"`
 	Limits       Limits       `yaml:"limits"`
+	WeChat       WeChat       `yaml:"wechat"`
+}
+
+// WeChat configures calls to WeChat's server API.
+type WeChat struct {
+	// APIBase is the API's origin (code2session is APIBase +
+	// /sns/jscode2session).
+	APIBase string `yaml:"api_base"`
 }
 
 // Limits bound how fast one client may call the HTTP API. WebSocket
@@ -176,6 +184,7 @@ func Default() Config {
 		Conversation: Conversation{Recent: 200, IdleTimeout: Duration(2 * time.Minute), TimerInterval: Duration(time.Second)},
 		Auth: Auth{StaffTokenTTL: Duration(15 * time.Minute), RefreshTokenTTL: Duration(7 * 24 * time.Hour),
 			VisitorTokenTTL: Duration(30 * 24 * time.Hour), LockoutThreshold: 5, LockoutDuration: Duration(15 * time.Minute)},
+		WeChat:    WeChat{APIBase: "https://api.weixin.qq.com"},
 		Limits:    Limits{AuthPerIPPerMinute: 30, LoginPerAccountPerMinute: 10, APIPerIPPerSecond: 200, APIPerAccountPerSecond: 50},
 		Bot:       Bot{Enabled: true, MaxFailedTurns: 3, LLM: LLM{Timeout: Duration(15 * time.Second)}},
 		Log:       Log{Level: "info", Format: "text"},
@@ -285,6 +294,9 @@ func (c Config) Validate() error {
 	}
 	if c.Auth.StaffTokenTTL > c.Auth.RefreshTokenTTL {
 		bad("auth.staff_token_ttl", "must not be longer than auth.refresh_token_ttl")
+	}
+	if b := c.WeChat.APIBase; !strings.HasPrefix(b, "https://") && !strings.HasPrefix(b, "http://") {
+		bad("wechat.api_base", "must start with https:// (got %q)", b)
 	}
 	if (c.HTTP.TLSCertFile == "") != (c.HTTP.TLSKeyFile == "") {
 		bad("http.tls_cert_file", "tls_cert_file and tls_key_file go together")

@@ -23,6 +23,8 @@ func httpStatus(code engine.Code) int {
 		return http.StatusNotFound
 	case engine.CodeRateLimited:
 		return http.StatusTooManyRequests
+	case engine.CodeAccountLocked:
+		return http.StatusLocked
 	case engine.CodeUnavailable:
 		return http.StatusServiceUnavailable
 	case engine.CodeInternal:

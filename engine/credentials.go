@@ -56,3 +56,23 @@ type CredentialStore interface {
 	// LoginState returns it (ErrNotFound when nothing was ever recorded).
 	LoginState(ctx context.Context, tenant, staffID string) (LoginState, error)
 }
+
+// TenantCredentials are a tenant's secrets for identifying its customers:
+// the mini-program's AppSecret, which code2session needs, and the secret
+// the merchant's own server signs user identities with. They are written
+// by admins and never returned by any API.
+type TenantCredentials struct {
+	Tenant          string    `json:"tenant"`
+	WeChatAppSecret string    `json:"wechat_app_secret,omitempty"`
+	IdentitySecret  string    `json:"identity_secret,omitempty"`
+	UpdatedAt       time.Time `json:"updated_at"`
+}
+
+// TenantCredentialStore keeps tenants' credentials.
+type TenantCredentialStore interface {
+	// PutTenantCredentials creates or replaces them (ErrNotFound for an
+	// unknown tenant).
+	PutTenantCredentials(ctx context.Context, c TenantCredentials) error
+	// TenantCredentials returns them (ErrNotFound if never set).
+	TenantCredentials(ctx context.Context, tenant string) (TenantCredentials, error)
+}

@@ -21,6 +21,7 @@ type Store interface {
 	NoteStore
 	TimerStore
 	CredentialStore
+	TenantCredentialStore
 	// Close flushes pending writes and releases the database.
 	Close() error
 }

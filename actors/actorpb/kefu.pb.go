@@ -2487,6 +2487,138 @@ func (x *ListConversationsResponse) GetConversations() []*Conversation {
 }
 
 // CheckTenant asks whether the tenant exists.
+// UserIdentity turns proof of who a customer is into their user id: a
+// wx.login code (code2session, with the tenant's AppSecret) or an
+// identity signed by the merchant's server (with the tenant's identity
+// secret).
+type UserIdentity struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"` // "wechat" or "merchant"
+	Code          string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Ts            int64                  `protobuf:"varint,4,opt,name=ts,proto3" json:"ts,omitempty"`
+	Sig           string                 `protobuf:"bytes,5,opt,name=sig,proto3" json:"sig,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserIdentity) Reset() {
+	*x = UserIdentity{}
+	mi := &file_kefu_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserIdentity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserIdentity) ProtoMessage() {}
+
+func (x *UserIdentity) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserIdentity.ProtoReflect.Descriptor instead.
+func (*UserIdentity) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *UserIdentity) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *UserIdentity) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *UserIdentity) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UserIdentity) GetTs() int64 {
+	if x != nil {
+		return x.Ts
+	}
+	return 0
+}
+
+func (x *UserIdentity) GetSig() string {
+	if x != nil {
+		return x.Sig
+	}
+	return ""
+}
+
+type UserIdentityResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserIdentityResponse) Reset() {
+	*x = UserIdentityResponse{}
+	mi := &file_kefu_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserIdentityResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserIdentityResponse) ProtoMessage() {}
+
+func (x *UserIdentityResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserIdentityResponse.ProtoReflect.Descriptor instead.
+func (*UserIdentityResponse) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *UserIdentityResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *UserIdentityResponse) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
 type CheckTenant struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2495,7 +2627,7 @@ type CheckTenant struct {
 
 func (x *CheckTenant) Reset() {
 	*x = CheckTenant{}
-	mi := &file_kefu_proto_msgTypes[38]
+	mi := &file_kefu_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2507,7 +2639,7 @@ func (x *CheckTenant) String() string {
 func (*CheckTenant) ProtoMessage() {}
 
 func (x *CheckTenant) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[38]
+	mi := &file_kefu_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2520,7 +2652,7 @@ func (x *CheckTenant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTenant.ProtoReflect.Descriptor instead.
 func (*CheckTenant) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{38}
+	return file_kefu_proto_rawDescGZIP(), []int{40}
 }
 
 type CheckTenantResponse struct {
@@ -2532,7 +2664,7 @@ type CheckTenantResponse struct {
 
 func (x *CheckTenantResponse) Reset() {
 	*x = CheckTenantResponse{}
-	mi := &file_kefu_proto_msgTypes[39]
+	mi := &file_kefu_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2544,7 +2676,7 @@ func (x *CheckTenantResponse) String() string {
 func (*CheckTenantResponse) ProtoMessage() {}
 
 func (x *CheckTenantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[39]
+	mi := &file_kefu_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2557,7 +2689,7 @@ func (x *CheckTenantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTenantResponse.ProtoReflect.Descriptor instead.
 func (*CheckTenantResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{39}
+	return file_kefu_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CheckTenantResponse) GetError() *Error {
@@ -2579,7 +2711,7 @@ type Assist struct {
 
 func (x *Assist) Reset() {
 	*x = Assist{}
-	mi := &file_kefu_proto_msgTypes[40]
+	mi := &file_kefu_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2591,7 +2723,7 @@ func (x *Assist) String() string {
 func (*Assist) ProtoMessage() {}
 
 func (x *Assist) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[40]
+	mi := &file_kefu_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2604,7 +2736,7 @@ func (x *Assist) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assist.ProtoReflect.Descriptor instead.
 func (*Assist) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{40}
+	return file_kefu_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Assist) GetCaller() *Caller {
@@ -2633,7 +2765,7 @@ type AssistSuggestion struct {
 
 func (x *AssistSuggestion) Reset() {
 	*x = AssistSuggestion{}
-	mi := &file_kefu_proto_msgTypes[41]
+	mi := &file_kefu_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2645,7 +2777,7 @@ func (x *AssistSuggestion) String() string {
 func (*AssistSuggestion) ProtoMessage() {}
 
 func (x *AssistSuggestion) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[41]
+	mi := &file_kefu_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2658,7 +2790,7 @@ func (x *AssistSuggestion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssistSuggestion.ProtoReflect.Descriptor instead.
 func (*AssistSuggestion) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{41}
+	return file_kefu_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AssistSuggestion) GetEntryId() string {
@@ -2700,7 +2832,7 @@ type AssistResponse struct {
 
 func (x *AssistResponse) Reset() {
 	*x = AssistResponse{}
-	mi := &file_kefu_proto_msgTypes[42]
+	mi := &file_kefu_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2712,7 +2844,7 @@ func (x *AssistResponse) String() string {
 func (*AssistResponse) ProtoMessage() {}
 
 func (x *AssistResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[42]
+	mi := &file_kefu_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2725,7 +2857,7 @@ func (x *AssistResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssistResponse.ProtoReflect.Descriptor instead.
 func (*AssistResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{42}
+	return file_kefu_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AssistResponse) GetError() *Error {
@@ -2758,7 +2890,7 @@ type KBList struct {
 
 func (x *KBList) Reset() {
 	*x = KBList{}
-	mi := &file_kefu_proto_msgTypes[43]
+	mi := &file_kefu_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2770,7 +2902,7 @@ func (x *KBList) String() string {
 func (*KBList) ProtoMessage() {}
 
 func (x *KBList) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[43]
+	mi := &file_kefu_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2783,7 +2915,7 @@ func (x *KBList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KBList.ProtoReflect.Descriptor instead.
 func (*KBList) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{43}
+	return file_kefu_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *KBList) GetCaller() *Caller {
@@ -2803,7 +2935,7 @@ type KBListResponse struct {
 
 func (x *KBListResponse) Reset() {
 	*x = KBListResponse{}
-	mi := &file_kefu_proto_msgTypes[44]
+	mi := &file_kefu_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2815,7 +2947,7 @@ func (x *KBListResponse) String() string {
 func (*KBListResponse) ProtoMessage() {}
 
 func (x *KBListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[44]
+	mi := &file_kefu_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2828,7 +2960,7 @@ func (x *KBListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KBListResponse.ProtoReflect.Descriptor instead.
 func (*KBListResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{44}
+	return file_kefu_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *KBListResponse) GetError() *Error {
@@ -2858,7 +2990,7 @@ type KBPut struct {
 
 func (x *KBPut) Reset() {
 	*x = KBPut{}
-	mi := &file_kefu_proto_msgTypes[45]
+	mi := &file_kefu_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2870,7 +3002,7 @@ func (x *KBPut) String() string {
 func (*KBPut) ProtoMessage() {}
 
 func (x *KBPut) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[45]
+	mi := &file_kefu_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2883,7 +3015,7 @@ func (x *KBPut) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KBPut.ProtoReflect.Descriptor instead.
 func (*KBPut) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{45}
+	return file_kefu_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *KBPut) GetCaller() *Caller {
@@ -2917,7 +3049,7 @@ type KBPutResponse struct {
 
 func (x *KBPutResponse) Reset() {
 	*x = KBPutResponse{}
-	mi := &file_kefu_proto_msgTypes[46]
+	mi := &file_kefu_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2929,7 +3061,7 @@ func (x *KBPutResponse) String() string {
 func (*KBPutResponse) ProtoMessage() {}
 
 func (x *KBPutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[46]
+	mi := &file_kefu_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2942,7 +3074,7 @@ func (x *KBPutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KBPutResponse.ProtoReflect.Descriptor instead.
 func (*KBPutResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{46}
+	return file_kefu_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *KBPutResponse) GetError() *Error {
@@ -2969,7 +3101,7 @@ type KBDelete struct {
 
 func (x *KBDelete) Reset() {
 	*x = KBDelete{}
-	mi := &file_kefu_proto_msgTypes[47]
+	mi := &file_kefu_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2981,7 +3113,7 @@ func (x *KBDelete) String() string {
 func (*KBDelete) ProtoMessage() {}
 
 func (x *KBDelete) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[47]
+	mi := &file_kefu_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2994,7 +3126,7 @@ func (x *KBDelete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KBDelete.ProtoReflect.Descriptor instead.
 func (*KBDelete) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{47}
+	return file_kefu_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *KBDelete) GetCaller() *Caller {
@@ -3020,7 +3152,7 @@ type KBDeleteResponse struct {
 
 func (x *KBDeleteResponse) Reset() {
 	*x = KBDeleteResponse{}
-	mi := &file_kefu_proto_msgTypes[48]
+	mi := &file_kefu_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3032,7 +3164,7 @@ func (x *KBDeleteResponse) String() string {
 func (*KBDeleteResponse) ProtoMessage() {}
 
 func (x *KBDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[48]
+	mi := &file_kefu_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3045,7 +3177,7 @@ func (x *KBDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KBDeleteResponse.ProtoReflect.Descriptor instead.
 func (*KBDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{48}
+	return file_kefu_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *KBDeleteResponse) GetError() *Error {
@@ -3071,7 +3203,7 @@ type ConvOp struct {
 
 func (x *ConvOp) Reset() {
 	*x = ConvOp{}
-	mi := &file_kefu_proto_msgTypes[49]
+	mi := &file_kefu_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3083,7 +3215,7 @@ func (x *ConvOp) String() string {
 func (*ConvOp) ProtoMessage() {}
 
 func (x *ConvOp) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[49]
+	mi := &file_kefu_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3096,7 +3228,7 @@ func (x *ConvOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvOp.ProtoReflect.Descriptor instead.
 func (*ConvOp) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{49}
+	return file_kefu_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ConvOp) GetCaller() *Caller {
@@ -3151,7 +3283,7 @@ type ConvOpResponse struct {
 
 func (x *ConvOpResponse) Reset() {
 	*x = ConvOpResponse{}
-	mi := &file_kefu_proto_msgTypes[50]
+	mi := &file_kefu_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3163,7 +3295,7 @@ func (x *ConvOpResponse) String() string {
 func (*ConvOpResponse) ProtoMessage() {}
 
 func (x *ConvOpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[50]
+	mi := &file_kefu_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3176,7 +3308,7 @@ func (x *ConvOpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvOpResponse.ProtoReflect.Descriptor instead.
 func (*ConvOpResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{50}
+	return file_kefu_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ConvOpResponse) GetError() *Error {
@@ -3206,7 +3338,7 @@ type Note struct {
 
 func (x *Note) Reset() {
 	*x = Note{}
-	mi := &file_kefu_proto_msgTypes[51]
+	mi := &file_kefu_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3218,7 +3350,7 @@ func (x *Note) String() string {
 func (*Note) ProtoMessage() {}
 
 func (x *Note) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[51]
+	mi := &file_kefu_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3231,7 +3363,7 @@ func (x *Note) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Note.ProtoReflect.Descriptor instead.
 func (*Note) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{51}
+	return file_kefu_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *Note) GetId() string {
@@ -3272,7 +3404,7 @@ type AddNote struct {
 
 func (x *AddNote) Reset() {
 	*x = AddNote{}
-	mi := &file_kefu_proto_msgTypes[52]
+	mi := &file_kefu_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3284,7 +3416,7 @@ func (x *AddNote) String() string {
 func (*AddNote) ProtoMessage() {}
 
 func (x *AddNote) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[52]
+	mi := &file_kefu_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3297,7 +3429,7 @@ func (x *AddNote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNote.ProtoReflect.Descriptor instead.
 func (*AddNote) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{52}
+	return file_kefu_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *AddNote) GetCaller() *Caller {
@@ -3324,7 +3456,7 @@ type AddNoteResponse struct {
 
 func (x *AddNoteResponse) Reset() {
 	*x = AddNoteResponse{}
-	mi := &file_kefu_proto_msgTypes[53]
+	mi := &file_kefu_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3336,7 +3468,7 @@ func (x *AddNoteResponse) String() string {
 func (*AddNoteResponse) ProtoMessage() {}
 
 func (x *AddNoteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[53]
+	mi := &file_kefu_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3349,7 +3481,7 @@ func (x *AddNoteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNoteResponse.ProtoReflect.Descriptor instead.
 func (*AddNoteResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{53}
+	return file_kefu_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *AddNoteResponse) GetError() *Error {
@@ -3376,7 +3508,7 @@ type ListNotes struct {
 
 func (x *ListNotes) Reset() {
 	*x = ListNotes{}
-	mi := &file_kefu_proto_msgTypes[54]
+	mi := &file_kefu_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3388,7 +3520,7 @@ func (x *ListNotes) String() string {
 func (*ListNotes) ProtoMessage() {}
 
 func (x *ListNotes) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[54]
+	mi := &file_kefu_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3401,7 +3533,7 @@ func (x *ListNotes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNotes.ProtoReflect.Descriptor instead.
 func (*ListNotes) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{54}
+	return file_kefu_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListNotes) GetCaller() *Caller {
@@ -3421,7 +3553,7 @@ type ListNotesResponse struct {
 
 func (x *ListNotesResponse) Reset() {
 	*x = ListNotesResponse{}
-	mi := &file_kefu_proto_msgTypes[55]
+	mi := &file_kefu_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3433,7 +3565,7 @@ func (x *ListNotesResponse) String() string {
 func (*ListNotesResponse) ProtoMessage() {}
 
 func (x *ListNotesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[55]
+	mi := &file_kefu_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3446,7 +3578,7 @@ func (x *ListNotesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNotesResponse.ProtoReflect.Descriptor instead.
 func (*ListNotesResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{55}
+	return file_kefu_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListNotesResponse) GetError() *Error {
@@ -3472,7 +3604,7 @@ type ListEvents struct {
 
 func (x *ListEvents) Reset() {
 	*x = ListEvents{}
-	mi := &file_kefu_proto_msgTypes[56]
+	mi := &file_kefu_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3484,7 +3616,7 @@ func (x *ListEvents) String() string {
 func (*ListEvents) ProtoMessage() {}
 
 func (x *ListEvents) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[56]
+	mi := &file_kefu_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3497,7 +3629,7 @@ func (x *ListEvents) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEvents.ProtoReflect.Descriptor instead.
 func (*ListEvents) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{56}
+	return file_kefu_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListEvents) GetCaller() *Caller {
@@ -3517,7 +3649,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_kefu_proto_msgTypes[57]
+	mi := &file_kefu_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3529,7 +3661,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[57]
+	mi := &file_kefu_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3542,7 +3674,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{57}
+	return file_kefu_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListEventsResponse) GetError() *Error {
@@ -3573,7 +3705,7 @@ type QueueStatus struct {
 
 func (x *QueueStatus) Reset() {
 	*x = QueueStatus{}
-	mi := &file_kefu_proto_msgTypes[58]
+	mi := &file_kefu_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3585,7 +3717,7 @@ func (x *QueueStatus) String() string {
 func (*QueueStatus) ProtoMessage() {}
 
 func (x *QueueStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[58]
+	mi := &file_kefu_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3598,7 +3730,7 @@ func (x *QueueStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueStatus.ProtoReflect.Descriptor instead.
 func (*QueueStatus) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{58}
+	return file_kefu_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *QueueStatus) GetGroup() string {
@@ -3648,7 +3780,7 @@ type FireTimer struct {
 
 func (x *FireTimer) Reset() {
 	*x = FireTimer{}
-	mi := &file_kefu_proto_msgTypes[59]
+	mi := &file_kefu_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3660,7 +3792,7 @@ func (x *FireTimer) String() string {
 func (*FireTimer) ProtoMessage() {}
 
 func (x *FireTimer) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[59]
+	mi := &file_kefu_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3673,7 +3805,7 @@ func (x *FireTimer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FireTimer.ProtoReflect.Descriptor instead.
 func (*FireTimer) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{59}
+	return file_kefu_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *FireTimer) GetKind() string {
@@ -3703,7 +3835,7 @@ type Enqueue struct {
 
 func (x *Enqueue) Reset() {
 	*x = Enqueue{}
-	mi := &file_kefu_proto_msgTypes[60]
+	mi := &file_kefu_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3715,7 +3847,7 @@ func (x *Enqueue) String() string {
 func (*Enqueue) ProtoMessage() {}
 
 func (x *Enqueue) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[60]
+	mi := &file_kefu_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3728,7 +3860,7 @@ func (x *Enqueue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Enqueue.ProtoReflect.Descriptor instead.
 func (*Enqueue) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{60}
+	return file_kefu_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *Enqueue) GetConv() string {
@@ -3775,7 +3907,7 @@ type Dequeue struct {
 
 func (x *Dequeue) Reset() {
 	*x = Dequeue{}
-	mi := &file_kefu_proto_msgTypes[61]
+	mi := &file_kefu_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3787,7 +3919,7 @@ func (x *Dequeue) String() string {
 func (*Dequeue) ProtoMessage() {}
 
 func (x *Dequeue) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[61]
+	mi := &file_kefu_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3800,7 +3932,7 @@ func (x *Dequeue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dequeue.ProtoReflect.Descriptor instead.
 func (*Dequeue) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{61}
+	return file_kefu_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *Dequeue) GetConv() string {
@@ -3821,7 +3953,7 @@ type Offer struct {
 
 func (x *Offer) Reset() {
 	*x = Offer{}
-	mi := &file_kefu_proto_msgTypes[62]
+	mi := &file_kefu_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3833,7 +3965,7 @@ func (x *Offer) String() string {
 func (*Offer) ProtoMessage() {}
 
 func (x *Offer) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[62]
+	mi := &file_kefu_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3846,7 +3978,7 @@ func (x *Offer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Offer.ProtoReflect.Descriptor instead.
 func (*Offer) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{62}
+	return file_kefu_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *Offer) GetAgentId() string {
@@ -3872,7 +4004,7 @@ type OfferResponse struct {
 
 func (x *OfferResponse) Reset() {
 	*x = OfferResponse{}
-	mi := &file_kefu_proto_msgTypes[63]
+	mi := &file_kefu_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3884,7 +4016,7 @@ func (x *OfferResponse) String() string {
 func (*OfferResponse) ProtoMessage() {}
 
 func (x *OfferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[63]
+	mi := &file_kefu_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3897,7 +4029,7 @@ func (x *OfferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfferResponse.ProtoReflect.Descriptor instead.
 func (*OfferResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{63}
+	return file_kefu_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *OfferResponse) GetAccepted() bool {
@@ -3916,7 +4048,7 @@ type QueueSnapshot struct {
 
 func (x *QueueSnapshot) Reset() {
 	*x = QueueSnapshot{}
-	mi := &file_kefu_proto_msgTypes[64]
+	mi := &file_kefu_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3928,7 +4060,7 @@ func (x *QueueSnapshot) String() string {
 func (*QueueSnapshot) ProtoMessage() {}
 
 func (x *QueueSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[64]
+	mi := &file_kefu_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3941,7 +4073,7 @@ func (x *QueueSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueSnapshot.ProtoReflect.Descriptor instead.
 func (*QueueSnapshot) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{64}
+	return file_kefu_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *QueueSnapshot) GetCaller() *Caller {
@@ -3961,7 +4093,7 @@ type QueueSnapshotResponse struct {
 
 func (x *QueueSnapshotResponse) Reset() {
 	*x = QueueSnapshotResponse{}
-	mi := &file_kefu_proto_msgTypes[65]
+	mi := &file_kefu_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3973,7 +4105,7 @@ func (x *QueueSnapshotResponse) String() string {
 func (*QueueSnapshotResponse) ProtoMessage() {}
 
 func (x *QueueSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[65]
+	mi := &file_kefu_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3986,7 +4118,7 @@ func (x *QueueSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*QueueSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{65}
+	return file_kefu_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *QueueSnapshotResponse) GetError() *Error {
@@ -4016,7 +4148,7 @@ type Reserve struct {
 
 func (x *Reserve) Reset() {
 	*x = Reserve{}
-	mi := &file_kefu_proto_msgTypes[66]
+	mi := &file_kefu_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4028,7 +4160,7 @@ func (x *Reserve) String() string {
 func (*Reserve) ProtoMessage() {}
 
 func (x *Reserve) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[66]
+	mi := &file_kefu_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4041,7 +4173,7 @@ func (x *Reserve) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reserve.ProtoReflect.Descriptor instead.
 func (*Reserve) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{66}
+	return file_kefu_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *Reserve) GetConv() string {
@@ -4069,7 +4201,7 @@ type ReserveResponse struct {
 
 func (x *ReserveResponse) Reset() {
 	*x = ReserveResponse{}
-	mi := &file_kefu_proto_msgTypes[67]
+	mi := &file_kefu_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4081,7 +4213,7 @@ func (x *ReserveResponse) String() string {
 func (*ReserveResponse) ProtoMessage() {}
 
 func (x *ReserveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[67]
+	mi := &file_kefu_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4094,7 +4226,7 @@ func (x *ReserveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveResponse.ProtoReflect.Descriptor instead.
 func (*ReserveResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{67}
+	return file_kefu_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ReserveResponse) GetOk() bool {
@@ -4128,7 +4260,7 @@ type Release struct {
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_kefu_proto_msgTypes[68]
+	mi := &file_kefu_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4140,7 +4272,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[68]
+	mi := &file_kefu_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4153,7 +4285,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{68}
+	return file_kefu_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *Release) GetConv() string {
@@ -4182,7 +4314,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_kefu_proto_msgTypes[69]
+	mi := &file_kefu_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4194,7 +4326,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[69]
+	mi := &file_kefu_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4207,7 +4339,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{69}
+	return file_kefu_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *AgentStatus) GetAgentId() string {
@@ -4281,7 +4413,7 @@ type GetAgentStatus struct {
 
 func (x *GetAgentStatus) Reset() {
 	*x = GetAgentStatus{}
-	mi := &file_kefu_proto_msgTypes[70]
+	mi := &file_kefu_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4293,7 +4425,7 @@ func (x *GetAgentStatus) String() string {
 func (*GetAgentStatus) ProtoMessage() {}
 
 func (x *GetAgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[70]
+	mi := &file_kefu_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4306,7 +4438,7 @@ func (x *GetAgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAgentStatus.ProtoReflect.Descriptor instead.
 func (*GetAgentStatus) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{70}
+	return file_kefu_proto_rawDescGZIP(), []int{72}
 }
 
 // AgentConnect registers one of the agent's devices (a staff session).
@@ -4322,7 +4454,7 @@ type AgentConnect struct {
 
 func (x *AgentConnect) Reset() {
 	*x = AgentConnect{}
-	mi := &file_kefu_proto_msgTypes[71]
+	mi := &file_kefu_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4334,7 +4466,7 @@ func (x *AgentConnect) String() string {
 func (*AgentConnect) ProtoMessage() {}
 
 func (x *AgentConnect) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[71]
+	mi := &file_kefu_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4347,7 +4479,7 @@ func (x *AgentConnect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentConnect.ProtoReflect.Descriptor instead.
 func (*AgentConnect) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{71}
+	return file_kefu_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *AgentConnect) GetDevice() *PIDRef {
@@ -4373,7 +4505,7 @@ type SetPresence struct {
 
 func (x *SetPresence) Reset() {
 	*x = SetPresence{}
-	mi := &file_kefu_proto_msgTypes[72]
+	mi := &file_kefu_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4385,7 +4517,7 @@ func (x *SetPresence) String() string {
 func (*SetPresence) ProtoMessage() {}
 
 func (x *SetPresence) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[72]
+	mi := &file_kefu_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4398,7 +4530,7 @@ func (x *SetPresence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPresence.ProtoReflect.Descriptor instead.
 func (*SetPresence) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{72}
+	return file_kefu_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *SetPresence) GetPresence() string {
@@ -4417,7 +4549,7 @@ type ProfileChanged struct {
 
 func (x *ProfileChanged) Reset() {
 	*x = ProfileChanged{}
-	mi := &file_kefu_proto_msgTypes[73]
+	mi := &file_kefu_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4429,7 +4561,7 @@ func (x *ProfileChanged) String() string {
 func (*ProfileChanged) ProtoMessage() {}
 
 func (x *ProfileChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[73]
+	mi := &file_kefu_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4442,7 +4574,7 @@ func (x *ProfileChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfileChanged.ProtoReflect.Descriptor instead.
 func (*ProfileChanged) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{73}
+	return file_kefu_proto_rawDescGZIP(), []int{75}
 }
 
 // Notice is something staff should see now: an assignment, an invitation,
@@ -4461,7 +4593,7 @@ type Notice struct {
 
 func (x *Notice) Reset() {
 	*x = Notice{}
-	mi := &file_kefu_proto_msgTypes[74]
+	mi := &file_kefu_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4473,7 +4605,7 @@ func (x *Notice) String() string {
 func (*Notice) ProtoMessage() {}
 
 func (x *Notice) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[74]
+	mi := &file_kefu_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4486,7 +4618,7 @@ func (x *Notice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notice.ProtoReflect.Descriptor instead.
 func (*Notice) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{74}
+	return file_kefu_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *Notice) GetKind() string {
@@ -4534,7 +4666,7 @@ type WatchAlerts struct {
 
 func (x *WatchAlerts) Reset() {
 	*x = WatchAlerts{}
-	mi := &file_kefu_proto_msgTypes[75]
+	mi := &file_kefu_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4546,7 +4678,7 @@ func (x *WatchAlerts) String() string {
 func (*WatchAlerts) ProtoMessage() {}
 
 func (x *WatchAlerts) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[75]
+	mi := &file_kefu_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4559,7 +4691,7 @@ func (x *WatchAlerts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAlerts.ProtoReflect.Descriptor instead.
 func (*WatchAlerts) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{75}
+	return file_kefu_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *WatchAlerts) GetDevice() *PIDRef {
@@ -4585,7 +4717,7 @@ type TenantConfig struct {
 
 func (x *TenantConfig) Reset() {
 	*x = TenantConfig{}
-	mi := &file_kefu_proto_msgTypes[76]
+	mi := &file_kefu_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4597,7 +4729,7 @@ func (x *TenantConfig) String() string {
 func (*TenantConfig) ProtoMessage() {}
 
 func (x *TenantConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[76]
+	mi := &file_kefu_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4610,7 +4742,7 @@ func (x *TenantConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantConfig.ProtoReflect.Descriptor instead.
 func (*TenantConfig) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{76}
+	return file_kefu_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *TenantConfig) GetCaller() *Caller {
@@ -4658,7 +4790,7 @@ type TenantConfigResponse struct {
 
 func (x *TenantConfigResponse) Reset() {
 	*x = TenantConfigResponse{}
-	mi := &file_kefu_proto_msgTypes[77]
+	mi := &file_kefu_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4670,7 +4802,7 @@ func (x *TenantConfigResponse) String() string {
 func (*TenantConfigResponse) ProtoMessage() {}
 
 func (x *TenantConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[77]
+	mi := &file_kefu_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4683,7 +4815,7 @@ func (x *TenantConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantConfigResponse.ProtoReflect.Descriptor instead.
 func (*TenantConfigResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{77}
+	return file_kefu_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *TenantConfigResponse) GetError() *Error {
@@ -4882,7 +5014,16 @@ const file_kefu_proto_rawDesc = "" +
 	"\x05group\x18\x06 \x01(\tR\x05group\"\x8c\x01\n" +
 	"\x19ListConversationsResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12B\n" +
-	"\rconversations\x18\x02 \x03(\v2\x1c.kefu.actors.v1.ConversationR\rconversations\"\r\n" +
+	"\rconversations\x18\x02 \x03(\v2\x1c.kefu.actors.v1.ConversationR\rconversations\"q\n" +
+	"\fUserIdentity\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x0e\n" +
+	"\x02ts\x18\x04 \x01(\x03R\x02ts\x12\x10\n" +
+	"\x03sig\x18\x05 \x01(\tR\x03sig\"\\\n" +
+	"\x14UserIdentityResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\"\r\n" +
 	"\vCheckTenant\"B\n" +
 	"\x13CheckTenantResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\"N\n" +
@@ -5038,7 +5179,7 @@ func file_kefu_proto_rawDescGZIP() []byte {
 	return file_kefu_proto_rawDescData
 }
 
-var file_kefu_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
+var file_kefu_proto_msgTypes = make([]protoimpl.MessageInfo, 81)
 var file_kefu_proto_goTypes = []any{
 	(*PIDRef)(nil),                    // 0: kefu.actors.v1.PIDRef
 	(*Party)(nil),                     // 1: kefu.actors.v1.Party
@@ -5078,47 +5219,49 @@ var file_kefu_proto_goTypes = []any{
 	(*SessionRevoked)(nil),            // 35: kefu.actors.v1.SessionRevoked
 	(*ListConversations)(nil),         // 36: kefu.actors.v1.ListConversations
 	(*ListConversationsResponse)(nil), // 37: kefu.actors.v1.ListConversationsResponse
-	(*CheckTenant)(nil),               // 38: kefu.actors.v1.CheckTenant
-	(*CheckTenantResponse)(nil),       // 39: kefu.actors.v1.CheckTenantResponse
-	(*Assist)(nil),                    // 40: kefu.actors.v1.Assist
-	(*AssistSuggestion)(nil),          // 41: kefu.actors.v1.AssistSuggestion
-	(*AssistResponse)(nil),            // 42: kefu.actors.v1.AssistResponse
-	(*KBList)(nil),                    // 43: kefu.actors.v1.KBList
-	(*KBListResponse)(nil),            // 44: kefu.actors.v1.KBListResponse
-	(*KBPut)(nil),                     // 45: kefu.actors.v1.KBPut
-	(*KBPutResponse)(nil),             // 46: kefu.actors.v1.KBPutResponse
-	(*KBDelete)(nil),                  // 47: kefu.actors.v1.KBDelete
-	(*KBDeleteResponse)(nil),          // 48: kefu.actors.v1.KBDeleteResponse
-	(*ConvOp)(nil),                    // 49: kefu.actors.v1.ConvOp
-	(*ConvOpResponse)(nil),            // 50: kefu.actors.v1.ConvOpResponse
-	(*Note)(nil),                      // 51: kefu.actors.v1.Note
-	(*AddNote)(nil),                   // 52: kefu.actors.v1.AddNote
-	(*AddNoteResponse)(nil),           // 53: kefu.actors.v1.AddNoteResponse
-	(*ListNotes)(nil),                 // 54: kefu.actors.v1.ListNotes
-	(*ListNotesResponse)(nil),         // 55: kefu.actors.v1.ListNotesResponse
-	(*ListEvents)(nil),                // 56: kefu.actors.v1.ListEvents
-	(*ListEventsResponse)(nil),        // 57: kefu.actors.v1.ListEventsResponse
-	(*QueueStatus)(nil),               // 58: kefu.actors.v1.QueueStatus
-	(*FireTimer)(nil),                 // 59: kefu.actors.v1.FireTimer
-	(*Enqueue)(nil),                   // 60: kefu.actors.v1.Enqueue
-	(*Dequeue)(nil),                   // 61: kefu.actors.v1.Dequeue
-	(*Offer)(nil),                     // 62: kefu.actors.v1.Offer
-	(*OfferResponse)(nil),             // 63: kefu.actors.v1.OfferResponse
-	(*QueueSnapshot)(nil),             // 64: kefu.actors.v1.QueueSnapshot
-	(*QueueSnapshotResponse)(nil),     // 65: kefu.actors.v1.QueueSnapshotResponse
-	(*Reserve)(nil),                   // 66: kefu.actors.v1.Reserve
-	(*ReserveResponse)(nil),           // 67: kefu.actors.v1.ReserveResponse
-	(*Release)(nil),                   // 68: kefu.actors.v1.Release
-	(*AgentStatus)(nil),               // 69: kefu.actors.v1.AgentStatus
-	(*GetAgentStatus)(nil),            // 70: kefu.actors.v1.GetAgentStatus
-	(*AgentConnect)(nil),              // 71: kefu.actors.v1.AgentConnect
-	(*SetPresence)(nil),               // 72: kefu.actors.v1.SetPresence
-	(*ProfileChanged)(nil),            // 73: kefu.actors.v1.ProfileChanged
-	(*Notice)(nil),                    // 74: kefu.actors.v1.Notice
-	(*WatchAlerts)(nil),               // 75: kefu.actors.v1.WatchAlerts
-	(*TenantConfig)(nil),              // 76: kefu.actors.v1.TenantConfig
-	(*TenantConfigResponse)(nil),      // 77: kefu.actors.v1.TenantConfigResponse
-	nil,                               // 78: kefu.actors.v1.AgentStatus.SkillsEntry
+	(*UserIdentity)(nil),              // 38: kefu.actors.v1.UserIdentity
+	(*UserIdentityResponse)(nil),      // 39: kefu.actors.v1.UserIdentityResponse
+	(*CheckTenant)(nil),               // 40: kefu.actors.v1.CheckTenant
+	(*CheckTenantResponse)(nil),       // 41: kefu.actors.v1.CheckTenantResponse
+	(*Assist)(nil),                    // 42: kefu.actors.v1.Assist
+	(*AssistSuggestion)(nil),          // 43: kefu.actors.v1.AssistSuggestion
+	(*AssistResponse)(nil),            // 44: kefu.actors.v1.AssistResponse
+	(*KBList)(nil),                    // 45: kefu.actors.v1.KBList
+	(*KBListResponse)(nil),            // 46: kefu.actors.v1.KBListResponse
+	(*KBPut)(nil),                     // 47: kefu.actors.v1.KBPut
+	(*KBPutResponse)(nil),             // 48: kefu.actors.v1.KBPutResponse
+	(*KBDelete)(nil),                  // 49: kefu.actors.v1.KBDelete
+	(*KBDeleteResponse)(nil),          // 50: kefu.actors.v1.KBDeleteResponse
+	(*ConvOp)(nil),                    // 51: kefu.actors.v1.ConvOp
+	(*ConvOpResponse)(nil),            // 52: kefu.actors.v1.ConvOpResponse
+	(*Note)(nil),                      // 53: kefu.actors.v1.Note
+	(*AddNote)(nil),                   // 54: kefu.actors.v1.AddNote
+	(*AddNoteResponse)(nil),           // 55: kefu.actors.v1.AddNoteResponse
+	(*ListNotes)(nil),                 // 56: kefu.actors.v1.ListNotes
+	(*ListNotesResponse)(nil),         // 57: kefu.actors.v1.ListNotesResponse
+	(*ListEvents)(nil),                // 58: kefu.actors.v1.ListEvents
+	(*ListEventsResponse)(nil),        // 59: kefu.actors.v1.ListEventsResponse
+	(*QueueStatus)(nil),               // 60: kefu.actors.v1.QueueStatus
+	(*FireTimer)(nil),                 // 61: kefu.actors.v1.FireTimer
+	(*Enqueue)(nil),                   // 62: kefu.actors.v1.Enqueue
+	(*Dequeue)(nil),                   // 63: kefu.actors.v1.Dequeue
+	(*Offer)(nil),                     // 64: kefu.actors.v1.Offer
+	(*OfferResponse)(nil),             // 65: kefu.actors.v1.OfferResponse
+	(*QueueSnapshot)(nil),             // 66: kefu.actors.v1.QueueSnapshot
+	(*QueueSnapshotResponse)(nil),     // 67: kefu.actors.v1.QueueSnapshotResponse
+	(*Reserve)(nil),                   // 68: kefu.actors.v1.Reserve
+	(*ReserveResponse)(nil),           // 69: kefu.actors.v1.ReserveResponse
+	(*Release)(nil),                   // 70: kefu.actors.v1.Release
+	(*AgentStatus)(nil),               // 71: kefu.actors.v1.AgentStatus
+	(*GetAgentStatus)(nil),            // 72: kefu.actors.v1.GetAgentStatus
+	(*AgentConnect)(nil),              // 73: kefu.actors.v1.AgentConnect
+	(*SetPresence)(nil),               // 74: kefu.actors.v1.SetPresence
+	(*ProfileChanged)(nil),            // 75: kefu.actors.v1.ProfileChanged
+	(*Notice)(nil),                    // 76: kefu.actors.v1.Notice
+	(*WatchAlerts)(nil),               // 77: kefu.actors.v1.WatchAlerts
+	(*TenantConfig)(nil),              // 78: kefu.actors.v1.TenantConfig
+	(*TenantConfigResponse)(nil),      // 79: kefu.actors.v1.TenantConfigResponse
+	nil,                               // 80: kefu.actors.v1.AgentStatus.SkillsEntry
 }
 var file_kefu_proto_depIdxs = []int32{
 	1,  // 0: kefu.actors.v1.Caller.party:type_name -> kefu.actors.v1.Party
@@ -5149,8 +5292,8 @@ var file_kefu_proto_depIdxs = []int32{
 	7,  // 25: kefu.actors.v1.Push.read:type_name -> kefu.actors.v1.ReadPointer
 	20, // 26: kefu.actors.v1.Push.state:type_name -> kefu.actors.v1.StateChange
 	21, // 27: kefu.actors.v1.Push.bot_delta:type_name -> kefu.actors.v1.BotDelta
-	58, // 28: kefu.actors.v1.Push.queue:type_name -> kefu.actors.v1.QueueStatus
-	51, // 29: kefu.actors.v1.Push.note:type_name -> kefu.actors.v1.Note
+	60, // 28: kefu.actors.v1.Push.queue:type_name -> kefu.actors.v1.QueueStatus
+	53, // 29: kefu.actors.v1.Push.note:type_name -> kefu.actors.v1.Note
 	1,  // 30: kefu.actors.v1.Push.from:type_name -> kefu.actors.v1.Party
 	1,  // 31: kefu.actors.v1.StateChange.by:type_name -> kefu.actors.v1.Party
 	2,  // 32: kefu.actors.v1.Escalate.caller:type_name -> kefu.actors.v1.Caller
@@ -5165,42 +5308,43 @@ var file_kefu_proto_depIdxs = []int32{
 	2,  // 41: kefu.actors.v1.ListConversations.caller:type_name -> kefu.actors.v1.Caller
 	3,  // 42: kefu.actors.v1.ListConversationsResponse.error:type_name -> kefu.actors.v1.Error
 	8,  // 43: kefu.actors.v1.ListConversationsResponse.conversations:type_name -> kefu.actors.v1.Conversation
-	3,  // 44: kefu.actors.v1.CheckTenantResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 45: kefu.actors.v1.Assist.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 46: kefu.actors.v1.AssistResponse.error:type_name -> kefu.actors.v1.Error
-	41, // 47: kefu.actors.v1.AssistResponse.suggestions:type_name -> kefu.actors.v1.AssistSuggestion
-	2,  // 48: kefu.actors.v1.KBList.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 49: kefu.actors.v1.KBListResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 50: kefu.actors.v1.KBPut.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 51: kefu.actors.v1.KBPutResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 52: kefu.actors.v1.KBDelete.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 53: kefu.actors.v1.KBDeleteResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 54: kefu.actors.v1.ConvOp.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 55: kefu.actors.v1.ConvOpResponse.error:type_name -> kefu.actors.v1.Error
-	8,  // 56: kefu.actors.v1.ConvOpResponse.conversation:type_name -> kefu.actors.v1.Conversation
-	1,  // 57: kefu.actors.v1.Note.author:type_name -> kefu.actors.v1.Party
-	2,  // 58: kefu.actors.v1.AddNote.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 59: kefu.actors.v1.AddNoteResponse.error:type_name -> kefu.actors.v1.Error
-	51, // 60: kefu.actors.v1.AddNoteResponse.note:type_name -> kefu.actors.v1.Note
-	2,  // 61: kefu.actors.v1.ListNotes.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 62: kefu.actors.v1.ListNotesResponse.error:type_name -> kefu.actors.v1.Error
-	51, // 63: kefu.actors.v1.ListNotesResponse.notes:type_name -> kefu.actors.v1.Note
-	2,  // 64: kefu.actors.v1.ListEvents.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 65: kefu.actors.v1.ListEventsResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 66: kefu.actors.v1.QueueSnapshot.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 67: kefu.actors.v1.QueueSnapshotResponse.error:type_name -> kefu.actors.v1.Error
-	69, // 68: kefu.actors.v1.ReserveResponse.status:type_name -> kefu.actors.v1.AgentStatus
-	78, // 69: kefu.actors.v1.AgentStatus.skills:type_name -> kefu.actors.v1.AgentStatus.SkillsEntry
-	0,  // 70: kefu.actors.v1.AgentConnect.device:type_name -> kefu.actors.v1.PIDRef
-	1,  // 71: kefu.actors.v1.Notice.by:type_name -> kefu.actors.v1.Party
-	0,  // 72: kefu.actors.v1.WatchAlerts.device:type_name -> kefu.actors.v1.PIDRef
-	2,  // 73: kefu.actors.v1.TenantConfig.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 74: kefu.actors.v1.TenantConfigResponse.error:type_name -> kefu.actors.v1.Error
-	75, // [75:75] is the sub-list for method output_type
-	75, // [75:75] is the sub-list for method input_type
-	75, // [75:75] is the sub-list for extension type_name
-	75, // [75:75] is the sub-list for extension extendee
-	0,  // [0:75] is the sub-list for field type_name
+	3,  // 44: kefu.actors.v1.UserIdentityResponse.error:type_name -> kefu.actors.v1.Error
+	3,  // 45: kefu.actors.v1.CheckTenantResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 46: kefu.actors.v1.Assist.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 47: kefu.actors.v1.AssistResponse.error:type_name -> kefu.actors.v1.Error
+	43, // 48: kefu.actors.v1.AssistResponse.suggestions:type_name -> kefu.actors.v1.AssistSuggestion
+	2,  // 49: kefu.actors.v1.KBList.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 50: kefu.actors.v1.KBListResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 51: kefu.actors.v1.KBPut.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 52: kefu.actors.v1.KBPutResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 53: kefu.actors.v1.KBDelete.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 54: kefu.actors.v1.KBDeleteResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 55: kefu.actors.v1.ConvOp.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 56: kefu.actors.v1.ConvOpResponse.error:type_name -> kefu.actors.v1.Error
+	8,  // 57: kefu.actors.v1.ConvOpResponse.conversation:type_name -> kefu.actors.v1.Conversation
+	1,  // 58: kefu.actors.v1.Note.author:type_name -> kefu.actors.v1.Party
+	2,  // 59: kefu.actors.v1.AddNote.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 60: kefu.actors.v1.AddNoteResponse.error:type_name -> kefu.actors.v1.Error
+	53, // 61: kefu.actors.v1.AddNoteResponse.note:type_name -> kefu.actors.v1.Note
+	2,  // 62: kefu.actors.v1.ListNotes.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 63: kefu.actors.v1.ListNotesResponse.error:type_name -> kefu.actors.v1.Error
+	53, // 64: kefu.actors.v1.ListNotesResponse.notes:type_name -> kefu.actors.v1.Note
+	2,  // 65: kefu.actors.v1.ListEvents.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 66: kefu.actors.v1.ListEventsResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 67: kefu.actors.v1.QueueSnapshot.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 68: kefu.actors.v1.QueueSnapshotResponse.error:type_name -> kefu.actors.v1.Error
+	71, // 69: kefu.actors.v1.ReserveResponse.status:type_name -> kefu.actors.v1.AgentStatus
+	80, // 70: kefu.actors.v1.AgentStatus.skills:type_name -> kefu.actors.v1.AgentStatus.SkillsEntry
+	0,  // 71: kefu.actors.v1.AgentConnect.device:type_name -> kefu.actors.v1.PIDRef
+	1,  // 72: kefu.actors.v1.Notice.by:type_name -> kefu.actors.v1.Party
+	0,  // 73: kefu.actors.v1.WatchAlerts.device:type_name -> kefu.actors.v1.PIDRef
+	2,  // 74: kefu.actors.v1.TenantConfig.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 75: kefu.actors.v1.TenantConfigResponse.error:type_name -> kefu.actors.v1.Error
+	76, // [76:76] is the sub-list for method output_type
+	76, // [76:76] is the sub-list for method input_type
+	76, // [76:76] is the sub-list for extension type_name
+	76, // [76:76] is the sub-list for extension extendee
+	0,  // [0:76] is the sub-list for field type_name
 }
 
 func init() { file_kefu_proto_init() }
@@ -5223,7 +5367,7 @@ func file_kefu_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kefu_proto_rawDesc), len(file_kefu_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   79,
+			NumMessages:   81,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

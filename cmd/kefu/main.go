@@ -140,6 +140,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 		Recent: cfg.Conversation.Recent, IdleTimeout: cfg.Conversation.IdleTimeout.D(),
 		StoreTimeout: cfg.Store.StoreTimeout.D(), Bot: bot,
 		Knowledge: actors.NewKnowledge(store, indexCfg, 0, logger),
+		WeChat:    actors.WeChatConfig{APIBase: strings.TrimSuffix(cfg.WeChat.APIBase, "/")},
 		SignIn: actors.SignInPolicy{LockoutThreshold: cfg.Auth.LockoutThreshold, LockoutDuration: cfg.Auth.LockoutDuration.D(),
 			RefreshTTL: cfg.Auth.RefreshTokenTTL.D()},
 	}

@@ -162,3 +162,26 @@ func (s *Store) LoginState(ctx context.Context, tenant, staffID string) (engine.
 	}
 	return ls, nil
 }
+
+// PutTenantCredentials creates or replaces a tenant's credentials. A zero
+// UpdatedAt is stamped with the store's clock; an unknown tenant is
+// engine.ErrNotFound.
+func (s *Store) PutTenantCredentials(ctx context.Context, tc engine.TenantCredentials) error {
+	if tc.Tenant == "" {
+		return errors.New("mongo: put tenant credentials: tenant is required")
+	}
+	tc.UpdatedAt = s.stamped(tc.UpdatedAt)
+	// tenant_credentials_by_tenant.
+	return s.putDoc(ctx, storemetrics.OpPutTenantCredentials, s.c.tenantCredentials, "credentials of "+tc.Tenant,
+		tenantFilter(tc.Tenant), jsonDoc{Tenant: tc.Tenant}, tc)
+}
+
+// TenantCredentials returns a tenant's credentials (engine.ErrNotFound if
+// never set).
+func (s *Store) TenantCredentials(ctx context.Context, tenant string) (engine.TenantCredentials, error) {
+	var tc engine.TenantCredentials
+	if err := s.getDoc(ctx, s.c.tenantCredentials, tenantFilter(tenant), "credentials of "+tenant, &tc); err != nil {
+		return engine.TenantCredentials{}, err
+	}
+	return tc, nil
+}

@@ -166,6 +166,8 @@ var indexes = []index{
 		bson.D{asc("tenant"), asc("staff_id"), asc("id")}, true},
 	{"login_states", "login_states_by_staff",
 		bson.D{asc("tenant"), asc("staff_id")}, true},
+	{"tenant_credentials", "tenant_credentials_by_tenant",
+		bson.D{asc("tenant")}, true},
 }
 
 // ensureIndexes creates every index of indexes that is missing. Creating

@@ -92,7 +92,7 @@ type collections struct {
 	tenants, staff, conversations, messages, readPointers, settings *mongo.Collection
 	events, faq                                                     *mongo.Collection
 	profiles, groups, tenantSettings, customers, notes, timers      *mongo.Collection
-	sessions, loginStates                                           *mongo.Collection
+	sessions, loginStates, tenantCredentials                        *mongo.Collection
 }
 
 // testHooks let tests choose paths Open would otherwise pick from the
@@ -171,6 +171,7 @@ func open(ctx context.Context, cfg Config, hooks testHooks) (_ *Store, err error
 			tenantSettings: db.Collection("tenant_settings"), customers: db.Collection("customers"),
 			notes: db.Collection("notes"), timers: db.Collection("timers"),
 			sessions: db.Collection("staff_sessions"), loginStates: db.Collection("login_states"),
+			tenantCredentials: db.Collection("tenant_credentials"),
 		},
 		metrics: m, known: newKnownSet(knownConversations),
 	}

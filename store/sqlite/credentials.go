@@ -108,3 +108,25 @@ func (s *Store) LoginState(ctx context.Context, tenant, staffID string) (engine.
 	}
 	return ls, nil
 }
+
+// PutTenantCredentials creates or replaces a tenant's credentials. A zero
+// UpdatedAt is stamped with the store's clock; an unknown tenant is
+// engine.ErrNotFound.
+func (s *Store) PutTenantCredentials(ctx context.Context, tc engine.TenantCredentials) error {
+	if tc.Tenant == "" {
+		return errors.New("sqlite: put tenant credentials: tenant is required")
+	}
+	tc.UpdatedAt = s.stamped(tc.UpdatedAt)
+	return s.putDoc(ctx, storemetrics.OpPutTenantCredentials, func(w *writeStmts) *sql.Stmt { return w.upsertTenantCredentials },
+		"credentials of "+tc.Tenant, tc.Tenant, tc, tc.Tenant)
+}
+
+// TenantCredentials returns a tenant's credentials (engine.ErrNotFound if
+// never set).
+func (s *Store) TenantCredentials(ctx context.Context, tenant string) (engine.TenantCredentials, error) {
+	var tc engine.TenantCredentials
+	if err := s.readDoc(ctx, s.rq.tenantCredentials, "credentials of "+tenant, &tc, tenant); err != nil {
+		return engine.TenantCredentials{}, err
+	}
+	return tc, nil
+}

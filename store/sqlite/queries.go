@@ -62,6 +62,8 @@ const (
 	sqlPruneSessions    = `DELETE FROM staff_sessions WHERE tenant = ? AND staff_id = ? AND expires_at < ?`
 	sqlUpsertLoginState = `INSERT INTO login_states (tenant, staff_id, doc) VALUES (?, ?, ?)
 	ON CONFLICT (tenant, staff_id) DO UPDATE SET doc = excluded.doc`
+	sqlUpsertTenantCredentials = `INSERT INTO tenant_credentials (tenant, doc) VALUES (?, ?)
+	ON CONFLICT (tenant) DO UPDATE SET doc = excluded.doc`
 	sqlUpsertCustomer = `INSERT INTO customers (tenant, id, doc) VALUES (?, ?, ?)
 	ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc`
 	sqlInsertNote = `INSERT INTO notes (tenant, conv, id, author_role, author_id, text, created_at)
@@ -120,14 +122,15 @@ const (
 	sqlFAQEntries = `SELECT id, category, question, similar, answer, tags, enabled, updated_at, version
 	FROM faq_entries WHERE tenant = ? ORDER BY id`
 
-	sqlAgentProfile   = `SELECT doc FROM agent_profiles WHERE tenant = ? AND id = ?`
-	sqlAgentProfiles  = `SELECT doc FROM agent_profiles WHERE tenant = ? ORDER BY id`
-	sqlGroups         = `SELECT doc FROM skill_groups WHERE tenant = ? ORDER BY id`
-	sqlTenantSettings = `SELECT doc FROM tenant_settings WHERE tenant = ?`
-	sqlStaffSessions  = `SELECT doc FROM staff_sessions WHERE tenant = ? AND staff_id = ? ORDER BY id`
-	sqlLoginState     = `SELECT doc FROM login_states WHERE tenant = ? AND staff_id = ?`
-	sqlCustomer       = `SELECT doc FROM customers WHERE tenant = ? AND id = ?`
-	sqlNotes          = `SELECT id, author_role, author_id, text, created_at
+	sqlAgentProfile      = `SELECT doc FROM agent_profiles WHERE tenant = ? AND id = ?`
+	sqlAgentProfiles     = `SELECT doc FROM agent_profiles WHERE tenant = ? ORDER BY id`
+	sqlGroups            = `SELECT doc FROM skill_groups WHERE tenant = ? ORDER BY id`
+	sqlTenantSettings    = `SELECT doc FROM tenant_settings WHERE tenant = ?`
+	sqlStaffSessions     = `SELECT doc FROM staff_sessions WHERE tenant = ? AND staff_id = ? ORDER BY id`
+	sqlLoginState        = `SELECT doc FROM login_states WHERE tenant = ? AND staff_id = ?`
+	sqlTenantCredentials = `SELECT doc FROM tenant_credentials WHERE tenant = ?`
+	sqlCustomer          = `SELECT doc FROM customers WHERE tenant = ? AND id = ?`
+	sqlNotes             = `SELECT id, author_role, author_id, text, created_at
 	FROM notes WHERE tenant = ? AND conv = ? ORDER BY created_at, id`
 	sqlTimers    = `SELECT kind, due_at FROM timers WHERE tenant = ? AND conv = ? ORDER BY kind`
 	sqlDueTimers = `SELECT tenant, conv, kind, due_at FROM timers WHERE due_at <= ?

@@ -15,7 +15,7 @@ type readStmts struct {
 	events, faqEntries, staffByID, listStaff                  *sql.Stmt
 	agentProfile, agentProfiles, groups, tenantSettings       *sql.Stmt
 	customer, notes, timers, dueTimers                        *sql.Stmt
-	staffSessions, loginState                                 *sql.Stmt
+	staffSessions, loginState, tenantCredentials              *sql.Stmt
 	list                                                      [numListFilters]*sql.Stmt
 }
 
@@ -36,7 +36,7 @@ func prepareReadStmts(ctx context.Context, db *sql.DB) (*readStmts, error) {
 		{&s.groups, sqlGroups}, {&s.tenantSettings, sqlTenantSettings},
 		{&s.customer, sqlCustomer}, {&s.notes, sqlNotes},
 		{&s.timers, sqlTimers}, {&s.dueTimers, sqlDueTimers},
-		{&s.staffSessions, sqlStaffSessions}, {&s.loginState, sqlLoginState},
+		{&s.staffSessions, sqlStaffSessions}, {&s.loginState, sqlLoginState}, {&s.tenantCredentials, sqlTenantCredentials},
 	}
 	for f := range listFilter(numListFilters) {
 		list = append(list, prep{&s.list[f], listConversationsSQL(f)})
@@ -59,7 +59,7 @@ func (s *readStmts) close() {
 		s.events, s.faqEntries, s.staffByID, s.listStaff,
 		s.agentProfile, s.agentProfiles, s.groups, s.tenantSettings,
 		s.customer, s.notes, s.timers, s.dueTimers,
-		s.staffSessions, s.loginState,
+		s.staffSessions, s.loginState, s.tenantCredentials,
 	}
 	for _, st := range append(all, s.list[:]...) {
 		if st != nil {

@@ -198,7 +198,7 @@ CREATE TABLE timers (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX timers_by_due ON timers (due_at, tenant, conv, kind);
 `},
-	{4, "staff sessions and login state", `
+	{4, "staff sessions, login state and tenant credentials", `
 -- A member of staff's sign-ins (refresh tokens) and failed-login count,
 -- read whole by their agent actor; doc is the engine type as JSON.
 CREATE TABLE staff_sessions (
@@ -209,6 +209,12 @@ CREATE TABLE staff_sessions (
 	doc        TEXT    NOT NULL,
 	PRIMARY KEY (tenant, staff_id, id),
 	FOREIGN KEY (tenant, staff_id) REFERENCES staff (tenant, id)
+) STRICT, WITHOUT ROWID;
+
+-- doc is engine.TenantCredentials as JSON.
+CREATE TABLE tenant_credentials (
+	tenant TEXT NOT NULL PRIMARY KEY REFERENCES tenants (id),
+	doc    TEXT NOT NULL
 ) STRICT, WITHOUT ROWID;
 
 CREATE TABLE login_states (

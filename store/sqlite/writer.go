@@ -60,6 +60,7 @@ type writeStmts struct {
 	upsertTimer, deleteTimer         *sql.Stmt
 	updateStaff, upsertSession       *sql.Stmt
 	pruneSessions, upsertLoginState  *sql.Stmt
+	upsertTenantCredentials          *sql.Stmt
 }
 
 func prepareWriteStmts(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
@@ -82,6 +83,7 @@ func prepareWriteStmts(ctx context.Context, conn *sql.Conn) (*writeStmts, error)
 		{&s.upsertTimer, sqlUpsertTimer}, {&s.deleteTimer, sqlDeleteTimer},
 		{&s.updateStaff, sqlUpdateStaff}, {&s.upsertSession, sqlUpsertSession},
 		{&s.pruneSessions, sqlPruneSessions}, {&s.upsertLoginState, sqlUpsertLoginState},
+		{&s.upsertTenantCredentials, sqlUpsertTenantCredentials},
 	}
 	for _, p := range list {
 		st, err := conn.PrepareContext(ctx, p.query)
@@ -102,7 +104,7 @@ func (s *writeStmts) close() {
 		s.updateConversation, s.insertEvent, s.upsertFAQ, s.deleteFAQ,
 		s.upsertAgentProfile, s.upsertGroup, s.deleteGroup, s.upsertSettings,
 		s.upsertCustomer, s.insertNote, s.upsertTimer, s.deleteTimer,
-		s.updateStaff, s.upsertSession, s.pruneSessions, s.upsertLoginState,
+		s.updateStaff, s.upsertSession, s.pruneSessions, s.upsertLoginState, s.upsertTenantCredentials,
 	} {
 		if st != nil {
 			st.Close()

@@ -31,6 +31,7 @@ const (
 	OpUpdateStaff
 	OpPutSession
 	OpPutLoginState
+	OpPutTenantCredentials
 	NumOps
 )
 
@@ -39,6 +40,7 @@ var opNames = [NumOps]string{
 	"update_conversation", "put_faq", "delete_faq",
 	"put_agent_profile", "put_group", "delete_group", "put_tenant_settings", "put_customer", "add_note",
 	"put_timer", "delete_timer", "update_staff", "put_session", "put_login_state",
+	"put_tenant_credentials",
 }
 
 func (o Op) String() string { return opNames[o] }

@@ -173,6 +173,8 @@ func testClosedStore(t *testing.T, open OpenFunc) {
 	_, calls["StaffSessions"] = s.StaffSessions(ctx, "t1", "s")
 	calls["PutLoginState"] = s.PutLoginState(ctx, engine.LoginState{Tenant: "t1", StaffID: "s"})
 	_, calls["LoginState"] = s.LoginState(ctx, "t1", "s")
+	calls["PutTenantCredentials"] = s.PutTenantCredentials(ctx, engine.TenantCredentials{Tenant: "t1"})
+	_, calls["TenantCredentials"] = s.TenantCredentials(ctx, "t1")
 	store := reflect.TypeFor[engine.Store]()
 	for i := range store.NumMethod() {
 		if name := store.Method(i).Name; name != "Close" {

@@ -74,3 +74,30 @@ func testCredentials(t *testing.T, open OpenFunc) {
 	}
 	WantErrIs(t, "login state of unknown staff", s.PutLoginState(ctx, engine.LoginState{Tenant: "t1", StaffID: "nope"}), engine.ErrNotFound)
 }
+
+func testTenantCredentials(t *testing.T, open OpenFunc) {
+	s := openDefault(t, open)
+	ctx := context.Background()
+	Seed(t, s, "t1")
+	Seed(t, s, "t2")
+	if _, err := s.TenantCredentials(ctx, "t1"); err == nil {
+		t.Fatal("credentials before any were put: no error")
+	} else {
+		WantErrIs(t, "no credentials", err, engine.ErrNotFound)
+	}
+	tc := engine.TenantCredentials{Tenant: "t1", WeChatAppSecret: "app-secret", IdentitySecret: "id-secret"}
+	MustOK(t, "put", s.PutTenantCredentials(ctx, tc))
+	tc.UpdatedAt = Epoch // stamped by the store's clock
+	if got, err := s.TenantCredentials(ctx, "t1"); err != nil || !reflect.DeepEqual(got, tc) {
+		t.Fatalf("TenantCredentials = %+v, %v; want %+v", got, err, tc)
+	}
+	tc.WeChatAppSecret = "rotated"
+	MustOK(t, "replace", s.PutTenantCredentials(ctx, tc))
+	if got, _ := s.TenantCredentials(ctx, "t1"); got.WeChatAppSecret != "rotated" {
+		t.Fatalf("after replace: %+v", got)
+	}
+	if _, err := s.TenantCredentials(ctx, "t2"); err == nil {
+		t.Fatal("t2 reads t1's credentials")
+	}
+	WantErrIs(t, "unknown tenant", s.PutTenantCredentials(ctx, engine.TenantCredentials{Tenant: "nope"}), engine.ErrNotFound)
+}

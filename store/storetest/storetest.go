@@ -51,6 +51,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"Notes", testNotes},
 		{"Timers", testTimers},
 		{"Credentials", testCredentials},
+		{"TenantCredentials", testTenantCredentials},
 		{"BodyOptions", testBodyOptions},
 		{"ClosedStore", testClosedStore},
 	} {
