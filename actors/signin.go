@@ -233,6 +233,10 @@ func (a *agentActor) logout(ctx actor.Context, sender *actor.PID, m *actorpb.Log
 	caller := callerFromPB(m.Caller)
 	self := caller.Tenant == a.tenant && caller.Party.ID == a.id
 	admin := caller.Tenant == a.tenant && caller.StaffRole == engine.StaffAdmin
+	if a.missing {
+		reply(ctx, sender, &actorpb.LogoutResponse{Error: errToPB(engine.NewError(engine.CodeNotFound, "no such member of staff"))})
+		return
+	}
 	if !self && !(admin && m.All) {
 		reply(ctx, sender, &actorpb.LogoutResponse{Error: errToPB(engine.NewError(engine.CodeForbidden, "only an admin may sign others out"))})
 		return

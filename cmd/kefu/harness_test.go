@@ -168,9 +168,10 @@ func (s *testServer) api(t testing.TB, method, path, token string, body, out any
 }
 
 type tokenResp struct {
-	AccessToken string `json:"access_token"`
-	UserID      string `json:"user_id"`
-	Staff       struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	UserID       string `json:"user_id"`
+	Staff        struct {
 		ID string `json:"id"`
 	} `json:"staff"`
 }
