@@ -56,7 +56,9 @@ func IdentitySignature(secret, tenant, userID string, ts int64) string {
 
 // userIdentity answers a UserIdentity; it runs off the mailbox.
 func (a *tenantActor) userIdentity(c context.Context, m *actorpb.UserIdentity) *actorpb.UserIdentityResponse {
-	fail := func(e *engine.Error) *actorpb.UserIdentityResponse { return &actorpb.UserIdentityResponse{Error: errToPB(e)} }
+	fail := func(e *engine.Error) *actorpb.UserIdentityResponse {
+		return &actorpb.UserIdentityResponse{Error: errToPB(e)}
+	}
 	creds, err := a.d.Store.TenantCredentials(c, a.tenant)
 	if err != nil && !errors.Is(err, engine.ErrNotFound) {
 		a.d.Logger.Error("reading tenant credentials", "tenant", a.tenant, "err", err)

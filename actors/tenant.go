@@ -3,9 +3,9 @@ package actors
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"strings"
-	"runtime"
 	"sync"
 	"time"
 
