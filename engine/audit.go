@@ -100,9 +100,9 @@ const DefaultAuditLimit = 100
 // nothing else: there is deliberately no way to change or remove an entry.
 type AuditStore interface {
 	// AppendAudit stores entries, which may belong to several tenants.
-	// Tenant, ID and Action are required; an unknown tenant is
-	// ErrNotFound, a taken (tenant, id) ErrExists. On an error, some of
-	// the entries may be stored.
+	// Tenant, ID and Action are required; a zero At is stamped with the
+	// store's clock. An unknown tenant is ErrNotFound, a taken (tenant,
+	// id) ErrExists. On an error, some of the entries may be stored.
 	AppendAudit(ctx context.Context, entries []AuditEntry) error
 	// AuditLog returns the tenant's entries that match q, newest first
 	// (by At, then by ID, both descending).

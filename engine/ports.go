@@ -20,6 +20,7 @@ type Store interface {
 	CustomerStore
 	NoteStore
 	TimerStore
+	AuditStore
 	// Close flushes pending writes and releases the database.
 	Close() error
 }

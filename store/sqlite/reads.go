@@ -16,6 +16,7 @@ type readStmts struct {
 	agentProfile, agentProfiles, groups, tenantSettings       *sql.Stmt
 	customer, notes, timers, dueTimers                        *sql.Stmt
 	list                                                      [numListFilters]*sql.Stmt
+	audit                                                     [numAuditFilters]*sql.Stmt
 }
 
 func prepareReadStmts(ctx context.Context, db *sql.DB) (*readStmts, error) {
@@ -39,6 +40,9 @@ func prepareReadStmts(ctx context.Context, db *sql.DB) (*readStmts, error) {
 	for f := range listFilter(numListFilters) {
 		list = append(list, prep{&s.list[f], listConversationsSQL(f)})
 	}
+	for f := range auditFilter(numAuditFilters) {
+		list = append(list, prep{&s.audit[f], auditLogSQL(f)})
+	}
 	for _, p := range list {
 		st, err := db.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -58,7 +62,7 @@ func (s *readStmts) close() {
 		s.agentProfile, s.agentProfiles, s.groups, s.tenantSettings,
 		s.customer, s.notes, s.timers, s.dueTimers,
 	}
-	for _, st := range append(all, s.list[:]...) {
+	for _, st := range append(append(all, s.list[:]...), s.audit[:]...) {
 		if st != nil {
 			st.Close()
 		}

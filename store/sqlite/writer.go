@@ -58,6 +58,7 @@ type writeStmts struct {
 	deleteGroup, upsertSettings      *sql.Stmt
 	upsertCustomer, insertNote       *sql.Stmt
 	upsertTimer, deleteTimer         *sql.Stmt
+	insertAudit                      *sql.Stmt
 }
 
 func prepareWriteStmts(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
@@ -78,6 +79,7 @@ func prepareWriteStmts(ctx context.Context, conn *sql.Conn) (*writeStmts, error)
 		{&s.deleteGroup, sqlDeleteGroup}, {&s.upsertSettings, sqlUpsertTenantSettings},
 		{&s.upsertCustomer, sqlUpsertCustomer}, {&s.insertNote, sqlInsertNote},
 		{&s.upsertTimer, sqlUpsertTimer}, {&s.deleteTimer, sqlDeleteTimer},
+		{&s.insertAudit, sqlInsertAudit},
 	}
 	for _, p := range list {
 		st, err := conn.PrepareContext(ctx, p.query)
@@ -98,6 +100,7 @@ func (s *writeStmts) close() {
 		s.updateConversation, s.insertEvent, s.upsertFAQ, s.deleteFAQ,
 		s.upsertAgentProfile, s.upsertGroup, s.deleteGroup, s.upsertSettings,
 		s.upsertCustomer, s.insertNote, s.upsertTimer, s.deleteTimer,
+		s.insertAudit,
 	} {
 		if st != nil {
 			st.Close()

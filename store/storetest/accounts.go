@@ -168,6 +168,8 @@ func testClosedStore(t *testing.T, open OpenFunc) {
 	calls["DeleteTimer"] = s.DeleteTimer(ctx, "t1", "c1", engine.TimerNoReply)
 	_, calls["Timers"] = s.Timers(ctx, "t1", "c1")
 	_, calls["DueTimers"] = s.DueTimers(ctx, Epoch, 10)
+	calls["AppendAudit"] = s.AppendAudit(ctx, []engine.AuditEntry{{Tenant: "t1", ID: "a", Action: engine.AuditLogout}})
+	_, calls["AuditLog"] = s.AuditLog(ctx, "t1", engine.AuditQuery{})
 	store := reflect.TypeFor[engine.Store]()
 	for i := range store.NumMethod() {
 		if name := store.Method(i).Name; name != "Close" {
