@@ -29,13 +29,15 @@ var dummyHash = sync.OnceValue(func() string {
 })
 
 // tenantActor answers tenant-wide requests: login, conversation listing and
-// the knowledge base, whose single writer it is. Store calls run off its
-// mailbox and reply from there.
+// the knowledge base, configuration and audit log, whose single writer it
+// is. Store calls run off its mailbox and reply from there.
 type tenantActor struct {
 	d        *Deps
 	tenant   string
 	writes   []tenantWrite         // knowledge-base and configuration changes waiting their turn
 	writing  bool                  // one is being applied
+	audit    []engine.AuditEntry   // audit entries waiting for the next store write (tenant_audit.go)
+	auditing bool                  // an audit write is in flight
 	watchers map[string]*actor.PID // supervisors' sessions that receive alerts
 }
 
@@ -47,11 +49,13 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 		a.tenant = m.Identity.Identity
 		ctx.SetReceiveTimeout(a.d.IdleTimeout)
 	case *actor.ReceiveTimeout:
-		if !a.writing && len(a.writes) == 0 && len(a.watchers) == 0 {
+		if !a.writing && len(a.writes) == 0 && len(a.watchers) == 0 && !a.auditing && len(a.audit) == 0 {
 			ctx.Stop(ctx.Self())
 			return
 		}
 		ctx.SetReceiveTimeout(a.d.IdleTimeout) // it disarms when it fires
+	case *actor.Stopping:
+		a.flushAuditOnStop()
 	case *actorpb.KBList:
 		a.kbList(ctx, m)
 	case *actorpb.KBPut:
@@ -65,6 +69,15 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 		a.config(ctx, m)
 	case *configChanged:
 		a.onConfigChanged(ctx, m)
+	case *actorpb.AppendAudit:
+		a.appendAudit(ctx, m)
+	case *auditMsg:
+		a.record(ctx, m.entries...)
+	case *auditWrittenMsg:
+		a.auditing = false
+		a.flushAudit(ctx)
+	case *actorpb.ListAudit:
+		a.listAudit(ctx, m)
 	case *actorpb.WatchAlerts:
 		if pid := pidFromRef(m.Device); pid != nil {
 			a.watchers[pid.String()] = pid

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -36,8 +37,10 @@ func (a *tenantActor) kbList(ctx actor.Context, m *actorpb.KBList) {
 }
 
 // kbEnqueue queues a change; writes run one at a time (tenantActor.write).
+// A change that succeeds is recorded in the audit log, target "kb".
 func (a *tenantActor) kbEnqueue(ctx actor.Context, caller *actorpb.Caller, msg any) {
-	if c := callerFromPB(caller); c.Tenant != a.tenant || !canEditKB(c) {
+	c := callerFromPB(caller)
+	if c.Tenant != a.tenant || !canEditKB(c) {
 		err := errToPB(engine.NewError(engine.CodeForbidden, "only admins and supervisors edit the knowledge base"))
 		if _, ok := msg.(*actorpb.KBPut); ok {
 			ctx.Respond(&actorpb.KBPutResponse{Error: err})
@@ -46,11 +49,26 @@ func (a *tenantActor) kbEnqueue(ctx actor.Context, caller *actorpb.Caller, msg a
 		}
 		return
 	}
-	a.write(ctx, func(c context.Context) (any, []any) {
+	a.write(ctx, func(cc context.Context) (any, []any) {
+		change := engine.AuditEntry{Actor: c.Party, Action: engine.AuditConfigChanged, Target: "kb"}
 		if m, ok := msg.(*actorpb.KBPut); ok {
-			return a.kbPut(c, m), nil
+			resp := a.kbPut(cc, m)
+			if resp.Error != nil {
+				return resp, nil
+			}
+			change.Detail = fmt.Sprintf("put %d entries", resp.Count)
+			if m.Replace {
+				change.Detail = fmt.Sprintf("replaced with %d entries", resp.Count)
+			}
+			return resp, []any{&auditMsg{entries: []engine.AuditEntry{change}}}
 		}
-		return a.kbDelete(c, msg.(*actorpb.KBDelete)), nil
+		m := msg.(*actorpb.KBDelete)
+		resp := a.kbDelete(cc, m)
+		if resp.Error != nil {
+			return resp, nil
+		}
+		change.Detail = "deleted entry " + m.Id
+		return resp, []any{&auditMsg{entries: []engine.AuditEntry{change}}}
 	})
 }
 

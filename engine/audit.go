@@ -93,8 +93,12 @@ type AuditQuery struct {
 	Limit   int       // at most this many; 0 means DefaultAuditLimit
 }
 
-// DefaultAuditLimit is the page size of an AuditQuery without a Limit.
-const DefaultAuditLimit = 100
+// Pages of the audit log: DefaultAuditLimit entries for an AuditQuery
+// without a Limit, and at most MaxAuditLimit for a client's request.
+const (
+	DefaultAuditLimit = 100
+	MaxAuditLimit     = 500
+)
 
 // AuditStore keeps each tenant's audit log. It can append and read, and
 // nothing else: there is deliberately no way to change or remove an entry.
