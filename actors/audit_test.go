@@ -329,7 +329,7 @@ func TestConfigWritesAreAudited(t *testing.T) {
 	want = append(want,
 		engine.AuditEntry{Actor: kbCaller.Party, Action: engine.AuditConfigChanged, Target: "kb", Detail: "put 2 entries"},
 		engine.AuditEntry{Actor: kbCaller.Party, Action: engine.AuditConfigChanged, Target: "kb", Detail: "deleted entry f1"},
-		engine.AuditEntry{Actor: kbCaller.Party, Action: engine.AuditConfigChanged, Target: "kb", Detail: "replaced with 1 entries"})
+		engine.AuditEntry{Actor: kbCaller.Party, Action: engine.AuditConfigChanged, Target: "kb", Detail: "replaced all with 1 entry"})
 
 	// Compared as sets: writes a millisecond apart or less may list in
 	// either order.

@@ -283,7 +283,7 @@ func (a *tenantActor) configWrite(c context.Context, m *actorpb.TenantConfig) (*
 		for _, g := range p.Groups() { // a queue learns of a new member
 			notify = append(notify, &configChanged{KindQueue, QueueIdentity(t, g)})
 		}
-		return jsonResp(p), notify, configAudit(ConfigAgent, p.ID, fmt.Sprintf("capacity %d, %d skill groups", p.Capacity, len(p.Skills)))
+		return jsonResp(p), notify, configAudit(ConfigAgent, p.ID, fmt.Sprintf("capacity %d, %s", p.Capacity, plural(len(p.Skills), "skill group", "skill groups")))
 	case ConfigStaff + "/" + ConfigPut:
 		resp, s := a.createStaff(c, m)
 		if resp.Error != nil {
@@ -333,6 +333,14 @@ func (a *tenantActor) configWrite(c context.Context, m *actorpb.TenantConfig) (*
 		return jsonResp(cust), nil, configAudit(ConfigCustomer, cust.ID, fmt.Sprintf("tags: %d added, %d removed", len(ch.Add), len(ch.Remove)))
 	}
 	return fail(configErr(engine.Errorf(engine.CodeInvalidField, "unknown request %s %s", m.Op, m.Kind)))
+}
+
+// plural is "1 <one>" or "<n> <many>".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // configAudit is the audit entry of a configuration change: its target is

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -56,9 +55,9 @@ func (a *tenantActor) kbEnqueue(ctx actor.Context, caller *actorpb.Caller, msg a
 			if resp.Error != nil {
 				return resp, nil
 			}
-			change.Detail = fmt.Sprintf("put %d entries", resp.Count)
+			change.Detail = "put " + plural(int(resp.Count), "entry", "entries")
 			if m.Replace {
-				change.Detail = fmt.Sprintf("replaced with %d entries", resp.Count)
+				change.Detail = "replaced all with " + plural(int(resp.Count), "entry", "entries")
 			}
 			return resp, []any{&auditMsg{entries: []engine.AuditEntry{change}}}
 		}
