@@ -35,7 +35,8 @@ func (a *tenantActor) appendAudit(ctx actor.Context, m *actorpb.AppendAudit) {
 	for i, pb := range m.Entries {
 		entries[i] = auditFromPB(a.tenant, pb)
 		if err := entries[i].Validate(); err != nil {
-			a.d.Logger.Error("refused audit entries", "tenant", a.tenant, "err", err)
+			a.d.Logger.Error("refused audit entries", "tenant", a.tenant, "count", len(m.Entries),
+				"action", entries[i].Action, "actor_id", entries[i].Actor.ID, "target", entries[i].Target, "err", err)
 			if ctx.Sender() != nil {
 				ctx.Respond(&actorpb.AppendAuditResponse{Error: errToPB(err)})
 			}
@@ -144,7 +145,9 @@ func auditToPB(e engine.AuditEntry) *actorpb.AuditEntry {
 		Action: string(e.Action), Target: e.Target, Detail: e.Detail}
 }
 
+// auditFromPB converts an entry; its getters make a nil entry (which only
+// a local sender could build) an empty one, which Validate refuses.
 func auditFromPB(tenant string, e *actorpb.AuditEntry) engine.AuditEntry {
-	return engine.AuditEntry{Tenant: tenant, ID: e.Id, At: timeOrZero(e.AtMs), Actor: partyFromPB(e.Actor), IP: e.Ip,
-		Action: engine.AuditAction(e.Action), Target: e.Target, Detail: e.Detail}
+	return engine.AuditEntry{Tenant: tenant, ID: e.GetId(), At: timeOrZero(e.GetAtMs()), Actor: partyFromPB(e.GetActor()),
+		IP: e.GetIp(), Action: engine.AuditAction(e.GetAction()), Target: e.GetTarget(), Detail: e.GetDetail()}
 }

@@ -38,8 +38,8 @@ func (a *tenantActor) kbList(ctx actor.Context, m *actorpb.KBList) {
 // kbEnqueue queues a change; writes run one at a time (tenantActor.write).
 // A change that succeeds is recorded in the audit log, target "kb".
 func (a *tenantActor) kbEnqueue(ctx actor.Context, caller *actorpb.Caller, msg any) {
-	c := callerFromPB(caller)
-	if c.Tenant != a.tenant || !canEditKB(c) {
+	by := callerFromPB(caller)
+	if by.Tenant != a.tenant || !canEditKB(by) {
 		err := errToPB(engine.NewError(engine.CodeForbidden, "only admins and supervisors edit the knowledge base"))
 		if _, ok := msg.(*actorpb.KBPut); ok {
 			ctx.Respond(&actorpb.KBPutResponse{Error: err})
@@ -48,10 +48,10 @@ func (a *tenantActor) kbEnqueue(ctx actor.Context, caller *actorpb.Caller, msg a
 		}
 		return
 	}
-	a.write(ctx, func(cc context.Context) (any, []any) {
-		change := engine.AuditEntry{Actor: c.Party, Action: engine.AuditConfigChanged, Target: "kb"}
+	a.write(ctx, func(c context.Context) (any, []any) {
+		change := engine.AuditEntry{Actor: by.Party, Action: engine.AuditConfigChanged, Target: "kb"}
 		if m, ok := msg.(*actorpb.KBPut); ok {
-			resp := a.kbPut(cc, m)
+			resp := a.kbPut(c, m)
 			if resp.Error != nil {
 				return resp, nil
 			}
@@ -62,7 +62,7 @@ func (a *tenantActor) kbEnqueue(ctx actor.Context, caller *actorpb.Caller, msg a
 			return resp, []any{&auditMsg{entries: []engine.AuditEntry{change}}}
 		}
 		m := msg.(*actorpb.KBDelete)
-		resp := a.kbDelete(cc, m)
+		resp := a.kbDelete(c, m)
 		if resp.Error != nil {
 			return resp, nil
 		}

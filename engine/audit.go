@@ -60,8 +60,9 @@ type AuditEntry struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// Validate checks what a store cannot: a known action, a target and actor
-// of the documented shapes, and bounded text.
+// Validate checks what stores do not, for entries that come from outside
+// the tenant actor: a known action, a target and actor of the documented
+// shapes, and bounded text.
 func (e AuditEntry) Validate() error {
 	switch {
 	case !ValidAuditAction(e.Action):
