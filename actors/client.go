@@ -414,3 +414,40 @@ func (c *Client) Config(ctx context.Context, caller Caller, kind, op, id string,
 	resp := res.(*actorpb.TenantConfigResponse)
 	return resp.Json, errFromPB(resp.Error)
 }
+
+// RecordAudit appends entries to the tenant's audit log; the tenant actor
+// gives each an id and, when At is zero, the time. It returns once the
+// actor has queued them, not once they are stored: recording never waits
+// for the disk, and a later store failure is logged entry by entry. It is
+// not retried after a timeout, which could record an entry twice.
+func (c *Client) RecordAudit(ctx context.Context, tenant string, entries ...engine.AuditEntry) error {
+	msg := &actorpb.AppendAudit{Entries: make([]*actorpb.AuditEntry, len(entries))}
+	for i, e := range entries {
+		msg.Entries[i] = auditToPB(e)
+	}
+	res, err := c.write(ctx, KindTenant, tenant, msg)
+	if err != nil {
+		return err
+	}
+	return errFromPB(res.(*actorpb.AppendAuditResponse).Error)
+}
+
+// AuditLog reads the caller's tenant's audit log, newest first: admins
+// only (forbidden otherwise).
+func (c *Client) AuditLog(ctx context.Context, caller Caller, q engine.AuditQuery) ([]engine.AuditEntry, error) {
+	req := &actorpb.ListAudit{Caller: callerToPB(caller), Action: string(q.Action), ActorId: q.ActorID, Target: q.Target,
+		BeforeMs: msOrZero(q.Before), Limit: int32(q.Limit)}
+	res, err := c.request(ctx, KindTenant, caller.Tenant, req)
+	if err != nil {
+		return nil, err
+	}
+	resp := res.(*actorpb.ListAuditResponse)
+	if err := errFromPB(resp.Error); err != nil {
+		return nil, err
+	}
+	out := make([]engine.AuditEntry, len(resp.Entries))
+	for i, e := range resp.Entries {
+		out[i] = auditFromPB(caller.Tenant, e)
+	}
+	return out, nil
+}

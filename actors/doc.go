@@ -8,8 +8,10 @@
 //     results come back to it as messages, so its state is touched only by
 //     its own mailbox.
 //   - tenant (virtual, identity "<tenant>"): staff login, conversation
-//     listing, and the single writer of the knowledge base and the routing
-//     configuration; store calls run off the mailbox likewise.
+//     listing, and the single writer of the knowledge base, the routing
+//     configuration and the audit log; store calls run off the mailbox
+//     likewise, and audit entries that arrive while one audit write is in
+//     flight are batched into the next.
 //   - agent (virtual, identity "<tenant>/<staff id>"): the single writer of
 //     one agent's load. Every assignment reserves capacity here first, so no
 //     agent exceeds their capacity however many queues and conversations

@@ -98,7 +98,7 @@ func (a *agentActor) authenticate(ctx actor.Context, sender *actor.PID, m *actor
 	}
 	now := a.d.Clock.Now()
 	if now.Before(a.login.LockedUntil) {
-		a.audit(ctx, auditLoginFailed, m.Ip, "account locked")
+		a.audit(ctx, engine.AuditLoginFailed, m.Ip, "account locked")
 		reply(ctx, sender, &actorpb.LoginResponse{Error: errToPB(lockedError(a.login.LockedUntil))})
 		return
 	}
@@ -123,7 +123,7 @@ func lockedError(until time.Time) *engine.Error {
 func (a *agentActor) onPasswordChecked(ctx actor.Context, r *passwordCheckedMsg) {
 	now := a.d.Clock.Now()
 	if !r.ok {
-		a.audit(ctx, auditLoginFailed, r.m.Ip, "wrong password")
+		a.audit(ctx, engine.AuditLoginFailed, r.m.Ip, "wrong password")
 		if now.Before(a.login.LockedUntil) { // locked by a concurrent attempt
 			reply(ctx, r.sender, &actorpb.LoginResponse{Error: errToPB(errDenied)})
 			return
@@ -154,7 +154,7 @@ func (a *agentActor) onPasswordChecked(ctx actor.Context, r *passwordCheckedMsg)
 			return
 		}
 		a.sessions[s.ID] = &s
-		a.audit(ctx, auditLoginSucceeded, r.m.Ip, "")
+		a.audit(ctx, engine.AuditLoginSucceeded, r.m.Ip, "")
 		reply(ctx, r.sender, a.signedIn(s, secret))
 	})
 }
@@ -165,7 +165,7 @@ const noticeAccountLocked = "account_locked"
 
 // accountLocked raises an alert to the tenant's supervisors and records it.
 func (a *agentActor) accountLocked(ctx actor.Context, ip string) {
-	a.audit(ctx, auditAccountLocked, ip, "locked until "+a.login.LockedUntil.UTC().Format(time.RFC3339))
+	a.audit(ctx, engine.AuditAccountLocked, ip, "locked until "+a.login.LockedUntil.UTC().Format(time.RFC3339))
 	tell(ctx, KindTenant, a.tenant, &actorpb.Notice{
 		Kind: noticeAccountLocked, AgentId: a.id,
 		Text: "account " + a.staff.Username + " is locked after repeated failed logins",
@@ -193,7 +193,7 @@ func (a *agentActor) refresh(ctx actor.Context, sender *actor.PID, m *actorpb.Re
 	switch {
 	case subtle.ConstantTimeCompare([]byte(h), []byte(s.RefreshHash)) == 1:
 	case s.PrevHash != "" && subtle.ConstantTimeCompare([]byte(h), []byte(s.PrevHash)) == 1:
-		a.audit(ctx, auditSessionsRevoked, m.Ip, "a used refresh token was presented again")
+		a.audit(ctx, engine.AuditSessionsRevoked, m.Ip, "a used refresh token was presented again")
 		a.revoke(ctx, []string{s.ID}, "the session's refresh token was used twice", func(actor.Context) {
 			reply(ctx, sender, &actorpb.LoginResponse{Error: errToPB(errSessionGone)})
 		})
@@ -249,7 +249,7 @@ func (a *agentActor) logout(ctx actor.Context, sender *actor.PID, m *actorpb.Log
 	if m.All {
 		detail = "signed out everywhere"
 	}
-	a.audit(ctx, auditLogout, caller.IP, detail)
+	a.audit(ctx, engine.AuditLogout, caller.IP, detail)
 	a.revoke(ctx, ids, "signed out", func(ctx actor.Context) { reply(ctx, sender, &actorpb.LogoutResponse{}) })
 }
 
@@ -367,7 +367,7 @@ func (a *agentActor) onPasswordChange(ctx actor.Context, r *passwordChangeMsg) {
 		a.staff = staff
 		a.login = engine.LoginState{Tenant: a.tenant, StaffID: a.id}
 		a.saveLoginState(ctx)
-		a.audit(ctx, auditPasswordChanged, r.caller.IP, "by "+r.caller.Party.ID)
+		a.audit(ctx, engine.AuditPasswordChanged, r.caller.IP, "by "+r.caller.Party.ID)
 		a.revoke(ctx, a.activeSessions(), "the password was changed", func(ctx actor.Context) {
 			reply(ctx, r.sender, &actorpb.ChangePasswordResponse{})
 		})
@@ -392,16 +392,8 @@ func (a *agentActor) connectDevice(ctx actor.Context, m *actorpb.AgentConnect) {
 }
 
 // audit records what happened to this account in the tenant's audit log.
-func (a *agentActor) audit(ctx actor.Context, action, ip, detail string) {
-	_, _, _, _ = ctx, action, ip, detail // TEMP until the audit log lands
+func (a *agentActor) audit(ctx actor.Context, action engine.AuditAction, ip, detail string) {
+	e := engine.AuditEntry{Actor: engine.Party{Role: engine.RoleAgent, ID: a.id}, IP: ip, Action: action,
+		Target: a.id, Detail: detail, At: a.d.Clock.Now()}
+	tell(ctx, KindTenant, a.tenant, &actorpb.AppendAudit{Entries: []*actorpb.AuditEntry{auditToPB(e)}})
 }
-
-// TEMP until the audit log lands.
-const (
-	auditLoginSucceeded  = "login_succeeded"
-	auditLoginFailed     = "login_failed"
-	auditAccountLocked   = "account_locked"
-	auditLogout          = "logout"
-	auditPasswordChanged = "password_changed"
-	auditSessionsRevoked = "sessions_revoked"
-)

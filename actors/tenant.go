@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -31,13 +32,15 @@ var dummyHash = sync.OnceValue(func() string {
 })
 
 // tenantActor answers tenant-wide requests: login, conversation listing and
-// the knowledge base, whose single writer it is. Store calls run off its
-// mailbox and reply from there.
+// the knowledge base, configuration and audit log, whose single writer it
+// is. Store calls run off its mailbox and reply from there.
 type tenantActor struct {
 	d        *Deps
 	tenant   string
 	writes   []tenantWrite         // knowledge-base and configuration changes waiting their turn
 	writing  bool                  // one is being applied
+	audit    []engine.AuditEntry   // audit entries waiting for the next store write (tenant_audit.go)
+	auditing bool                  // an audit write is in flight
 	watchers map[string]*actor.PID // supervisors' sessions that receive alerts
 }
 
@@ -49,11 +52,13 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 		a.tenant = m.Identity.Identity
 		ctx.SetReceiveTimeout(a.d.IdleTimeout)
 	case *actor.ReceiveTimeout:
-		if !a.writing && len(a.writes) == 0 && len(a.watchers) == 0 {
+		if !a.writing && len(a.writes) == 0 && len(a.watchers) == 0 && !a.auditing && len(a.audit) == 0 {
 			ctx.Stop(ctx.Self())
 			return
 		}
 		ctx.SetReceiveTimeout(a.d.IdleTimeout) // it disarms when it fires
+	case *actor.Stopping:
+		a.flushAuditOnStop()
 	case *actorpb.KBList:
 		a.kbList(ctx, m)
 	case *actorpb.KBPut:
@@ -67,6 +72,15 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 		a.config(ctx, m)
 	case *configChanged:
 		a.onConfigChanged(ctx, m)
+	case *actorpb.AppendAudit:
+		a.appendAudit(ctx, m)
+	case *auditMsg:
+		a.record(ctx, m.entries...)
+	case *auditWrittenMsg:
+		a.auditing = false
+		a.flushAudit(ctx)
+	case *actorpb.ListAudit:
+		a.listAudit(ctx, m)
 	case *actorpb.WatchAlerts:
 		if pid := pidFromRef(m.Device); pid != nil {
 			a.watchers[pid.String()] = pid
@@ -213,7 +227,7 @@ func (a *tenantActor) off(ctx actor.Context, f func(context.Context) any) {
 // agent actor, which answers the requester. An unknown username costs the
 // same argon2id check as a known one, so timing does not tell them apart.
 func (a *tenantActor) login(ctx actor.Context, m *actorpb.Login) {
-	sender, root, timeout := ctx.Sender(), ctx.ActorSystem().Root, a.d.StoreTimeout
+	sender, root, timeout, self := ctx.Sender(), ctx.ActorSystem().Root, a.d.StoreTimeout, ctx.Self()
 	cl := cluster.GetCluster(ctx.ActorSystem())
 	tenant, logger := a.tenant, a.d.Logger
 	respond := func(e *engine.Error) { root.Send(sender, &actorpb.LoginResponse{Error: errToPB(e)}) }
@@ -229,6 +243,12 @@ func (a *tenantActor) login(ctx actor.Context, m *actorpb.Login) {
 				<-passwordChecks
 			default:
 			}
+			name := strings.ToValidUTF8(m.Username, "?")
+			if len(name) > 64 {
+				name = strings.ToValidUTF8(name[:64], "")
+			}
+			root.Send(self, &actorpb.AppendAudit{Entries: []*actorpb.AuditEntry{auditToPB(engine.AuditEntry{
+				Action: engine.AuditLoginFailed, IP: m.Ip, Detail: "unknown username " + strconv.Quote(name), At: a.d.Clock.Now()})}})
 			respond(errDenied)
 		case err != nil:
 			logger.Error("login lookup", "tenant", tenant, "err", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -112,10 +113,14 @@ func (a *tenantActor) config(ctx actor.Context, m *actorpb.TenantConfig) {
 	}
 	if write {
 		a.write(ctx, func(c context.Context) (any, []any) {
-			resp, notify := a.configWrite(c, m)
-			then := make([]any, len(notify))
-			for i, n := range notify {
-				then[i] = n
+			resp, notify, change := a.configWrite(c, m)
+			then := make([]any, 0, len(notify)+1)
+			for _, n := range notify {
+				then = append(then, n)
+			}
+			if resp.Error == nil {
+				change.Actor = caller.Party
+				then = append(then, &auditMsg{entries: []engine.AuditEntry{change}})
 			}
 			return resp, then
 		})
@@ -234,25 +239,29 @@ func (a *tenantActor) agentInfos(c context.Context, id string) ([]AgentInfo, err
 	return out, nil
 }
 
-// configWrite applies one write and returns the reply and the actors that
-// must re-read their configuration.
-func (a *tenantActor) configWrite(c context.Context, m *actorpb.TenantConfig) (*actorpb.TenantConfigResponse, []*configChanged) {
+// configWrite applies one write and returns the reply, the actors that
+// must re-read their configuration and, for the audit log, what changed
+// (used only when the reply is not an error).
+func (a *tenantActor) configWrite(c context.Context, m *actorpb.TenantConfig) (*actorpb.TenantConfigResponse, []*configChanged, engine.AuditEntry) {
 	st, t, logf, now := a.d.Store, a.tenant, a.d.Logger.Error, a.d.Clock.Now()
 	bad := func(err error) *actorpb.TenantConfigResponse {
 		return configErr(engine.Errorf(engine.CodeInvalidField, "the body is not valid: %v", err))
+	}
+	fail := func(resp *actorpb.TenantConfigResponse) (*actorpb.TenantConfigResponse, []*configChanged, engine.AuditEntry) {
+		return resp, nil, engine.AuditEntry{}
 	}
 	switch m.Kind + "/" + m.Op {
 	case ConfigSettings + "/" + ConfigPut:
 		var s engine.TenantSettings
 		if err := json.Unmarshal(m.Json, &s); err != nil {
-			return bad(err), nil
+			return fail(bad(err))
 		}
 		if err := s.Validate(); err != nil {
-			return configErr(err), nil
+			return fail(configErr(err))
 		}
 		s.Tenant, s.UpdatedAt = t, now
 		if err := st.PutTenantSettings(c, s); err != nil {
-			return unavailable(err, "settings", logf), nil
+			return fail(unavailable(err, "settings", logf))
 		}
 		a.d.Settings.Invalidate(t)
 		groups, err := st.Groups(c, t)
@@ -263,82 +272,84 @@ func (a *tenantActor) configWrite(c context.Context, m *actorpb.TenantConfig) (*
 		for _, g := range groups {
 			notify = append(notify, &configChanged{KindQueue, QueueIdentity(t, g.ID)})
 		}
-		return jsonResp(s.WithDefaults()), notify
+		return jsonResp(s.WithDefaults()), notify, configAudit(ConfigSettings, "", "put")
 	case ConfigGroup + "/" + ConfigPut:
 		var g engine.SkillGroup
 		if err := json.Unmarshal(m.Json, &g); err != nil {
-			return bad(err), nil
+			return fail(bad(err))
 		}
 		g.Tenant, g.ID, g.UpdatedAt = t, m.Id, now
 		if g.Policy == "" {
 			g.Policy = engine.PolicyLeastLoad
 		}
 		if err := g.Validate(); err != nil {
-			return configErr(err), nil
+			return fail(configErr(err))
 		}
 		if err := st.PutGroup(c, g); err != nil {
-			return unavailable(err, "group", logf), nil
+			return fail(unavailable(err, "group", logf))
 		}
-		return jsonResp(g), []*configChanged{{KindQueue, QueueIdentity(t, g.ID)}}
+		return jsonResp(g), []*configChanged{{KindQueue, QueueIdentity(t, g.ID)}},
+			configAudit(ConfigGroup, g.ID, "put, policy "+string(g.Policy))
 	case ConfigGroup + "/" + ConfigDelete:
 		if err := st.DeleteGroup(c, t, m.Id); err != nil {
-			return unavailable(err, "group", logf), nil
+			return fail(unavailable(err, "group", logf))
 		}
-		return jsonResp(struct{}{}), []*configChanged{{KindQueue, QueueIdentity(t, m.Id)}}
+		return jsonResp(struct{}{}), []*configChanged{{KindQueue, QueueIdentity(t, m.Id)}}, configAudit(ConfigGroup, m.Id, "deleted")
 	case ConfigAgent + "/" + ConfigPut:
 		var p engine.AgentProfile
 		if err := json.Unmarshal(m.Json, &p); err != nil {
-			return bad(err), nil
+			return fail(bad(err))
 		}
 		p.Tenant, p.ID, p.UpdatedAt = t, m.Id, now
 		if err := p.Validate(); err != nil {
-			return configErr(err), nil
+			return fail(configErr(err))
 		}
 		if _, err := st.StaffByID(c, t, m.Id); err != nil {
-			return unavailable(err, "agent", logf), nil
+			return fail(unavailable(err, "agent", logf))
 		}
 		if err := st.PutAgentProfile(c, p); err != nil {
-			return unavailable(err, "agent", logf), nil
+			return fail(unavailable(err, "agent", logf))
 		}
 		notify := []*configChanged{{KindAgent, AgentIdentity(t, p.ID)}}
 		for _, g := range p.Groups() { // a queue learns of a new member
 			notify = append(notify, &configChanged{KindQueue, QueueIdentity(t, g)})
 		}
-		return jsonResp(p), notify
+		return jsonResp(p), notify, configAudit(ConfigAgent, p.ID, fmt.Sprintf("capacity %d, %s", p.Capacity, plural(len(p.Skills), "skill group", "skill groups")))
 	case ConfigStaff + "/" + ConfigPut:
-		resp := a.createStaff(c, m)
+		resp, s := a.createStaff(c, m)
 		if resp.Error != nil {
-			return resp, nil
+			return fail(resp)
 		}
 		// New staff have no profile yet: they belong to the default group.
-		return resp, []*configChanged{{KindQueue, QueueIdentity(t, engine.DefaultGroup)}}
+		return resp, []*configChanged{{KindQueue, QueueIdentity(t, engine.DefaultGroup)}},
+			engine.AuditEntry{Action: engine.AuditStaffChanged, Target: s.ID, Detail: fmt.Sprintf("created %s, role %s", s.Username, s.Role)}
 	case ConfigCustomer + "/" + ConfigPut:
 		var cust engine.Customer
 		if err := json.Unmarshal(m.Json, &cust); err != nil {
-			return bad(err), nil
+			return fail(bad(err))
 		}
 		cust.Tenant, cust.ID, cust.UpdatedAt = t, m.Id, now
 		if err := validCustomer(cust); err != nil {
-			return configErr(err), nil
+			return fail(configErr(err))
 		}
 		if err := st.PutCustomer(c, cust); err != nil {
-			return unavailable(err, "customer", logf), nil
+			return fail(unavailable(err, "customer", logf))
 		}
-		return jsonResp(cust), nil
+		return jsonResp(cust), nil, configAudit(ConfigCustomer, cust.ID, "put")
 	case ConfigCredentials + "/" + ConfigPut:
 		var ch CredentialsChange
 		if err := json.Unmarshal(m.Json, &ch); err != nil {
-			return bad(err), nil
+			return bad(err), nil, engine.AuditEntry{}
 		}
 		switch {
 		case ch.IdentitySecret != "" && (len(ch.IdentitySecret) < MinIdentitySecretLen || len(ch.IdentitySecret) > 256):
-			return configErr(engine.Errorf(engine.CodeInvalidField, "identity_secret must be %d to 256 characters", MinIdentitySecretLen)), nil
+			return configErr(engine.Errorf(engine.CodeInvalidField, "identity_secret must be %d to 256 characters", MinIdentitySecretLen)), nil, engine.AuditEntry{}
 		case len(ch.WeChatAppSecret) > 128:
-			return configErr(engine.NewError(engine.CodeInvalidField, "wechat_app_secret is too long")), nil
+			return configErr(engine.NewError(engine.CodeInvalidField, "wechat_app_secret is too long")), nil, engine.AuditEntry{}
 		}
 		tc, err := st.TenantCredentials(c, t)
 		if err != nil && !errors.Is(err, engine.ErrNotFound) {
-			return unavailable(err, "credentials", logf), nil
+			return unavailable(err, "credentials", logf), nil, engine.AuditEntry{}
 		}
 		tc.Tenant, tc.UpdatedAt = t, now
 		if ch.WeChatAppSecret != "" {
@@ -348,20 +359,20 @@ func (a *tenantActor) configWrite(c context.Context, m *actorpb.TenantConfig) (*
 			tc.IdentitySecret = ch.IdentitySecret
 		}
 		if err := st.PutTenantCredentials(c, tc); err != nil {
-			return unavailable(err, "credentials", logf), nil
+			return unavailable(err, "credentials", logf), nil, engine.AuditEntry{}
 		}
-		return jsonResp(credentialsStatus(tc)), nil
+		return jsonResp(credentialsStatus(tc)), nil, configAudit(ConfigCredentials, "", "secrets set")
 	case ConfigCustomer + "/" + ConfigTag:
 		var ch TagChange
 		if err := json.Unmarshal(m.Json, &ch); err != nil {
-			return bad(err), nil
+			return fail(bad(err))
 		}
 		cust, err := st.Customer(c, t, m.Id)
 		if errors.Is(err, engine.ErrNotFound) {
 			cust, err = engine.Customer{Tenant: t, ID: m.Id}, nil
 		}
 		if err != nil {
-			return unavailable(err, "customer", logf), nil
+			return fail(unavailable(err, "customer", logf))
 		}
 		for _, tag := range ch.Add {
 			if !slices.Contains(cust.Tags, tag) {
@@ -371,14 +382,32 @@ func (a *tenantActor) configWrite(c context.Context, m *actorpb.TenantConfig) (*
 		cust.Tags = slices.DeleteFunc(cust.Tags, func(tag string) bool { return slices.Contains(ch.Remove, tag) })
 		cust.UpdatedAt = now
 		if err := validCustomer(cust); err != nil {
-			return configErr(err), nil
+			return fail(configErr(err))
 		}
 		if err := st.PutCustomer(c, cust); err != nil {
-			return unavailable(err, "customer", logf), nil
+			return fail(unavailable(err, "customer", logf))
 		}
-		return jsonResp(cust), nil
+		return jsonResp(cust), nil, configAudit(ConfigCustomer, cust.ID, fmt.Sprintf("tags: %d added, %d removed", len(ch.Add), len(ch.Remove)))
 	}
-	return configErr(engine.Errorf(engine.CodeInvalidField, "unknown request %s %s", m.Op, m.Kind)), nil
+	return fail(configErr(engine.Errorf(engine.CodeInvalidField, "unknown request %s %s", m.Op, m.Kind)))
+}
+
+// plural is "1 <one>" or "<n> <many>".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// configAudit is the audit entry of a configuration change: its target is
+// kind/id, or the kind alone for the tenant-wide settings.
+func configAudit(kind, id, detail string) engine.AuditEntry {
+	target := kind
+	if id != "" {
+		target += "/" + id
+	}
+	return engine.AuditEntry{Action: engine.AuditConfigChanged, Target: target, Detail: detail}
 }
 
 // Bounds of a customer profile.
@@ -409,32 +438,33 @@ func validCustomer(c engine.Customer) error {
 	return nil
 }
 
-// createStaff stores a new account with an argon2id password hash.
-func (a *tenantActor) createStaff(c context.Context, m *actorpb.TenantConfig) *actorpb.TenantConfigResponse {
+// createStaff stores a new account with an argon2id password hash and
+// returns it with the reply.
+func (a *tenantActor) createStaff(c context.Context, m *actorpb.TenantConfig) (*actorpb.TenantConfigResponse, engine.Staff) {
 	var n NewStaff
 	if err := json.Unmarshal(m.Json, &n); err != nil {
-		return configErr(engine.Errorf(engine.CodeInvalidField, "the body is not valid: %v", err))
+		return configErr(engine.Errorf(engine.CodeInvalidField, "the body is not valid: %v", err)), engine.Staff{}
 	}
 	switch {
 	case !engine.ValidID(n.Username):
-		return configErr(engine.NewError(engine.CodeInvalidField, "username must be 1-64 letters, digits, '-', '_' or '.'"))
+		return configErr(engine.NewError(engine.CodeInvalidField, "username must be 1-64 letters, digits, '-', '_' or '.'")), engine.Staff{}
 	case utf8.RuneCountInString(n.Password) < 8 || len(n.Password) > 256:
-		return configErr(engine.NewError(engine.CodeInvalidField, "password must be 8-256 characters"))
+		return configErr(engine.NewError(engine.CodeInvalidField, "password must be 8-256 characters")), engine.Staff{}
 	case n.Role != engine.StaffAgent && n.Role != engine.StaffSupervisor && n.Role != engine.StaffAdmin:
-		return configErr(engine.NewError(engine.CodeInvalidField, "role must be agent, supervisor or admin"))
+		return configErr(engine.NewError(engine.CodeInvalidField, "role must be agent, supervisor or admin")), engine.Staff{}
 	case utf8.RuneCountInString(n.DisplayName) > maxNameLen:
-		return configErr(engine.Errorf(engine.CodeInvalidField, "display_name is at most %d characters", maxNameLen))
+		return configErr(engine.Errorf(engine.CodeInvalidField, "display_name is at most %d characters", maxNameLen)), engine.Staff{}
 	}
 	passwordChecks <- struct{}{} // argon2id is bounded per core like logins
 	hash, err := auth.HashPassword(n.Password)
 	<-passwordChecks
 	if err != nil {
-		return unavailable(err, "staff", a.d.Logger.Error)
+		return unavailable(err, "staff", a.d.Logger.Error), engine.Staff{}
 	}
 	now := a.d.Clock.Now()
 	s := engine.Staff{Tenant: a.tenant, ID: engine.NewID(time.Now()), Username: n.Username, DisplayName: n.DisplayName, Role: n.Role, PasswordHash: hash, CreatedAt: now}
 	if err := a.d.Store.CreateStaff(c, s); err != nil {
-		return unavailable(err, "staff "+n.Username, a.d.Logger.Error)
+		return unavailable(err, "staff "+n.Username, a.d.Logger.Error), engine.Staff{}
 	}
-	return jsonResp(s)
+	return jsonResp(s), s
 }

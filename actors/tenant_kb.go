@@ -36,8 +36,10 @@ func (a *tenantActor) kbList(ctx actor.Context, m *actorpb.KBList) {
 }
 
 // kbEnqueue queues a change; writes run one at a time (tenantActor.write).
+// A change that succeeds is recorded in the audit log, target "kb".
 func (a *tenantActor) kbEnqueue(ctx actor.Context, caller *actorpb.Caller, msg any) {
-	if c := callerFromPB(caller); c.Tenant != a.tenant || !canEditKB(c) {
+	by := callerFromPB(caller)
+	if by.Tenant != a.tenant || !canEditKB(by) {
 		err := errToPB(engine.NewError(engine.CodeForbidden, "only admins and supervisors edit the knowledge base"))
 		if _, ok := msg.(*actorpb.KBPut); ok {
 			ctx.Respond(&actorpb.KBPutResponse{Error: err})
@@ -47,10 +49,25 @@ func (a *tenantActor) kbEnqueue(ctx actor.Context, caller *actorpb.Caller, msg a
 		return
 	}
 	a.write(ctx, func(c context.Context) (any, []any) {
+		change := engine.AuditEntry{Actor: by.Party, Action: engine.AuditConfigChanged, Target: "kb"}
 		if m, ok := msg.(*actorpb.KBPut); ok {
-			return a.kbPut(c, m), nil
+			resp := a.kbPut(c, m)
+			if resp.Error != nil {
+				return resp, nil
+			}
+			change.Detail = "put " + plural(int(resp.Count), "entry", "entries")
+			if m.Replace {
+				change.Detail = "replaced all with " + plural(int(resp.Count), "entry", "entries")
+			}
+			return resp, []any{&auditMsg{entries: []engine.AuditEntry{change}}}
 		}
-		return a.kbDelete(c, msg.(*actorpb.KBDelete)), nil
+		m := msg.(*actorpb.KBDelete)
+		resp := a.kbDelete(c, m)
+		if resp.Error != nil {
+			return resp, nil
+		}
+		change.Detail = "deleted entry " + m.Id
+		return resp, []any{&auditMsg{entries: []engine.AuditEntry{change}}}
 	})
 }
 

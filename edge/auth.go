@@ -323,14 +323,3 @@ func (s *Server) issue(claims auth.Claims, ttl time.Duration) (string, error) {
 	}
 	return token, nil
 }
-
-// recordAudit notes what a member of staff did, for the tenant's audit log.
-func (s *Server) recordAudit(c *fiber.Ctx, caller actors.Caller, action, target, detail string) {
-	_, _, _, _, _ = c, caller, action, target, detail // TEMP until the audit log lands
-}
-
-// TEMP until the audit log lands.
-const (
-	auditTranscriptExported = "transcript_exported"
-	auditTranscriptViewed   = "transcript_viewed"
-)

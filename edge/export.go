@@ -48,7 +48,8 @@ func (s *Server) export(c *fiber.Ctx) error {
 		}
 		after = page.Messages[len(page.Messages)-1].Seq
 	}
-	s.recordAudit(c, caller, auditTranscriptExported, conv, format+", "+strconv.Itoa(len(msgs))+" messages")
+	s.recordAudit(c, caller, engine.AuditEntry{Action: engine.AuditTranscriptExported, Target: conv,
+		Detail: format + ", " + strconv.Itoa(len(msgs)) + " messages"})
 	if truncated {
 		c.Set("X-Kefu-Truncated", "true")
 	}

@@ -3,6 +3,7 @@ package edge
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -111,12 +112,8 @@ func (s *Server) listConversations(c *fiber.Ctx) error {
 	if q.Limit, err = queryInt(c, "limit", 50, 1, 200); err != nil {
 		return apiError(c, err)
 	}
-	if before := c.Query("before"); before != "" {
-		ms, err := strconv.ParseInt(before, 10, 64)
-		if err != nil || ms <= 0 {
-			return apiError(c, engine.NewError(engine.CodeInvalidField, "before must be milliseconds since the epoch"))
-		}
-		q.Before = time.UnixMilli(ms)
+	if q.Before, err = queryBefore(c); err != nil {
+		return apiError(c, err)
 	}
 	switch q.State {
 	case "", engine.StateBot, engine.StateQueued, engine.StateAssigned, engine.StateOnHold, engine.StateClosed:
@@ -143,11 +140,30 @@ func (s *Server) history(c *fiber.Ctx) error {
 	if err != nil {
 		return apiError(c, err)
 	}
-	page, err := s.cfg.Client.History(c.UserContext(), callerFrom(c), conv, int64(after), limit)
+	caller := callerFrom(c)
+	page, err := s.cfg.Client.History(c.UserContext(), caller, conv, int64(after), limit)
 	if err != nil {
 		return apiError(c, err)
 	}
+	if caller.IsStaff() { // a customer reading their own conversation is not audited
+		s.recordAudit(c, caller, engine.AuditEntry{Action: engine.AuditTranscriptViewed, Target: conv,
+			Detail: fmt.Sprintf("after_seq %d, %d messages", after, len(page.Messages))})
+	}
 	return c.JSON(page)
+}
+
+// queryBefore reads the before query parameter, milliseconds since the
+// epoch; absent, it is the zero time.
+func queryBefore(c *fiber.Ctx) (time.Time, error) {
+	v := c.Query("before")
+	if v == "" {
+		return time.Time{}, nil
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms <= 0 {
+		return time.Time{}, engine.NewError(engine.CodeInvalidField, "before must be milliseconds since the epoch")
+	}
+	return time.UnixMilli(ms), nil
 }
 
 // queryInt reads an integer query parameter within [lo, hi].

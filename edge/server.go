@@ -207,6 +207,7 @@ func (s *Server) routes() {
 	v1.Get("/conversations/:id/messages", s.requireAnyToken, s.history)
 	v1.Get("/conversations/:id/export", s.checkOrigin, s.requireToken(auth.AudienceStaff), s.export)
 	v1.Get("/conversations/:id/assist", s.checkOrigin, s.requireToken(auth.AudienceStaff), s.assist)
+	v1.Get("/audit", s.checkOrigin, s.requireToken(auth.AudienceStaff), s.auditLog)
 	s.kbRoutes(v1)
 	s.takeoverRoutes(v1)
 

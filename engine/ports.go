@@ -22,6 +22,7 @@ type Store interface {
 	TimerStore
 	CredentialStore
 	TenantCredentialStore
+	AuditStore
 	// Close flushes pending writes and releases the database.
 	Close() error
 }

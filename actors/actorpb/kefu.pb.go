@@ -4832,6 +4832,330 @@ func (x *TenantConfigResponse) GetJson() []byte {
 	return nil
 }
 
+// AuditEntry is one entry of the log (engine.AuditEntry; its tenant is the
+// actor's). An empty actor is Kefu itself.
+type AuditEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	AtMs          int64                  `protobuf:"varint,2,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	Actor         *Party                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	Ip            string                 `protobuf:"bytes,4,opt,name=ip,proto3" json:"ip,omitempty"`
+	Action        string                 `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
+	Target        string                 `protobuf:"bytes,6,opt,name=target,proto3" json:"target,omitempty"`
+	Detail        string                 `protobuf:"bytes,7,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEntry) Reset() {
+	*x = AuditEntry{}
+	mi := &file_kefu_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEntry) ProtoMessage() {}
+
+func (x *AuditEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
+func (*AuditEntry) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *AuditEntry) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetAtMs() int64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
+func (x *AuditEntry) GetActor() *Party {
+	if x != nil {
+		return x.Actor
+	}
+	return nil
+}
+
+func (x *AuditEntry) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+// AppendAudit records entries. The tenant actor assigns each its id (any
+// given is ignored) and stamps at_ms when it is 0. It answers a request once
+// the entries are queued for the store, before they are stored; a message
+// sent without a sender gets no answer.
+type AppendAudit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*AuditEntry          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendAudit) Reset() {
+	*x = AppendAudit{}
+	mi := &file_kefu_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendAudit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendAudit) ProtoMessage() {}
+
+func (x *AppendAudit) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendAudit.ProtoReflect.Descriptor instead.
+func (*AppendAudit) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *AppendAudit) GetEntries() []*AuditEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+type AppendAuditResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendAuditResponse) Reset() {
+	*x = AppendAuditResponse{}
+	mi := &file_kefu_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendAuditResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendAuditResponse) ProtoMessage() {}
+
+func (x *AppendAuditResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendAuditResponse.ProtoReflect.Descriptor instead.
+func (*AppendAuditResponse) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *AppendAuditResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// ListAudit reads the log, newest first: admins only. Empty filters match
+// anything; before_ms 0 means now; limit 0 means the default page.
+type ListAudit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Caller        *Caller                `protobuf:"bytes,1,opt,name=caller,proto3" json:"caller,omitempty"`
+	Action        string                 `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
+	ActorId       string                 `protobuf:"bytes,3,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	Target        string                 `protobuf:"bytes,4,opt,name=target,proto3" json:"target,omitempty"`
+	BeforeMs      int64                  `protobuf:"varint,5,opt,name=before_ms,json=beforeMs,proto3" json:"before_ms,omitempty"`
+	Limit         int32                  `protobuf:"varint,6,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAudit) Reset() {
+	*x = ListAudit{}
+	mi := &file_kefu_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAudit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAudit) ProtoMessage() {}
+
+func (x *ListAudit) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAudit.ProtoReflect.Descriptor instead.
+func (*ListAudit) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *ListAudit) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+func (x *ListAudit) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *ListAudit) GetActorId() string {
+	if x != nil {
+		return x.ActorId
+	}
+	return ""
+}
+
+func (x *ListAudit) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *ListAudit) GetBeforeMs() int64 {
+	if x != nil {
+		return x.BeforeMs
+	}
+	return 0
+}
+
+func (x *ListAudit) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ListAuditResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Entries       []*AuditEntry          `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditResponse) Reset() {
+	*x = ListAuditResponse{}
+	mi := &file_kefu_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditResponse) ProtoMessage() {}
+
+func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditResponse) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *ListAuditResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *ListAuditResponse) GetEntries() []*AuditEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
 var File_kefu_proto protoreflect.FileDescriptor
 
 const file_kefu_proto_rawDesc = "" +
@@ -5165,7 +5489,30 @@ const file_kefu_proto_rawDesc = "" +
 	"\x04json\x18\x05 \x01(\fR\x04json\"W\n" +
 	"\x14TenantConfigResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12\x12\n" +
-	"\x04json\x18\x02 \x01(\fR\x04jsonB)Z'github.com/kefu-dev/kefu/actors/actorpbb\x06proto3"
+	"\x04json\x18\x02 \x01(\fR\x04json\"\xb6\x01\n" +
+	"\n" +
+	"AuditEntry\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x13\n" +
+	"\x05at_ms\x18\x02 \x01(\x03R\x04atMs\x12+\n" +
+	"\x05actor\x18\x03 \x01(\v2\x15.kefu.actors.v1.PartyR\x05actor\x12\x0e\n" +
+	"\x02ip\x18\x04 \x01(\tR\x02ip\x12\x16\n" +
+	"\x06action\x18\x05 \x01(\tR\x06action\x12\x16\n" +
+	"\x06target\x18\x06 \x01(\tR\x06target\x12\x16\n" +
+	"\x06detail\x18\a \x01(\tR\x06detail\"C\n" +
+	"\vAppendAudit\x124\n" +
+	"\aentries\x18\x01 \x03(\v2\x1a.kefu.actors.v1.AuditEntryR\aentries\"B\n" +
+	"\x13AppendAuditResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\"\xb9\x01\n" +
+	"\tListAudit\x12.\n" +
+	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\x12\x16\n" +
+	"\x06action\x18\x02 \x01(\tR\x06action\x12\x19\n" +
+	"\bactor_id\x18\x03 \x01(\tR\aactorId\x12\x16\n" +
+	"\x06target\x18\x04 \x01(\tR\x06target\x12\x1b\n" +
+	"\tbefore_ms\x18\x05 \x01(\x03R\bbeforeMs\x12\x14\n" +
+	"\x05limit\x18\x06 \x01(\x05R\x05limit\"v\n" +
+	"\x11ListAuditResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x124\n" +
+	"\aentries\x18\x02 \x03(\v2\x1a.kefu.actors.v1.AuditEntryR\aentriesB)Z'github.com/kefu-dev/kefu/actors/actorpbb\x06proto3"
 
 var (
 	file_kefu_proto_rawDescOnce sync.Once
@@ -5179,7 +5526,7 @@ func file_kefu_proto_rawDescGZIP() []byte {
 	return file_kefu_proto_rawDescData
 }
 
-var file_kefu_proto_msgTypes = make([]protoimpl.MessageInfo, 81)
+var file_kefu_proto_msgTypes = make([]protoimpl.MessageInfo, 86)
 var file_kefu_proto_goTypes = []any{
 	(*PIDRef)(nil),                    // 0: kefu.actors.v1.PIDRef
 	(*Party)(nil),                     // 1: kefu.actors.v1.Party
@@ -5261,7 +5608,12 @@ var file_kefu_proto_goTypes = []any{
 	(*WatchAlerts)(nil),               // 77: kefu.actors.v1.WatchAlerts
 	(*TenantConfig)(nil),              // 78: kefu.actors.v1.TenantConfig
 	(*TenantConfigResponse)(nil),      // 79: kefu.actors.v1.TenantConfigResponse
-	nil,                               // 80: kefu.actors.v1.AgentStatus.SkillsEntry
+	(*AuditEntry)(nil),                // 80: kefu.actors.v1.AuditEntry
+	(*AppendAudit)(nil),               // 81: kefu.actors.v1.AppendAudit
+	(*AppendAuditResponse)(nil),       // 82: kefu.actors.v1.AppendAuditResponse
+	(*ListAudit)(nil),                 // 83: kefu.actors.v1.ListAudit
+	(*ListAuditResponse)(nil),         // 84: kefu.actors.v1.ListAuditResponse
+	nil,                               // 85: kefu.actors.v1.AgentStatus.SkillsEntry
 }
 var file_kefu_proto_depIdxs = []int32{
 	1,  // 0: kefu.actors.v1.Caller.party:type_name -> kefu.actors.v1.Party
@@ -5334,17 +5686,23 @@ var file_kefu_proto_depIdxs = []int32{
 	2,  // 67: kefu.actors.v1.QueueSnapshot.caller:type_name -> kefu.actors.v1.Caller
 	3,  // 68: kefu.actors.v1.QueueSnapshotResponse.error:type_name -> kefu.actors.v1.Error
 	71, // 69: kefu.actors.v1.ReserveResponse.status:type_name -> kefu.actors.v1.AgentStatus
-	80, // 70: kefu.actors.v1.AgentStatus.skills:type_name -> kefu.actors.v1.AgentStatus.SkillsEntry
+	85, // 70: kefu.actors.v1.AgentStatus.skills:type_name -> kefu.actors.v1.AgentStatus.SkillsEntry
 	0,  // 71: kefu.actors.v1.AgentConnect.device:type_name -> kefu.actors.v1.PIDRef
 	1,  // 72: kefu.actors.v1.Notice.by:type_name -> kefu.actors.v1.Party
 	0,  // 73: kefu.actors.v1.WatchAlerts.device:type_name -> kefu.actors.v1.PIDRef
 	2,  // 74: kefu.actors.v1.TenantConfig.caller:type_name -> kefu.actors.v1.Caller
 	3,  // 75: kefu.actors.v1.TenantConfigResponse.error:type_name -> kefu.actors.v1.Error
-	76, // [76:76] is the sub-list for method output_type
-	76, // [76:76] is the sub-list for method input_type
-	76, // [76:76] is the sub-list for extension type_name
-	76, // [76:76] is the sub-list for extension extendee
-	0,  // [0:76] is the sub-list for field type_name
+	1,  // 76: kefu.actors.v1.AuditEntry.actor:type_name -> kefu.actors.v1.Party
+	80, // 77: kefu.actors.v1.AppendAudit.entries:type_name -> kefu.actors.v1.AuditEntry
+	3,  // 78: kefu.actors.v1.AppendAuditResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 79: kefu.actors.v1.ListAudit.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 80: kefu.actors.v1.ListAuditResponse.error:type_name -> kefu.actors.v1.Error
+	80, // 81: kefu.actors.v1.ListAuditResponse.entries:type_name -> kefu.actors.v1.AuditEntry
+	82, // [82:82] is the sub-list for method output_type
+	82, // [82:82] is the sub-list for method input_type
+	82, // [82:82] is the sub-list for extension type_name
+	82, // [82:82] is the sub-list for extension extendee
+	0,  // [0:82] is the sub-list for field type_name
 }
 
 func init() { file_kefu_proto_init() }
@@ -5367,7 +5725,7 @@ func file_kefu_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kefu_proto_rawDesc), len(file_kefu_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   81,
+			NumMessages:   86,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

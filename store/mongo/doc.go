@@ -19,6 +19,12 @@
 // first. Conversations and tenants are never deleted, so a check once
 // passed stays true, and the store remembers the conversations it has seen.
 //
+// The audit log (collection audit_log) is only ever inserted into and
+// read. MongoDB has no triggers to refuse an update or delete as SQLite
+// does; a deployment that wants the server to enforce it gives Kefu's
+// database user a role whose only actions on audit_log are find, insert
+// and createIndex.
+//
 // The adapter needs no transactions, change streams, $text, TTL indexes,
 // atomic $inc or $max, nor more than one accumulator per $group: FerretDB
 // v1, which the tests run against, has none of them reliably.

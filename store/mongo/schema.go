@@ -168,6 +168,18 @@ var indexes = []index{
 		bson.D{asc("tenant"), asc("staff_id")}, true},
 	{"tenant_credentials", "tenant_credentials_by_tenant",
 		bson.D{asc("tenant")}, true},
+	// AppendAudit's uniqueness; AuditLog, newest first, optionally by
+	// action, actor or target, each ending in the sort order.
+	{"audit_log", "audit_by_id",
+		bson.D{asc("tenant"), asc("id")}, true},
+	{"audit_log", "audit_by_time",
+		bson.D{asc("tenant"), desc("at"), desc("id")}, false},
+	{"audit_log", "audit_by_action",
+		bson.D{asc("tenant"), asc("action"), desc("at"), desc("id")}, false},
+	{"audit_log", "audit_by_actor",
+		bson.D{asc("tenant"), asc("actor_id"), desc("at"), desc("id")}, false},
+	{"audit_log", "audit_by_target",
+		bson.D{asc("tenant"), asc("target"), desc("at"), desc("id")}, false},
 }
 
 // ensureIndexes creates every index of indexes that is missing. Creating

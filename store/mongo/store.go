@@ -93,6 +93,7 @@ type collections struct {
 	events, faq                                                     *mongo.Collection
 	profiles, groups, tenantSettings, customers, notes, timers      *mongo.Collection
 	sessions, loginStates, tenantCredentials                        *mongo.Collection
+	audit                                                           *mongo.Collection
 }
 
 // testHooks let tests choose paths Open would otherwise pick from the
@@ -172,6 +173,7 @@ func open(ctx context.Context, cfg Config, hooks testHooks) (_ *Store, err error
 			notes: db.Collection("notes"), timers: db.Collection("timers"),
 			sessions: db.Collection("staff_sessions"), loginStates: db.Collection("login_states"),
 			tenantCredentials: db.Collection("tenant_credentials"),
+			audit:             db.Collection("audit_log"),
 		},
 		metrics: m, known: newKnownSet(knownConversations),
 	}

@@ -14,6 +14,11 @@
 // writing under an unknown parent is engine.ErrNotFound. Every table is keyed by tenant first and every query
 // filters by it.
 //
+// The audit log (table audit_log) is append-only in the database itself:
+// triggers abort any UPDATE or DELETE of it, and an INSERT OR REPLACE of an
+// existing entry, whoever runs it. Only dropping the triggers (which needs
+// write access to the file) gets past them.
+//
 // # Concurrency contract
 //
 // Store's methods are safe for concurrent use. Inside, state is owned as

@@ -71,6 +71,8 @@ const (
 	sqlUpsertTimer = `INSERT INTO timers (tenant, conv, kind, due_at) VALUES (?, ?, ?, ?)
 	ON CONFLICT (tenant, conv, kind) DO UPDATE SET due_at = excluded.due_at`
 	sqlDeleteTimer = `DELETE FROM timers WHERE tenant = ? AND conv = ? AND kind = ?`
+	sqlInsertAudit = `INSERT INTO audit_log (tenant, id, at, actor_role, actor_id, ip, action, target, detail)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 )
 
 // Reads: prepared on the read pool.
@@ -190,5 +192,56 @@ func listConversationsSQL(f listFilter) string {
 		b.WriteString(` AND created_at < ?`)
 	}
 	b.WriteString(` ORDER BY created_at DESC, id DESC LIMIT ?`)
+	return b.String()
+}
+
+// auditFilter is a bit set of the optional AuditLog filters; each of its 16
+// values has its own prepared statement.
+type auditFilter uint8
+
+const (
+	auditByAction auditFilter = 1 << iota
+	auditByActor
+	auditByTarget
+	auditBefore
+	numAuditFilters = 1 << iota
+)
+
+// auditLogSQL builds the AuditLog statement for filter f. Arguments:
+// tenant, [action], [actor_id], [target], [before ms], limit.
+//
+// As in listConversationsSQL, the most selective filter given leads and a
+// unary + keeps the others from choosing an index: a target (one
+// conversation, one setting) has few entries, an actor more, an action
+// may have most of the log.
+func auditLogSQL(f auditFilter) string {
+	var lead auditFilter
+	switch {
+	case f&auditByTarget != 0:
+		lead = auditByTarget
+	case f&auditByActor != 0:
+		lead = auditByActor
+	case f&auditByAction != 0:
+		lead = auditByAction
+	}
+	var b strings.Builder
+	b.WriteString(`SELECT id, at, actor_role, actor_id, ip, action, target, detail FROM audit_log WHERE tenant = ?`)
+	for _, t := range []struct {
+		bit    auditFilter
+		column string
+	}{{auditByAction, "action"}, {auditByActor, "actor_id"}, {auditByTarget, "target"}} {
+		if f&t.bit == 0 {
+			continue
+		}
+		b.WriteString(` AND `)
+		if t.bit != lead {
+			b.WriteString(`+`)
+		}
+		b.WriteString(t.column + ` = ?`)
+	}
+	if f&auditBefore != 0 {
+		b.WriteString(` AND at < ?`)
+	}
+	b.WriteString(` ORDER BY at DESC, id DESC LIMIT ?`)
 	return b.String()
 }

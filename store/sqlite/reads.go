@@ -17,6 +17,7 @@ type readStmts struct {
 	customer, notes, timers, dueTimers                        *sql.Stmt
 	staffSessions, loginState, tenantCredentials              *sql.Stmt
 	list                                                      [numListFilters]*sql.Stmt
+	audit                                                     [numAuditFilters]*sql.Stmt
 }
 
 func prepareReadStmts(ctx context.Context, db *sql.DB) (*readStmts, error) {
@@ -41,6 +42,9 @@ func prepareReadStmts(ctx context.Context, db *sql.DB) (*readStmts, error) {
 	for f := range listFilter(numListFilters) {
 		list = append(list, prep{&s.list[f], listConversationsSQL(f)})
 	}
+	for f := range auditFilter(numAuditFilters) {
+		list = append(list, prep{&s.audit[f], auditLogSQL(f)})
+	}
 	for _, p := range list {
 		st, err := db.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -61,7 +65,7 @@ func (s *readStmts) close() {
 		s.customer, s.notes, s.timers, s.dueTimers,
 		s.staffSessions, s.loginState, s.tenantCredentials,
 	}
-	for _, st := range append(all, s.list[:]...) {
+	for _, st := range append(append(all, s.list[:]...), s.audit[:]...) {
 		if st != nil {
 			st.Close()
 		}

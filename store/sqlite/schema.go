@@ -225,6 +225,39 @@ CREATE TABLE login_states (
 	FOREIGN KEY (tenant, staff_id) REFERENCES staff (tenant, id)
 ) STRICT, WITHOUT ROWID;
 `},
+	{5, "audit log", `
+-- The audit log is append-only, and the database enforces it: the triggers
+-- refuse any UPDATE or DELETE, and an insert of a key that exists, which
+-- would let INSERT OR REPLACE delete the old row without firing the
+-- DELETE trigger. actor_role and actor_id are '' for Kefu itself; ip,
+-- target and detail are '' when absent.
+CREATE TABLE audit_log (
+	tenant     TEXT    NOT NULL REFERENCES tenants (id),
+	id         TEXT    NOT NULL,
+	at         INTEGER NOT NULL,
+	actor_role TEXT    NOT NULL,
+	actor_id   TEXT    NOT NULL,
+	ip         TEXT    NOT NULL,
+	action     TEXT    NOT NULL,
+	target     TEXT    NOT NULL,
+	detail     TEXT    NOT NULL,
+	PRIMARY KEY (tenant, id)
+) STRICT, WITHOUT ROWID;
+-- AuditLog: newest first, optionally by action, actor or target. As for
+-- conversations, each index ends in the sort order.
+CREATE INDEX audit_by_time   ON audit_log (tenant, at DESC, id DESC);
+CREATE INDEX audit_by_action ON audit_log (tenant, action, at DESC, id DESC);
+CREATE INDEX audit_by_actor  ON audit_log (tenant, actor_id, at DESC, id DESC);
+CREATE INDEX audit_by_target ON audit_log (tenant, target, at DESC, id DESC);
+
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER audit_log_no_replace BEFORE INSERT ON audit_log
+WHEN EXISTS (SELECT 1 FROM audit_log WHERE tenant = NEW.tenant AND id = NEW.id)
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: the id is taken'); END;
+`},
 }
 
 const (

@@ -224,6 +224,7 @@ func TestQueryPlans(t *testing.T) {
 		"sqlCreateMigrations":        nil,
 		"sqlSchemaVersion":           nil,
 		"sqlInsertMigration":         {1, "n", 0},
+		"sqlInsertAudit":             {"t", "e", 0, "agent", "a", "127.0.0.1", "logout", "", ""},
 	}
 	// Scans that are the query's job, with the reason.
 	allowScan := map[string]string{
@@ -254,6 +255,7 @@ func TestQueryPlans(t *testing.T) {
 		"sqlUpdateStaff": sqlUpdateStaff, "sqlUpsertSession": sqlUpsertSession, "sqlPruneSessions": sqlPruneSessions,
 		"sqlUpsertLoginState": sqlUpsertLoginState, "sqlStaffSessions": sqlStaffSessions, "sqlLoginState": sqlLoginState,
 		"sqlUpsertTenantCredentials": sqlUpsertTenantCredentials, "sqlTenantCredentials": sqlTenantCredentials,
+		"sqlInsertAudit": sqlInsertAudit,
 	}
 	for _, name := range sqlConstants(t, "queries.go", "schema.go") {
 		if _, ok := queries[name]; !ok {
@@ -274,6 +276,21 @@ func TestQueryPlans(t *testing.T) {
 		name := fmt.Sprintf("listConversations/%05b", f)
 		queries[name] = append(args, 50)
 		sqlOf[name] = listConversationsSQL(f)
+	}
+	// Every AuditLog variant.
+	for f := range auditFilter(numAuditFilters) {
+		args := []any{"t"}
+		for _, a := range []struct {
+			bit auditFilter
+			arg any
+		}{{auditByAction, "logout"}, {auditByActor, "a"}, {auditByTarget, "c"}, {auditBefore, 0}} {
+			if f&a.bit != 0 {
+				args = append(args, a.arg)
+			}
+		}
+		name := fmt.Sprintf("auditLog/%04b", f)
+		queries[name] = append(args, 100)
+		sqlOf[name] = auditLogSQL(f)
 	}
 
 	// The checker itself must catch a scan and a sort.

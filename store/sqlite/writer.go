@@ -61,6 +61,7 @@ type writeStmts struct {
 	updateStaff, upsertSession       *sql.Stmt
 	pruneSessions, upsertLoginState  *sql.Stmt
 	upsertTenantCredentials          *sql.Stmt
+	insertAudit                      *sql.Stmt
 }
 
 func prepareWriteStmts(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
@@ -84,6 +85,7 @@ func prepareWriteStmts(ctx context.Context, conn *sql.Conn) (*writeStmts, error)
 		{&s.updateStaff, sqlUpdateStaff}, {&s.upsertSession, sqlUpsertSession},
 		{&s.pruneSessions, sqlPruneSessions}, {&s.upsertLoginState, sqlUpsertLoginState},
 		{&s.upsertTenantCredentials, sqlUpsertTenantCredentials},
+		{&s.insertAudit, sqlInsertAudit},
 	}
 	for _, p := range list {
 		st, err := conn.PrepareContext(ctx, p.query)
@@ -105,6 +107,7 @@ func (s *writeStmts) close() {
 		s.upsertAgentProfile, s.upsertGroup, s.deleteGroup, s.upsertSettings,
 		s.upsertCustomer, s.insertNote, s.upsertTimer, s.deleteTimer,
 		s.updateStaff, s.upsertSession, s.pruneSessions, s.upsertLoginState, s.upsertTenantCredentials,
+		s.insertAudit,
 	} {
 		if st != nil {
 			st.Close()

@@ -32,6 +32,7 @@ const (
 	OpPutSession
 	OpPutLoginState
 	OpPutTenantCredentials
+	OpAppendAudit
 	NumOps
 )
 
@@ -40,7 +41,7 @@ var opNames = [NumOps]string{
 	"update_conversation", "put_faq", "delete_faq",
 	"put_agent_profile", "put_group", "delete_group", "put_tenant_settings", "put_customer", "add_note",
 	"put_timer", "delete_timer", "update_staff", "put_session", "put_login_state",
-	"put_tenant_credentials",
+	"put_tenant_credentials", "append_audit",
 }
 
 func (o Op) String() string { return opNames[o] }

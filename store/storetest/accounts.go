@@ -175,6 +175,8 @@ func testClosedStore(t *testing.T, open OpenFunc) {
 	_, calls["LoginState"] = s.LoginState(ctx, "t1", "s")
 	calls["PutTenantCredentials"] = s.PutTenantCredentials(ctx, engine.TenantCredentials{Tenant: "t1"})
 	_, calls["TenantCredentials"] = s.TenantCredentials(ctx, "t1")
+	calls["AppendAudit"] = s.AppendAudit(ctx, []engine.AuditEntry{{Tenant: "t1", ID: "a", Action: engine.AuditLogout}})
+	_, calls["AuditLog"] = s.AuditLog(ctx, "t1", engine.AuditQuery{})
 	store := reflect.TypeFor[engine.Store]()
 	for i := range store.NumMethod() {
 		if name := store.Method(i).Name; name != "Close" {

@@ -52,6 +52,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"Timers", testTimers},
 		{"Credentials", testCredentials},
 		{"TenantCredentials", testTenantCredentials},
+		{"Audit", testAudit},
 		{"BodyOptions", testBodyOptions},
 		{"ClosedStore", testClosedStore},
 	} {
