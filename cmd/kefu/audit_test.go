@@ -147,8 +147,8 @@ func testAuditLog(t *testing.T, cfg config.Config) {
 		{"target=group%2Fvip", []string{"group/vip"}, false},
 		{"actor=" + adminID + "&action=config_changed", []string{"agent/" + alice.id, "group/vip"}, false},
 		{"actor=" + adminID + "&limit=1", []string{conv}, false},
-		{"actor=" + alice.id, []string{}, false},
-		{"before=" + fmt.Sprint(viewed.At.UnixMilli()) + "&actor=" + adminID, []string{"agent/" + alice.id, alice.id, "group/vip"}, true},
+		{"actor=" + alice.id, []string{alice.id}, false}, // her login
+		{"before=" + fmt.Sprint(viewed.At.UnixMilli()) + "&actor=" + adminID, []string{"agent/" + alice.id, alice.id, "group/vip", adminID}, true}, // adminID: the login
 	} {
 		code, resp := s.audit(t, admin, tc.query)
 		got := []string{}
@@ -192,6 +192,6 @@ func testAuditLog(t *testing.T, cfg config.Config) {
 				t.Fatalf("the other tenant's admin sees %+v", e)
 			}
 		}
-		return ok && len(resp.Entries) == 1, fmt.Sprint(resp.Entries)
+		return ok && len(resp.Entries) == 2, fmt.Sprint(resp.Entries) // the group and the admin's login
 	})
 }
