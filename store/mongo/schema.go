@@ -161,6 +161,10 @@ var indexes = []index{
 		bson.D{asc("tenant"), asc("conv"), asc("kind")}, true},
 	{"timers", "timers_by_due",
 		bson.D{asc("due_at"), asc("tenant"), asc("conv"), asc("kind")}, false},
+	// One data key per tenant and version (the first writer wins);
+	// DataKeys, AllDataKeys and RewrapDataKey.
+	{"data_keys", "data_keys_by_version",
+		bson.D{asc("tenant"), asc("version")}, true},
 }
 
 // ensureIndexes creates every index of indexes that is missing. Creating

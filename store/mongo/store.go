@@ -92,6 +92,7 @@ type collections struct {
 	tenants, staff, conversations, messages, readPointers, settings *mongo.Collection
 	events, faq                                                     *mongo.Collection
 	profiles, groups, tenantSettings, customers, notes, timers      *mongo.Collection
+	dataKeys                                                        *mongo.Collection
 }
 
 // testHooks let tests choose paths Open would otherwise pick from the
@@ -169,6 +170,7 @@ func open(ctx context.Context, cfg Config, hooks testHooks) (_ *Store, err error
 			profiles: db.Collection("agent_profiles"), groups: db.Collection("skill_groups"),
 			tenantSettings: db.Collection("tenant_settings"), customers: db.Collection("customers"),
 			notes: db.Collection("notes"), timers: db.Collection("timers"),
+			dataKeys: db.Collection("data_keys"),
 		},
 		metrics: m, known: newKnownSet(knownConversations),
 	}

@@ -15,6 +15,7 @@ type readStmts struct {
 	events, faqEntries, staffByID, listStaff                  *sql.Stmt
 	agentProfile, agentProfiles, groups, tenantSettings       *sql.Stmt
 	customer, notes, timers, dueTimers                        *sql.Stmt
+	dataKeys, allDataKeys                                     *sql.Stmt
 	list                                                      [numListFilters]*sql.Stmt
 }
 
@@ -35,6 +36,7 @@ func prepareReadStmts(ctx context.Context, db *sql.DB) (*readStmts, error) {
 		{&s.groups, sqlGroups}, {&s.tenantSettings, sqlTenantSettings},
 		{&s.customer, sqlCustomer}, {&s.notes, sqlNotes},
 		{&s.timers, sqlTimers}, {&s.dueTimers, sqlDueTimers},
+		{&s.dataKeys, sqlDataKeys}, {&s.allDataKeys, sqlAllDataKeys},
 	}
 	for f := range listFilter(numListFilters) {
 		list = append(list, prep{&s.list[f], listConversationsSQL(f)})
@@ -57,6 +59,7 @@ func (s *readStmts) close() {
 		s.events, s.faqEntries, s.staffByID, s.listStaff,
 		s.agentProfile, s.agentProfiles, s.groups, s.tenantSettings,
 		s.customer, s.notes, s.timers, s.dueTimers,
+		s.dataKeys, s.allDataKeys,
 	}
 	for _, st := range append(all, s.list[:]...) {
 		if st != nil {

@@ -198,6 +198,18 @@ CREATE TABLE timers (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX timers_by_due ON timers (due_at, tenant, conv, kind);
 `},
+	{4, "data keys", `
+-- Each tenant's data keys (store/sealed), wrapped by the master key that
+-- master_key_id names; the database never holds a key in clear.
+CREATE TABLE data_keys (
+	tenant        TEXT    NOT NULL REFERENCES tenants (id),
+	version       INTEGER NOT NULL,
+	master_key_id TEXT    NOT NULL,
+	wrapped       BLOB    NOT NULL,
+	created_at    INTEGER NOT NULL,
+	PRIMARY KEY (tenant, version)
+) STRICT, WITHOUT ROWID;
+`},
 }
 
 const (

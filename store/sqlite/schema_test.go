@@ -216,10 +216,16 @@ func TestQueryPlans(t *testing.T) {
 		"sqlCreateMigrations":      nil,
 		"sqlSchemaVersion":         nil,
 		"sqlInsertMigration":       {1, "n", 0},
+		"sqlInsertDataKeyIfAbsent": {"t", 1, "m", []byte{1}, 0},
+		"sqlDataKey":               {"t", 1},
+		"sqlRewrapDataKey":         {"m", []byte{1}, "t", 1},
+		"sqlDataKeys":              {"t"},
+		"sqlAllDataKeys":           nil,
 	}
 	// Scans that are the query's job, with the reason.
 	allowScan := map[string]string{
 		"sqlCountTenants": "counting every tenant reads every tenant; the table is small",
+		"sqlAllDataKeys":  "every tenant's data keys, read at start and by a rotation; a few rows per tenant",
 	}
 	sqlOf := map[string]string{
 		"sqlBegin": sqlBegin, "sqlCommit": sqlCommit, "sqlRollback": sqlRollback,
@@ -243,6 +249,8 @@ func TestQueryPlans(t *testing.T) {
 		"sqlUpsertCustomer": sqlUpsertCustomer, "sqlCustomer": sqlCustomer,
 		"sqlInsertNote": sqlInsertNote, "sqlNotes": sqlNotes,
 		"sqlUpsertTimer": sqlUpsertTimer, "sqlDeleteTimer": sqlDeleteTimer, "sqlTimers": sqlTimers, "sqlDueTimers": sqlDueTimers,
+		"sqlInsertDataKeyIfAbsent": sqlInsertDataKeyIfAbsent, "sqlDataKey": sqlDataKey, "sqlRewrapDataKey": sqlRewrapDataKey,
+		"sqlDataKeys": sqlDataKeys, "sqlAllDataKeys": sqlAllDataKeys,
 	}
 	for _, name := range sqlConstants(t, "queries.go", "schema.go") {
 		if _, ok := queries[name]; !ok {

@@ -58,6 +58,8 @@ type writeStmts struct {
 	deleteGroup, upsertSettings      *sql.Stmt
 	upsertCustomer, insertNote       *sql.Stmt
 	upsertTimer, deleteTimer         *sql.Stmt
+	insertDataKey, dataKey           *sql.Stmt
+	rewrapDataKey                    *sql.Stmt
 }
 
 func prepareWriteStmts(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
@@ -78,6 +80,8 @@ func prepareWriteStmts(ctx context.Context, conn *sql.Conn) (*writeStmts, error)
 		{&s.deleteGroup, sqlDeleteGroup}, {&s.upsertSettings, sqlUpsertTenantSettings},
 		{&s.upsertCustomer, sqlUpsertCustomer}, {&s.insertNote, sqlInsertNote},
 		{&s.upsertTimer, sqlUpsertTimer}, {&s.deleteTimer, sqlDeleteTimer},
+		{&s.insertDataKey, sqlInsertDataKeyIfAbsent}, {&s.dataKey, sqlDataKey},
+		{&s.rewrapDataKey, sqlRewrapDataKey},
 	}
 	for _, p := range list {
 		st, err := conn.PrepareContext(ctx, p.query)
@@ -98,6 +102,7 @@ func (s *writeStmts) close() {
 		s.updateConversation, s.insertEvent, s.upsertFAQ, s.deleteFAQ,
 		s.upsertAgentProfile, s.upsertGroup, s.deleteGroup, s.upsertSettings,
 		s.upsertCustomer, s.insertNote, s.upsertTimer, s.deleteTimer,
+		s.insertDataKey, s.dataKey, s.rewrapDataKey,
 	} {
 		if st != nil {
 			st.Close()

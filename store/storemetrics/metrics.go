@@ -28,6 +28,8 @@ const (
 	OpAddNote
 	OpPutTimer
 	OpDeleteTimer
+	OpCreateDataKey
+	OpRewrapDataKey
 	NumOps
 )
 
@@ -35,7 +37,7 @@ var opNames = [NumOps]string{
 	"append", "create_conversation", "set_read_pointer", "create_tenant", "create_staff", "put_setting",
 	"update_conversation", "put_faq", "delete_faq",
 	"put_agent_profile", "put_group", "delete_group", "put_tenant_settings", "put_customer", "add_note",
-	"put_timer", "delete_timer",
+	"put_timer", "delete_timer", "create_data_key", "rewrap_data_key",
 }
 
 func (o Op) String() string { return opNames[o] }

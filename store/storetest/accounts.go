@@ -168,6 +168,11 @@ func testClosedStore(t *testing.T, open OpenFunc) {
 	calls["DeleteTimer"] = s.DeleteTimer(ctx, "t1", "c1", engine.TimerNoReply)
 	_, calls["Timers"] = s.Timers(ctx, "t1", "c1")
 	_, calls["DueTimers"] = s.DueTimers(ctx, Epoch, 10)
+	dk := engine.DataKey{Tenant: "t1", Version: 1, MasterKeyID: "m", Wrapped: []byte("k")}
+	_, calls["CreateDataKey"] = s.CreateDataKey(ctx, dk)
+	_, calls["DataKeys"] = s.DataKeys(ctx, "t1")
+	_, calls["AllDataKeys"] = s.AllDataKeys(ctx)
+	calls["RewrapDataKey"] = s.RewrapDataKey(ctx, dk)
 	store := reflect.TypeFor[engine.Store]()
 	for i := range store.NumMethod() {
 		if name := store.Method(i).Name; name != "Close" {

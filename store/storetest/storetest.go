@@ -51,6 +51,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"Notes", testNotes},
 		{"Timers", testTimers},
 		{"BodyOptions", testBodyOptions},
+		{"DataKeys", testDataKeys},
 		{"ClosedStore", testClosedStore},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
