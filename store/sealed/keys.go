@@ -253,9 +253,8 @@ func (k *Keys) sealer(ctx context.Context, tenant string) (int, cipher.AEAD, err
 		tk, err = k.load(ctx, tenant)
 	case k.clock.Now().Sub(tk.loadedAt) >= k.refresh && tk.reloading.CompareAndSwap(false, true):
 		stale := tk
-		if tk, err = k.load(ctx, tenant); err != nil {
-			stale.reloading.Store(false) // let the next caller try
-		}
+		tk, err = k.load(ctx, tenant)
+		stale.reloading.Store(false) // if the load failed or kept it, let a later caller try
 	}
 	if err == nil && tk.newest == 0 {
 		tk, err = k.create(ctx, tenant, 1)
