@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -21,6 +22,7 @@ type Config struct {
 	HTTP         HTTP         `yaml:"http"`
 	WS           WS           `yaml:"ws"`
 	Store        Store        `yaml:"store"`
+	Encryption   Encryption   `yaml:"encryption"`
 	Cluster      Cluster      `yaml:"cluster"`
 	Conversation Conversation `yaml:"conversation"`
 	Auth         Auth         `yaml:"auth"`
@@ -117,6 +119,36 @@ type Store struct {
 	MongoDatabase string   `yaml:"mongo_database"`
 	MaxBatch      int      `yaml:"max_batch"`
 	StoreTimeout  Duration `yaml:"timeout"`
+}
+
+// Encryption configures encryption at rest (store/sealed): the master key
+// that wraps each tenant's data keys. Set at most one of the two fields.
+type Encryption struct {
+	// MasterKey is a base64-encoded 32-byte key, or several separated by
+	// commas: the first is current, the others older keys that still
+	// unwrap the data keys they wrapped. Empty: MasterKeyFile, or with
+	// SQLite <data_dir>/master.key, generated on the first start.
+	MasterKey string `yaml:"master_key"`
+	// MasterKeyFile names a file of such keys, one per line, the current
+	// one first. Empty: see MasterKey.
+	MasterKeyFile string `yaml:"master_key_file"`
+}
+
+// masterKeySize is the size of a master key: AES-256.
+const masterKeySize = 32
+
+// MasterKeyPath is the file the master keys are read from when
+// Encryption.MasterKey is empty: Encryption.MasterKeyFile, or master.key in
+// the data directory (without one, beside the SQLite file).
+func (c Config) MasterKeyPath() string {
+	switch {
+	case c.Encryption.MasterKeyFile != "":
+		return c.Encryption.MasterKeyFile
+	case c.DataDir != "":
+		return filepath.Join(c.DataDir, "master.key")
+	default:
+		return filepath.Join(filepath.Dir(c.Store.SQLitePath), "master.key")
+	}
 }
 
 // Cluster configures the actor system.
@@ -248,6 +280,19 @@ func (c Config) Validate() error {
 	}
 	if d := c.Store.MongoDatabase; d == "" || len(d) > 63 || strings.ContainsAny(d, "/\\. \"$\x00") {
 		bad("store.mongo_database", "must be 1-63 characters without / \\ . space \" or $ (got %q)", d)
+	}
+	switch e := c.Encryption; {
+	case e.MasterKey != "" && e.MasterKeyFile != "":
+		bad("encryption.master_key", "set it or encryption.master_key_file, not both")
+	case e.MasterKey != "":
+		for i, k := range strings.Split(e.MasterKey, ",") {
+			// Not echoed: it is a secret.
+			if b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k)); err != nil || len(b) != masterKeySize {
+				bad("encryption.master_key", "key %d is not %d bytes in base64 (make one with: openssl rand -base64 32)", i+1, masterKeySize)
+			}
+		}
+	case e.MasterKeyFile == "" && c.Store.MongoURI != "":
+		bad("encryption.master_key", "a master key (or encryption.master_key_file) is required with store.mongo_uri: every node of a cluster must use the same one")
 	}
 	if c.Store.MaxBatch < 1 || c.Store.MaxBatch > 10000 {
 		bad("store.max_batch", "must be from 1 to 10000 (got %d)", c.Store.MaxBatch)

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"encoding/base64"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -82,13 +84,17 @@ func TestMongoURIAlias(t *testing.T) {
 		{map[string]string{"KEFU_STORE_MONGO_URI": "mongodb://b"}, "mongodb://b"},
 		{map[string]string{"KEFU_MONGO_URI": "mongodb://a", "KEFU_STORE_MONGO_URI": "mongodb://b"}, "mongodb://b"},
 	} {
+		tc.env = maps.Clone(tc.env)
+		if tc.env != nil {
+			tc.env["KEFU_ENCRYPTION_MASTER_KEY"] = testMasterKey
+		}
 		cfg, err := Load(nil, env(tc.env), io.Discard)
 		if err != nil || cfg.Store.MongoURI != tc.want || cfg.Store.MongoDatabase != "kefu" {
 			t.Errorf("env %v: mongo_uri %q database %q, %v; want %q, kefu", tc.env, cfg.Store.MongoURI, cfg.Store.MongoDatabase, err, tc.want)
 		}
 	}
 	// A flag beats the alias, like every flag beats the environment.
-	cfg, err := Load([]string{"-store.mongo_uri", "mongodb://c"}, env(map[string]string{"KEFU_MONGO_URI": "mongodb://a"}), io.Discard)
+	cfg, err := Load([]string{"-store.mongo_uri", "mongodb://c", "-encryption.master_key", testMasterKey}, env(map[string]string{"KEFU_MONGO_URI": "mongodb://a"}), io.Discard)
 	if err != nil || cfg.Store.MongoURI != "mongodb://c" {
 		t.Errorf("flag over alias: %q, %v", cfg.Store.MongoURI, err)
 	}
@@ -123,5 +129,54 @@ func TestExampleFileMatchesDefaults(t *testing.T) {
 	}
 	if !reflect.DeepEqual(cfg, def) {
 		t.Fatalf("kefu.example.yaml differs from the defaults:\n%+v\n%+v", cfg, def)
+	}
+}
+
+// testMasterKey is a valid master key: 32 bytes in base64.
+var testMasterKey = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+
+// TestEncryptionSettings: a master key must be 32 bytes in base64 (several
+// allowed, comma-separated), it or a key file but not both, and one of them
+// with MongoDB; the errors never echo a key.
+func TestEncryptionSettings(t *testing.T) {
+	old := base64.StdEncoding.EncodeToString([]byte("fedcba9876543210fedcba9876543210"))
+	short := base64.StdEncoding.EncodeToString([]byte("sixteen byte key"))
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string // "" means valid
+	}{
+		{nil, map[string]string{"KEFU_ENCRYPTION_MASTER_KEY": testMasterKey}, ""},
+		{[]string{"-encryption.master_key", testMasterKey + "," + old}, nil, ""},
+		{[]string{"-encryption.master_key_file", "/etc/kefu/master.key"}, nil, ""},
+		{[]string{"-store.mongo_uri", "mongodb://db/?replicaSet=rs0", "-encryption.master_key_file", "/etc/kefu/master.key"}, nil, ""},
+		{nil, map[string]string{"KEFU_ENCRYPTION_MASTER_KEY": short}, "encryption.master_key: key 1 is not 32 bytes"},
+		{[]string{"-encryption.master_key", testMasterKey + "," + short}, nil, "key 2 is not 32 bytes"},
+		{[]string{"-encryption.master_key", "not base64!"}, nil, "encryption.master_key"},
+		{[]string{"-encryption.master_key", testMasterKey, "-encryption.master_key_file", "k"}, nil, "not both"},
+		{[]string{"-store.mongo_uri", "mongodb://db/?replicaSet=rs0"}, nil, "required with store.mongo_uri"},
+	} {
+		_, err := Load(tc.args, env(tc.env), io.Discard)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("Load(%v, %v) = %v, want it valid", tc.args, tc.env, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("Load(%v, %v) = %v, want an error with %q", tc.args, tc.env, err, tc.want)
+		case err != nil && (strings.Contains(err.Error(), short) || strings.Contains(err.Error(), testMasterKey)):
+			t.Errorf("the error reveals a key: %v", err)
+		}
+	}
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{DataDir: "/var/lib/kefu"}, "/var/lib/kefu/master.key"},
+		{Config{DataDir: "/var/lib/kefu", Store: Store{SQLitePath: "/db/kefu.db"}}, "/var/lib/kefu/master.key"},
+		{Config{Store: Store{SQLitePath: "/db/kefu.db"}}, "/db/master.key"},
+		{Config{DataDir: "/var/lib/kefu", Encryption: Encryption{MasterKeyFile: "/etc/kefu/keys"}}, "/etc/kefu/keys"},
+	} {
+		if got := tc.cfg.MasterKeyPath(); got != filepath.FromSlash(tc.want) {
+			t.Errorf("MasterKeyPath of %+v = %q, want %q", tc.cfg, got, tc.want)
+		}
 	}
 }

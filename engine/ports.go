@@ -23,6 +23,7 @@ type Store interface {
 	CredentialStore
 	TenantCredentialStore
 	AuditStore
+	DataKeyStore
 	// Close flushes pending writes and releases the database.
 	Close() error
 }
@@ -136,6 +137,36 @@ type AccountStore interface {
 	// returns the stored value either way: the first writer wins, even
 	// across nodes.
 	PutSettingIfAbsent(ctx context.Context, key, value string) (string, error)
+}
+
+// DataKeyStore keeps the tenants' data keys, which store/sealed uses to
+// encrypt personal data at rest. The store holds them only wrapped
+// (encrypted) by a master key it never sees.
+type DataKeyStore interface {
+	// CreateDataKey stores k unless the tenant has a key of k.Version
+	// already, and returns the stored key either way: the first writer
+	// wins, even across nodes. An unknown tenant is ErrNotFound; a zero
+	// CreatedAt is stamped with the store's clock.
+	CreateDataKey(ctx context.Context, k DataKey) (DataKey, error)
+	// DataKeys returns the tenant's keys, by version; none for an unknown
+	// tenant.
+	DataKeys(ctx context.Context, tenant string) ([]DataKey, error)
+	// AllDataKeys returns every tenant's keys, by tenant and version.
+	AllDataKeys(ctx context.Context) ([]DataKey, error)
+	// RewrapDataKey replaces the MasterKeyID and Wrapped of the stored key
+	// of k.Tenant and k.Version, nothing else (ErrNotFound if there is no
+	// such key).
+	RewrapDataKey(ctx context.Context, k DataKey) error
+}
+
+// DataKey is one version of a tenant's data key as stored: Wrapped is the
+// key encrypted by the master key MasterKeyID names.
+type DataKey struct {
+	Tenant      string
+	Version     int // 1, 2, ...; the newest encrypts new writes
+	MasterKeyID string
+	Wrapped     []byte
+	CreatedAt   time.Time
 }
 
 // Tenant is a merchant: one mini-program appid.

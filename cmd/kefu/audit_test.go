@@ -147,7 +147,7 @@ func testAuditLog(t *testing.T, cfg config.Config) {
 		{"target=group%2Fvip", []string{"group/vip"}, false},
 		{"actor=" + adminID + "&action=config_changed", []string{"agent/" + alice.id, "group/vip"}, false},
 		{"actor=" + adminID + "&limit=1", []string{conv}, false},
-		{"actor=" + alice.id, []string{alice.id}, false}, // her login
+		{"actor=" + alice.id, []string{alice.id}, false},                                                                                           // her login
 		{"before=" + fmt.Sprint(viewed.At.UnixMilli()) + "&actor=" + adminID, []string{"agent/" + alice.id, alice.id, "group/vip", adminID}, true}, // adminID: the login
 	} {
 		code, resp := s.audit(t, admin, tc.query)

@@ -2,6 +2,7 @@
 //
 //	kefu [serve] [flags]    run everything on this machine (the default)
 //	kefu kb import|export   manage a tenant's knowledge base
+//	kefu keys rotate        new data key versions, re-wrapped under the current master key
 //	kefu eval --kb FILE --set FILE.jsonl [--json]
 //	                        measure the bot on labelled utterances
 //	kefu bench [flags]      load a running Kefu and report what it measures

@@ -20,6 +20,7 @@ import (
 	"github.com/kefu-dev/kefu/config"
 	"github.com/kefu-dev/kefu/engine"
 	"github.com/kefu-dev/kefu/store/mongo/mongotest"
+	"github.com/kefu-dev/kefu/store/sealed"
 )
 
 // TestMain stops the FerretDB the Mongo runs share.
@@ -71,6 +72,7 @@ func testConfigMongo(t testing.TB) config.Config {
 	cfg := testConfig(filepath.Join(blocker, "data"))
 	cfg.Store.MongoURI = srv.URI
 	cfg.Store.MongoDatabase = srv.Database(t)
+	cfg.Encryption.MasterKey = sealed.NewMasterKey() // required with MongoDB
 	return cfg
 }
 

@@ -86,7 +86,7 @@ func runKB(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return 2
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store, _, err := openStore(ctx, cfg, logger, nil)
+	store, _, _, err := openStore(ctx, cfg, logger, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "kefu kb: opening the store: %v\n", err)
 		return 1

@@ -29,6 +29,7 @@ import (
 	"github.com/kefu-dev/kefu/engine"
 	"github.com/kefu-dev/kefu/kb"
 	mongostore "github.com/kefu-dev/kefu/store/mongo"
+	"github.com/kefu-dev/kefu/store/sealed"
 	"github.com/kefu-dev/kefu/store/sqlite"
 )
 
@@ -70,10 +71,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "version":
 		fmt.Fprintln(stdout, "kefu", version)
 		return 0
+	case "keys":
+		return runKeys(ctx, args, stdout, stderr, getenv)
 	case "eval":
 		return runEval(args, stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: kefu [serve] [flags] | kefu kb import|export ... | kefu eval ... | kefu bench ... | kefu version\nrun `kefu serve -h` for every setting")
+		fmt.Fprintln(stdout, "usage: kefu [serve] [flags] | kefu kb import|export ... | kefu keys rotate [flags] | kefu eval ... | kefu bench ... | kefu version\nrun `kefu serve -h` for every setting")
 		return 0
 	default:
 		fmt.Fprintf(stderr, "kefu: unknown command %q (try `kefu help`)\n", cmd)
@@ -108,7 +111,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	store, where, err := openStore(ctx, cfg, logger, reg)
+	store, _, where, err := openStore(ctx, cfg, logger, reg)
 	if err != nil {
 		return fmt.Errorf("opening the store: %w", err)
 	}
@@ -231,9 +234,25 @@ func newBot(c config.Bot, logger *slog.Logger) (*bots.Pipeline, error) {
 //go:embed demo/faq-demo.json
 var demoFAQ []byte
 
-// openStore opens MongoDB when store.mongo_uri is set, else the embedded
+// openStore opens the database (openDatabase) and wraps it in store/sealed,
+// so that personal data is encrypted at rest, with the configured master
+// keys (openKeys). where names the database for the log.
+func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger, reg prometheus.Registerer) (_ engine.Store, _ *sealed.Keys, where string, err error) {
+	db, where, err := openDatabase(ctx, cfg, logger, reg)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	keys, err := openKeys(ctx, cfg, db, logger)
+	if err != nil {
+		db.Close()
+		return nil, nil, "", err
+	}
+	return sealed.Wrap(db, keys), keys, where, nil
+}
+
+// openDatabase opens MongoDB when store.mongo_uri is set, else the embedded
 // SQLite file. where names it for the log, without the URI's credentials.
-func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger, reg prometheus.Registerer) (store engine.Store, where string, err error) {
+func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger, reg prometheus.Registerer) (store engine.Store, where string, err error) {
 	if cfg.Store.MongoURI != "" {
 		s, err := mongostore.Open(ctx, mongostore.Config{URI: cfg.Store.MongoURI, Database: cfg.Store.MongoDatabase,
 			MaxBatch: cfg.Store.MaxBatch, Logger: logger, Registerer: reg})

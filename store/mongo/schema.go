@@ -180,6 +180,10 @@ var indexes = []index{
 		bson.D{asc("tenant"), asc("actor_id"), desc("at"), desc("id")}, false},
 	{"audit_log", "audit_by_target",
 		bson.D{asc("tenant"), asc("target"), desc("at"), desc("id")}, false},
+	// One data key per tenant and version (the first writer wins);
+	// DataKeys, AllDataKeys and RewrapDataKey.
+	{"data_keys", "data_keys_by_version",
+		bson.D{asc("tenant"), asc("version")}, true},
 }
 
 // ensureIndexes creates every index of indexes that is missing. Creating

@@ -94,6 +94,7 @@ type collections struct {
 	profiles, groups, tenantSettings, customers, notes, timers      *mongo.Collection
 	sessions, loginStates, tenantCredentials                        *mongo.Collection
 	audit                                                           *mongo.Collection
+	dataKeys                                                        *mongo.Collection
 }
 
 // testHooks let tests choose paths Open would otherwise pick from the
@@ -174,6 +175,7 @@ func open(ctx context.Context, cfg Config, hooks testHooks) (_ *Store, err error
 			sessions: db.Collection("staff_sessions"), loginStates: db.Collection("login_states"),
 			tenantCredentials: db.Collection("tenant_credentials"),
 			audit:             db.Collection("audit_log"),
+			dataKeys:          db.Collection("data_keys"),
 		},
 		metrics: m, known: newKnownSet(knownConversations),
 	}

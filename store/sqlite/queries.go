@@ -73,6 +73,11 @@ const (
 	sqlDeleteTimer = `DELETE FROM timers WHERE tenant = ? AND conv = ? AND kind = ?`
 	sqlInsertAudit = `INSERT INTO audit_log (tenant, id, at, actor_role, actor_id, ip, action, target, detail)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+	sqlInsertDataKeyIfAbsent = `INSERT INTO data_keys (tenant, version, master_key_id, wrapped, created_at)
+	VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, version) DO NOTHING`
+	sqlDataKey       = `SELECT master_key_id, wrapped, created_at FROM data_keys WHERE tenant = ? AND version = ?`
+	sqlRewrapDataKey = `UPDATE data_keys SET master_key_id = ?, wrapped = ? WHERE tenant = ? AND version = ?`
 )
 
 // Reads: prepared on the read pool.
@@ -137,6 +142,12 @@ const (
 	sqlTimers    = `SELECT kind, due_at FROM timers WHERE tenant = ? AND conv = ? ORDER BY kind`
 	sqlDueTimers = `SELECT tenant, conv, kind, due_at FROM timers WHERE due_at <= ?
 	ORDER BY due_at, tenant, conv, kind LIMIT ?`
+
+	dataKeyColumns = `tenant, version, master_key_id, wrapped, created_at`
+	sqlDataKeys    = `SELECT ` + dataKeyColumns + ` FROM data_keys WHERE tenant = ? ORDER BY version`
+	// Every tenant's keys: read at start and by a rotation, so it reads the
+	// whole (small) table by nature.
+	sqlAllDataKeys = `SELECT ` + dataKeyColumns + ` FROM data_keys ORDER BY tenant, version`
 )
 
 // listFilter is a bit set of the optional ListConversations filters; each of

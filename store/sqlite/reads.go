@@ -16,6 +16,7 @@ type readStmts struct {
 	agentProfile, agentProfiles, groups, tenantSettings       *sql.Stmt
 	customer, notes, timers, dueTimers                        *sql.Stmt
 	staffSessions, loginState, tenantCredentials              *sql.Stmt
+	dataKeys, allDataKeys                                     *sql.Stmt
 	list                                                      [numListFilters]*sql.Stmt
 	audit                                                     [numAuditFilters]*sql.Stmt
 }
@@ -38,6 +39,7 @@ func prepareReadStmts(ctx context.Context, db *sql.DB) (*readStmts, error) {
 		{&s.customer, sqlCustomer}, {&s.notes, sqlNotes},
 		{&s.timers, sqlTimers}, {&s.dueTimers, sqlDueTimers},
 		{&s.staffSessions, sqlStaffSessions}, {&s.loginState, sqlLoginState}, {&s.tenantCredentials, sqlTenantCredentials},
+		{&s.dataKeys, sqlDataKeys}, {&s.allDataKeys, sqlAllDataKeys},
 	}
 	for f := range listFilter(numListFilters) {
 		list = append(list, prep{&s.list[f], listConversationsSQL(f)})
@@ -64,6 +66,7 @@ func (s *readStmts) close() {
 		s.agentProfile, s.agentProfiles, s.groups, s.tenantSettings,
 		s.customer, s.notes, s.timers, s.dueTimers,
 		s.staffSessions, s.loginState, s.tenantCredentials,
+		s.dataKeys, s.allDataKeys,
 	}
 	for _, st := range append(append(all, s.list[:]...), s.audit[:]...) {
 		if st != nil {

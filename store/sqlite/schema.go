@@ -258,6 +258,18 @@ CREATE TRIGGER audit_log_no_replace BEFORE INSERT ON audit_log
 WHEN EXISTS (SELECT 1 FROM audit_log WHERE tenant = NEW.tenant AND id = NEW.id)
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: the id is taken'); END;
 `},
+	{6, "data keys", `
+-- Each tenant's data keys (store/sealed), wrapped by the master key that
+-- master_key_id names; the database never holds a key in clear.
+CREATE TABLE data_keys (
+	tenant        TEXT    NOT NULL REFERENCES tenants (id),
+	version       INTEGER NOT NULL,
+	master_key_id TEXT    NOT NULL,
+	wrapped       BLOB    NOT NULL,
+	created_at    INTEGER NOT NULL,
+	PRIMARY KEY (tenant, version)
+) STRICT, WITHOUT ROWID;
+`},
 }
 
 const (

@@ -225,10 +225,16 @@ func TestQueryPlans(t *testing.T) {
 		"sqlSchemaVersion":           nil,
 		"sqlInsertMigration":         {1, "n", 0},
 		"sqlInsertAudit":             {"t", "e", 0, "agent", "a", "127.0.0.1", "logout", "", ""},
+		"sqlInsertDataKeyIfAbsent":   {"t", 1, "m", []byte{1}, 0},
+		"sqlDataKey":                 {"t", 1},
+		"sqlRewrapDataKey":           {"m", []byte{1}, "t", 1},
+		"sqlDataKeys":                {"t"},
+		"sqlAllDataKeys":             nil,
 	}
 	// Scans that are the query's job, with the reason.
 	allowScan := map[string]string{
 		"sqlCountTenants": "counting every tenant reads every tenant; the table is small",
+		"sqlAllDataKeys":  "every tenant's data keys, read at start and by a rotation; a few rows per tenant",
 	}
 	sqlOf := map[string]string{
 		"sqlBegin": sqlBegin, "sqlCommit": sqlCommit, "sqlRollback": sqlRollback,
@@ -255,7 +261,9 @@ func TestQueryPlans(t *testing.T) {
 		"sqlUpdateStaff": sqlUpdateStaff, "sqlUpsertSession": sqlUpsertSession, "sqlPruneSessions": sqlPruneSessions,
 		"sqlUpsertLoginState": sqlUpsertLoginState, "sqlStaffSessions": sqlStaffSessions, "sqlLoginState": sqlLoginState,
 		"sqlUpsertTenantCredentials": sqlUpsertTenantCredentials, "sqlTenantCredentials": sqlTenantCredentials,
-		"sqlInsertAudit": sqlInsertAudit,
+		"sqlInsertAudit":           sqlInsertAudit,
+		"sqlInsertDataKeyIfAbsent": sqlInsertDataKeyIfAbsent, "sqlDataKey": sqlDataKey, "sqlRewrapDataKey": sqlRewrapDataKey,
+		"sqlDataKeys": sqlDataKeys, "sqlAllDataKeys": sqlAllDataKeys,
 	}
 	for _, name := range sqlConstants(t, "queries.go", "schema.go") {
 		if _, ok := queries[name]; !ok {

@@ -62,6 +62,8 @@ type writeStmts struct {
 	pruneSessions, upsertLoginState  *sql.Stmt
 	upsertTenantCredentials          *sql.Stmt
 	insertAudit                      *sql.Stmt
+	insertDataKey, dataKey           *sql.Stmt
+	rewrapDataKey                    *sql.Stmt
 }
 
 func prepareWriteStmts(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
@@ -86,6 +88,8 @@ func prepareWriteStmts(ctx context.Context, conn *sql.Conn) (*writeStmts, error)
 		{&s.pruneSessions, sqlPruneSessions}, {&s.upsertLoginState, sqlUpsertLoginState},
 		{&s.upsertTenantCredentials, sqlUpsertTenantCredentials},
 		{&s.insertAudit, sqlInsertAudit},
+		{&s.insertDataKey, sqlInsertDataKeyIfAbsent}, {&s.dataKey, sqlDataKey},
+		{&s.rewrapDataKey, sqlRewrapDataKey},
 	}
 	for _, p := range list {
 		st, err := conn.PrepareContext(ctx, p.query)
@@ -108,6 +112,7 @@ func (s *writeStmts) close() {
 		s.upsertCustomer, s.insertNote, s.upsertTimer, s.deleteTimer,
 		s.updateStaff, s.upsertSession, s.pruneSessions, s.upsertLoginState, s.upsertTenantCredentials,
 		s.insertAudit,
+		s.insertDataKey, s.dataKey, s.rewrapDataKey,
 	} {
 		if st != nil {
 			st.Close()

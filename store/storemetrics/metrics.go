@@ -33,6 +33,8 @@ const (
 	OpPutLoginState
 	OpPutTenantCredentials
 	OpAppendAudit
+	OpCreateDataKey
+	OpRewrapDataKey
 	NumOps
 )
 
@@ -41,7 +43,7 @@ var opNames = [NumOps]string{
 	"update_conversation", "put_faq", "delete_faq",
 	"put_agent_profile", "put_group", "delete_group", "put_tenant_settings", "put_customer", "add_note",
 	"put_timer", "delete_timer", "update_staff", "put_session", "put_login_state",
-	"put_tenant_credentials", "append_audit",
+	"put_tenant_credentials", "append_audit", "create_data_key", "rewrap_data_key",
 }
 
 func (o Op) String() string { return opNames[o] }

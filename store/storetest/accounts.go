@@ -177,6 +177,11 @@ func testClosedStore(t *testing.T, open OpenFunc) {
 	_, calls["TenantCredentials"] = s.TenantCredentials(ctx, "t1")
 	calls["AppendAudit"] = s.AppendAudit(ctx, []engine.AuditEntry{{Tenant: "t1", ID: "a", Action: engine.AuditLogout}})
 	_, calls["AuditLog"] = s.AuditLog(ctx, "t1", engine.AuditQuery{})
+	dk := engine.DataKey{Tenant: "t1", Version: 1, MasterKeyID: "m", Wrapped: []byte("k")}
+	_, calls["CreateDataKey"] = s.CreateDataKey(ctx, dk)
+	_, calls["DataKeys"] = s.DataKeys(ctx, "t1")
+	_, calls["AllDataKeys"] = s.AllDataKeys(ctx)
+	calls["RewrapDataKey"] = s.RewrapDataKey(ctx, dk)
 	store := reflect.TypeFor[engine.Store]()
 	for i := range store.NumMethod() {
 		if name := store.Method(i).Name; name != "Close" {

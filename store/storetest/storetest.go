@@ -54,6 +54,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"TenantCredentials", testTenantCredentials},
 		{"Audit", testAudit},
 		{"BodyOptions", testBodyOptions},
+		{"DataKeys", testDataKeys},
 		{"ClosedStore", testClosedStore},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
