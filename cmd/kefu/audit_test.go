@@ -27,7 +27,7 @@ func seedOtherTenant(t *testing.T, cfg config.Config) {
 	t.Helper()
 	ctx := context.Background()
 	logger := slog.New(slog.DiscardHandler)
-	store, _, err := openStore(ctx, cfg, logger, prometheus.NewRegistry())
+	store, _, _, err := openStore(ctx, cfg, logger, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,9 +8,12 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/kefu-dev/kefu/config"
 	"github.com/kefu-dev/kefu/engine"
@@ -61,7 +64,34 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	}
 	fmt.Fprintf(stdout, "kefu keys rotate: %d tenants, %d new data key versions, %d data keys re-wrapped under master key %s\n",
 		r.Tenants, r.Created, r.Rewrapped, keys.CurrentMasterKeyID())
+	if err := auditRotation(ctx, store, keys.CurrentMasterKeyID()); err != nil {
+		fmt.Fprintf(stderr, "kefu keys rotate: the keys are rotated, but the audit log was not written: %v\n", err)
+		return 1
+	}
 	return 0
+}
+
+// auditRotation records the rotation in the audit log of every tenant
+// whose keys it rotated.
+func auditRotation(ctx context.Context, store engine.Store, master string) error {
+	all, err := store.AllDataKeys(ctx)
+	if err != nil {
+		return err
+	}
+	newest := map[string]int{}
+	for _, dk := range all {
+		newest[dk.Tenant] = max(newest[dk.Tenant], dk.Version)
+	}
+	now := time.Now().UTC()
+	var entries []engine.AuditEntry
+	for _, tenant := range slices.Sorted(maps.Keys(newest)) {
+		entries = append(entries, engine.AuditEntry{Tenant: tenant, ID: engine.NewID(now), At: now, Action: engine.AuditKeyRotated,
+			Detail: fmt.Sprintf("data key version %d, wrapped by master key %s", newest[tenant], master)})
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	return store.AppendAudit(ctx, entries)
 }
 
 // openKeys reads the master keys and checks that they unwrap every data key

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/kefu-dev/kefu/config"
+	"github.com/kefu-dev/kefu/engine"
 	"github.com/kefu-dev/kefu/store/sealed"
 )
 
@@ -71,6 +72,13 @@ func testKeysRotate(t *testing.T, cfg config.Config) {
 	// The old key removed: the old messages read, new ones use version 2.
 	writeKeys(k2)
 	s2 := startServer(t, cfg)
+	// The rotation is in the tenant's audit log.
+	admin2, _ := s2.staffToken(t)
+	var log struct{ Entries []engine.AuditEntry }
+	if code := s2.api(t, "GET", "/v1/audit?action=key_rotated", admin2, nil, &log); code != 200 || len(log.Entries) != 1 ||
+		!strings.Contains(log.Entries[0].Detail, "data key version 2, wrapped by master key "+id2) {
+		t.Errorf("audit of the rotation: %d %+v", code, log.Entries)
+	}
 	user2 := dial(t, s2, "/v1/ws/user", nil)
 	user2.hello(userToken)
 	user2.sendText(conv, "new-0", "新消息 ZEBRA-NEW")
