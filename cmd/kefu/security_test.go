@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -17,7 +16,6 @@ import (
 	"github.com/kefu-dev/kefu/auth"
 	"github.com/kefu-dev/kefu/config"
 	"github.com/kefu-dev/kefu/engine"
-	"github.com/kefu-dev/kefu/store/sqlite"
 )
 
 // The attack suite: what a hostile client tries against Kefu, over REST
@@ -117,28 +115,6 @@ type errorResp struct {
 	} `json:"error"`
 }
 
-// secondTenant adds tenant "shop2" with admin "admin2" to the server's
-// store, which is why the server is stopped and started again around it.
-func secondTenant(t *testing.T, s *testServer, cfg config.Config) *testServer {
-	t.Helper()
-	s.stop(t)
-	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: cfg.SQLiteFile()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hash, _ := auth.HashPassword("shop2-password")
-	if err := st.CreateTenant(context.Background(), engine.Tenant{ID: "shop2", Name: "Shop 2", AppID: "wx-shop2"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CreateStaff(context.Background(), engine.Staff{Tenant: "shop2", ID: "admin2", Username: "admin2", Role: engine.StaffAdmin, PasswordHash: hash}); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return startServer(t, cfg)
-}
-
 func (s *testServer) login(t *testing.T, tenant, username, password string) tokenResp {
 	t.Helper()
 	var r tokenResp
@@ -150,7 +126,8 @@ func (s *testServer) login(t *testing.T, tenant, username, password string) toke
 
 func TestAttackCrossTenantAndCrossUser(t *testing.T) {
 	cfg := attackConfig(t)
-	s := secondTenant(t, startServer(t, cfg), cfg)
+	seedOtherTenant(t, cfg)
+	s := startServer(t, cfg)
 	alice, aliceID := s.visitor(t)
 	bob, _ := s.visitor(t)
 	conv := s.newConversation(t, alice)
@@ -159,10 +136,10 @@ func TestAttackCrossTenantAndCrossUser(t *testing.T) {
 	c.sendText(conv, "m1", "我的手机号是 13800000000")
 	c.ack("m1")
 	admin, adminID := s.staffToken(t)
-	other := s.login(t, "shop2", "admin2", "shop2-password").AccessToken
+	other := s.login(t, "other", "admin", otherPassword).AccessToken
 	var otherUser tokenResp
-	if code := s.api(t, "POST", "/v1/auth/visitor", "", map[string]string{"tenant": "shop2"}, &otherUser); code != 200 {
-		t.Fatalf("shop2 visitor: %d", code)
+	if code := s.api(t, "POST", "/v1/auth/visitor", "", map[string]string{"tenant": "other"}, &otherUser); code != 200 {
+		t.Fatalf("the other tenant's visitor: %d", code)
 	}
 
 	for _, tc := range []struct {
@@ -197,7 +174,7 @@ func TestAttackCrossTenantAndCrossUser(t *testing.T) {
 	// this tenant's.
 	var info actors.CustomerInfo
 	if code := s.api(t, "GET", "/v1/customers/"+aliceID, other, nil, &info); code != 200 || len(info.Conversations) != 0 {
-		t.Errorf("shop2 sees demo's customer %s: status %d, %d conversations", aliceID, code, len(info.Conversations))
+		t.Errorf("the other tenant sees demo's customer %s: status %d, %d conversations", aliceID, code, len(info.Conversations))
 	}
 	// Over the socket, bob can neither read nor write alice's conversation.
 	bc := dial(t, s, "/v1/ws/user", nil)
@@ -346,7 +323,7 @@ func TestAttackRevocation(t *testing.T) {
 	other.nextType("pong")
 
 	// A refresh token is single use: the second use revokes the session.
-	var next tokenResp2
+	var next tokenResp
 	if code := s.api(t, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": second.RefreshToken}, &next); code != 200 || next.RefreshToken == second.RefreshToken {
 		t.Fatalf("refresh: %d", code)
 	}
@@ -383,12 +360,6 @@ func TestAttackRevocation(t *testing.T) {
 		t.Errorf("the old password: %d, want 401", code)
 	}
 	s.login(t, "demo", "amy", "new-password-amy")
-}
-
-type tokenResp2 struct {
-	AccessToken  string `json:"access_token"`
-	RefreshToken string `json:"refresh_token"`
-	UserID       string `json:"user_id"`
 }
 
 // fakeWeChat implements jscode2session as WeChat documents it: codes are
@@ -444,7 +415,7 @@ func TestUserIdentities(t *testing.T) {
 	resp, _ := http.Post(s.url("/v1/auth/wechat"), "application/json", strings.NewReader(`{"tenant":"demo","code":"code-1"}`))
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	var wxTok tokenResp2
+	var wxTok tokenResp
 	json.Unmarshal(raw, &wxTok)
 	if resp.StatusCode != 200 || wxTok.UserID != "wx-oUpF8uMuAJO_M2pxb1Q9zNjWeS6o" || strings.Contains(string(raw), "tiihtNczf5v6AKRyjwEUhQ") {
 		t.Fatalf("wechat login: %d %s", resp.StatusCode, raw)
@@ -459,7 +430,7 @@ func TestUserIdentities(t *testing.T) {
 	// A merchant's user: a signed identity, fresh and untampered.
 	ts := time.Now().Unix()
 	sig := actors.IdentitySignature(identitySecret, "demo", "member-42", ts)
-	var mTok tokenResp2
+	var mTok tokenResp
 	if code := s.api(t, "POST", "/v1/auth/identity", "", map[string]any{"tenant": "demo", "user_id": "member-42", "ts": ts, "sig": sig}, &mTok); code != 200 || mTok.UserID != "m-member-42" {
 		t.Fatalf("signed identity: %d %+v", code, mTok)
 	}
