@@ -281,15 +281,19 @@ func (a *agentActor) revoke(ctx actor.Context, ids []string, reason string, done
 		}
 		gone[id] = true
 	}
+	closed := false
 	for key, pid := range a.devices {
 		if gone[a.deviceSessions[key]] {
 			ctx.Send(pid, &actorpb.SessionRevoked{Reason: reason})
 			delete(a.devices, key)
 			delete(a.deviceSessions, key)
 			ctx.Unwatch(pid)
+			closed = true
 		}
 	}
-	a.changed(ctx)
+	if closed { // presence may have changed; otherwise queues need not hear
+		a.changed(ctx)
+	}
 	if len(writes) == 0 {
 		done(ctx)
 		return

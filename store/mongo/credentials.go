@@ -143,22 +143,10 @@ func (s *Store) PutLoginState(ctx context.Context, ls engine.LoginState) error {
 // LoginState returns an account's login state (engine.ErrNotFound if none
 // was recorded).
 func (s *Store) LoginState(ctx context.Context, tenant, staffID string) (engine.LoginState, error) {
-	if err := s.enter(); err != nil {
-		return engine.LoginState{}, err
-	}
-	defer s.calls.Done()
-	what := "login state " + tenant + "/" + staffID
-	var d credentialDoc
-	err := s.c.loginStates.FindOne(ctx, staffFilter(tenant, staffID)).Decode(&d)
-	switch {
-	case errors.Is(err, mongo.ErrNoDocuments):
-		return engine.LoginState{}, fmt.Errorf("mongo: %s: %w", what, engine.ErrNotFound)
-	case err != nil:
-		return engine.LoginState{}, fmt.Errorf("mongo: %s: %w", what, err)
-	}
 	var ls engine.LoginState
-	if err := json.Unmarshal([]byte(d.Doc), &ls); err != nil {
-		return engine.LoginState{}, fmt.Errorf("mongo: decode %s: %w", what, err)
+	// login_states_by_staff.
+	if err := s.getDoc(ctx, s.c.loginStates, staffFilter(tenant, staffID), "login state "+tenant+"/"+staffID, &ls); err != nil {
+		return engine.LoginState{}, err
 	}
 	return ls, nil
 }
