@@ -248,10 +248,10 @@ func (a *agentActor) presence() string {
 func (a *agentActor) status() *actorpb.AgentStatus {
 	st := &actorpb.AgentStatus{
 		AgentId: a.id, Presence: a.presence(), Capacity: int32(a.profile.Capacity), Load: int32(len(a.held)),
-		Skills: make(map[string]int32, len(a.profile.Skills)), LastAssignedMs: msOrZero(a.lastAssigned),
+		Skills: make(map[string]int32, len(a.profile.RoutingSkills())), LastAssignedMs: msOrZero(a.lastAssigned),
 		Version: a.version, Devices: int32(len(a.devices)),
 	}
-	for g, lvl := range a.profile.Skills {
+	for g, lvl := range a.profile.RoutingSkills() {
 		st.Skills[g] = int32(lvl)
 	}
 	for c := range a.held {

@@ -146,7 +146,8 @@ func (q *queueActor) load(ctx actor.Context) {
 const maxListed = 100_000
 
 // groupAgents lists the staff who belong to group: those whose profile has
-// the skill, and, for the default group, staff without a profile.
+// the skill (see AgentProfile.RoutingSkills), and staff without a profile
+// for the default group.
 func groupAgents(c context.Context, store engine.Store, tenant, group string) ([]string, error) {
 	staff, err := store.ListStaff(c, tenant)
 	if err != nil {
@@ -163,7 +164,10 @@ func groupAgents(c context.Context, store engine.Store, tenant, group string) ([
 	var out []string
 	for _, s := range staff {
 		p, ok := byID[s.ID]
-		if _, skilled := p.Skills[group]; skilled || (!ok && group == engine.DefaultGroup) {
+		if !ok {
+			p = engine.DefaultAgentProfile(tenant, s.ID, 0)
+		}
+		if _, skilled := p.RoutingSkills()[group]; skilled {
 			out = append(out, s.ID)
 		}
 	}

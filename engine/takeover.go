@@ -76,10 +76,21 @@ func DefaultAgentProfile(tenant, id string, capacity int) AgentProfile {
 	return AgentProfile{Tenant: tenant, ID: id, Capacity: capacity, Skills: map[string]int{DefaultGroup: 3}}
 }
 
-// Groups returns the agent's skill groups, sorted.
+// RoutingSkills are the groups routing offers the agent conversations of,
+// with proficiency: their skills, or the default group for staff whose
+// profile names none (it only sets a capacity, say).
+func (p AgentProfile) RoutingSkills() map[string]int {
+	if len(p.Skills) == 0 {
+		return map[string]int{DefaultGroup: 3}
+	}
+	return p.Skills
+}
+
+// Groups returns the groups of RoutingSkills, sorted.
 func (p AgentProfile) Groups() []string {
-	out := make([]string, 0, len(p.Skills))
-	for g := range p.Skills {
+	skills := p.RoutingSkills()
+	out := make([]string, 0, len(skills))
+	for g := range skills {
 		out = append(out, g)
 	}
 	slices.Sort(out)

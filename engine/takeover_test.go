@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 )
@@ -93,5 +94,18 @@ func TestAgentProfileValidate(t *testing.T) {
 	}
 	if err := (AgentProfile{Capacity: 3, Skills: map[string]int{"default": 5}}).Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRoutingSkills: a profile that names no skill group (it only sets a
+// capacity) serves the default group, like staff without a profile.
+func TestRoutingSkills(t *testing.T) {
+	capacityOnly := AgentProfile{Capacity: 7}
+	if got := capacityOnly.Groups(); !slices.Equal(got, []string{DefaultGroup}) {
+		t.Errorf("capacity-only profile serves %v, want [default]", got)
+	}
+	skilled := AgentProfile{Skills: map[string]int{"refund": 4, "vip": 2}}
+	if got := skilled.Groups(); !slices.Equal(got, []string{"refund", "vip"}) {
+		t.Errorf("skilled profile serves %v", got)
 	}
 }
