@@ -83,9 +83,12 @@ type LLM struct {
 
 // HTTP configures the edge's listener.
 type HTTP struct {
-	Addr            string   `yaml:"addr"`
-	AllowedOrigins  []string `yaml:"allowed_origins"`
-	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	Addr           string   `yaml:"addr"`
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// WidgetFrameAncestors are the origins whose pages may show the chat
+	// widget (/chat/) in a frame. Empty: any site may.
+	WidgetFrameAncestors []string `yaml:"widget_frame_ancestors"`
+	ShutdownTimeout      Duration `yaml:"shutdown_timeout"`
 	// TLSCertFile and TLSKeyFile (PEM) switch the listener to HTTPS, with
 	// HSTS and secure cookies. Empty: plain HTTP (behind a TLS proxy, set
 	// SecureCookies).
@@ -250,6 +253,11 @@ func (c Config) Validate() error {
 	for _, o := range c.HTTP.AllowedOrigins {
 		if !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
 			bad("http.allowed_origins", "%q must start with http:// or https://", o)
+		}
+	}
+	for _, o := range c.HTTP.WidgetFrameAncestors {
+		if !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") || strings.ContainsAny(o, " ;,'") {
+			bad("http.widget_frame_ancestors", "%q must be an origin such as https://shop.example", o)
 		}
 	}
 	if c.WS.MaxFrameBytes < 1024 || c.WS.MaxFrameBytes > 16<<20 {

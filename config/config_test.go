@@ -122,7 +122,7 @@ func TestExampleFileMatchesDefaults(t *testing.T) {
 	}
 	def := Default()
 	// The file writes empty lists as []; the defaults leave them nil.
-	for _, l := range []*[]string{&cfg.HTTP.AllowedOrigins, &cfg.Auth.TokenKeys} {
+	for _, l := range []*[]string{&cfg.HTTP.AllowedOrigins, &cfg.HTTP.WidgetFrameAncestors, &cfg.Auth.TokenKeys} {
 		if len(*l) == 0 {
 			*l = nil
 		}

@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -77,6 +78,12 @@ type Config struct {
 	// client IP and per signed-in party, with bursts of twice as many.
 	// Zero means 200 and 50.
 	APIPerIPPerSecond, APIPerAccountPerSecond float64
+	// Web is the built browser UI (web.Dist()); nil serves none.
+	Web fs.FS
+	// WidgetFrameAncestors are the origins whose pages may embed the chat
+	// widget in a frame (a CSP frame-ancestors list). Empty means any: the
+	// widget is meant to be embedded; other pages may never be framed.
+	WidgetFrameAncestors []string
 }
 
 func (c *Config) setDefaults() {
@@ -183,11 +190,13 @@ func New(cfg Config) (*Server, error) {
 		IdleTimeout:  120 * time.Second,
 		ErrorHandler: s.errorHandler,
 	})
-	s.routes()
+	if err := s.routes(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
-func (s *Server) routes() {
+func (s *Server) routes() error {
 	app := s.app
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.SendString("ok") })
 	app.Get("/readyz", func(c *fiber.Ctx) error {
@@ -210,6 +219,9 @@ func (s *Server) routes() {
 	v1.Get("/audit", s.checkOrigin, s.requireToken(auth.AudienceStaff), s.auditLog)
 	s.kbRoutes(v1)
 	s.takeoverRoutes(v1)
+	if err := s.webRoutes(app); err != nil {
+		return err
+	}
 
 	// Buffers are most of an idle socket's memory. Reads come through
 	// fasthttp's own 4 KiB buffered reader of the hijacked connection, so
@@ -218,6 +230,7 @@ func (s *Server) routes() {
 	ws := websocket.Config{ReadBufferSize: 512, WriteBufferSize: 2048, WriteBufferPool: &s.writeBufs}
 	v1.Get("/ws/user", s.upgradeOnly, websocket.New(s.socket(auth.AudienceUser), ws))
 	v1.Get("/ws/agent", s.upgradeOnly, s.checkOrigin, websocket.New(s.socket(auth.AudienceStaff), ws))
+	return nil
 }
 
 // securityHeaders tells browsers to treat every answer as what it says it

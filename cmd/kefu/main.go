@@ -31,6 +31,7 @@ import (
 	mongostore "github.com/kefu-dev/kefu/store/mongo"
 	"github.com/kefu-dev/kefu/store/sealed"
 	"github.com/kefu-dev/kefu/store/sqlite"
+	"github.com/kefu-dev/kefu/web"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -175,7 +176,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 		PingInterval: cfg.WS.PingInterval.D(), HelloTimeout: cfg.WS.HelloTimeout.D(),
 		WriteTimeout:   cfg.WS.WriteTimeout.D(),
 		AllowedOrigins: cfg.HTTP.AllowedOrigins,
-		StaffTokenTTL:  cfg.Auth.StaffTokenTTL.D(), VisitorTokenTTL: cfg.Auth.VisitorTokenTTL.D(),
+		Web:            web.Dist(), WidgetFrameAncestors: cfg.HTTP.WidgetFrameAncestors,
+		StaffTokenTTL: cfg.Auth.StaffTokenTTL.D(), VisitorTokenTTL: cfg.Auth.VisitorTokenTTL.D(),
 		SecureCookies: cfg.HTTP.SecureCookies || cfg.HTTP.TLSCertFile != "", HSTS: cfg.HTTP.TLSCertFile != "",
 		AuthPerIPPerMinute: cfg.Limits.AuthPerIPPerMinute, LoginPerAccountPerMinute: cfg.Limits.LoginPerAccountPerMinute,
 		APIPerIPPerSecond: cfg.Limits.APIPerIPPerSecond, APIPerAccountPerSecond: cfg.Limits.APIPerAccountPerSecond,

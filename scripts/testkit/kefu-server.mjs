@@ -40,6 +40,7 @@ export async function startKefu(extraEnv = {}) {
   };
 
   server.start = () => new Promise((resolve, reject) => {
+    server.url = '';
     env.KEFU_HTTP_ADDR = `127.0.0.1:${server.port}`;
     const proc = spawn(kefuBin(), ['serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     server.proc = proc;
@@ -65,6 +66,8 @@ export async function startKefu(extraEnv = {}) {
     });
   });
 
+  // start runs the process again after stop, on the same port and data.
+
   // stop ends the process (SIGTERM: a graceful shutdown; SIGKILL: a crash)
   // and waits for it to exit. The data directory stays for a restart.
   server.stop = async (signal = 'SIGTERM') => {
@@ -78,7 +81,6 @@ export async function startKefu(extraEnv = {}) {
   // restart stops the server and starts it again on the same port and data.
   server.restart = async () => {
     await server.stop();
-    server.url = '';
     await server.start();
     return server;
   };
