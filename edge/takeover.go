@@ -13,10 +13,10 @@ import (
 	"github.com/kefu-dev/kefu/engine"
 )
 
-// The human-takeover API: lifecycle operations, notes and events of a
-// conversation; queues; and the tenant's routing configuration (settings,
-// skill groups, agents, staff accounts, customer profiles). The actors
-// check roles; this layer checks shapes.
+// The human-takeover API: lifecycle operations, notes, events and the
+// customer's rating of a conversation; queues; and the tenant's routing
+// configuration (settings, skill groups, agents, staff accounts, customer
+// profiles). The actors check roles; this layer checks shapes.
 
 func (s *Server) takeoverRoutes(v1 fiber.Router) {
 	staff := []fiber.Handler{s.checkOrigin, s.requireToken(auth.AudienceStaff)}
@@ -25,6 +25,7 @@ func (s *Server) takeoverRoutes(v1 fiber.Router) {
 	v1.Get("/conversations/:id/notes", with(s.listNotes)...)
 	v1.Post("/conversations/:id/notes", with(s.addNote)...)
 	v1.Get("/conversations/:id/events", with(s.listEvents)...)
+	v1.Post("/conversations/:id/rating", s.requireAnyToken, s.rate)
 	v1.Post("/conversations/:id/:op", s.requireAnyToken, s.convOp)
 
 	v1.Get("/queues/:group", with(s.queue)...)
@@ -87,6 +88,31 @@ func (s *Server) convOp(c *fiber.Ctx) error {
 	return c.JSON(got)
 }
 
+// rate runs POST /v1/conversations/:id/rating {"score","comment"}: the
+// customer rates their closed conversation, and gets the rating back.
+func (s *Server) rate(c *fiber.Ctx) error {
+	conv, err := convParam(c)
+	if err != nil {
+		return apiError(c, err)
+	}
+	var req struct {
+		Score   int    `json:"score"`
+		Comment string `json:"comment"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		return apiError(c, err)
+	}
+	f := engine.ClientFrame{Type: engine.FrameRate, Conv: conv, Score: req.Score, Comment: req.Comment}
+	if err := f.Validate(); err != nil {
+		return apiError(c, err)
+	}
+	got, err := s.cfg.Client.Op(c.UserContext(), callerFrom(c), conv, &actorpb.ConvOp{Op: actors.OpRate, Score: int32(req.Score), Comment: req.Comment})
+	if err != nil {
+		return apiError(c, err)
+	}
+	return c.Status(http.StatusCreated).JSON(fiber.Map{"rating": got.Rating})
+}
+
 func (s *Server) listNotes(c *fiber.Ctx) error {
 	conv, err := convParam(c)
 	if err != nil {
@@ -133,8 +159,13 @@ func (s *Server) listEvents(c *fiber.Ctx) error {
 	if err != nil {
 		return apiError(c, err)
 	}
+	return sendField(c, "events", raw)
+}
+
+// sendField answers {"<name>": raw}, raw being JSON already.
+func sendField(c *fiber.Ctx, name string, raw []byte) error {
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Send(append(append([]byte(`{"events":`), raw...), '}'))
+	return c.Send(append(append([]byte(`{"`+name+`":`), raw...), '}'))
 }
 
 func (s *Server) queue(c *fiber.Ctx) error {
