@@ -10,8 +10,8 @@
 //     its own mailbox.
 //   - tenant (virtual, identity "<tenant>"): staff login, conversation
 //     listing, knowledge-base search, and the single writer of the
-//     knowledge base, the routing configuration and the audit log; store
-//     calls run off the mailbox
+//     knowledge base, the routing configuration, the canned responses and
+//     the audit log; store calls run off the mailbox
 //     likewise, and audit entries that arrive while one audit write is in
 //     flight are batched into the next.
 //   - agent (virtual, identity "<tenant>/<staff id>"): the single writer of

@@ -14,9 +14,10 @@ import (
 )
 
 // The human-takeover API: lifecycle operations, notes, events and the
-// customer's rating of a conversation; queues; and the tenant's routing
+// customer's rating of a conversation; queues; the tenant's routing
 // configuration (settings, skill groups, agents, staff accounts, customer
-// profiles). The actors check roles; this layer checks shapes.
+// profiles) and canned responses. The actors check roles; this layer
+// checks shapes.
 
 func (s *Server) takeoverRoutes(v1 fiber.Router) {
 	staff := []fiber.Handler{s.checkOrigin, s.requireToken(auth.AudienceStaff)}
@@ -41,6 +42,10 @@ func (s *Server) takeoverRoutes(v1 fiber.Router) {
 	v1.Get("/customers/:id", with(s.config(actors.ConfigCustomer, actors.ConfigGet))...)
 	v1.Put("/customers/:id", with(s.config(actors.ConfigCustomer, actors.ConfigPut))...)
 	v1.Post("/customers/:id/tags", with(s.config(actors.ConfigCustomer, actors.ConfigTag))...)
+	v1.Get("/canned", with(s.cannedList)...)
+	v1.Post("/canned", with(s.configStatus(actors.ConfigCanned, actors.ConfigCreate, http.StatusCreated))...)
+	v1.Put("/canned/:id", with(s.config(actors.ConfigCanned, actors.ConfigPut))...)
+	v1.Delete("/canned/:id", with(s.configStatus(actors.ConfigCanned, actors.ConfigDelete, http.StatusNoContent))...)
 }
 
 // convParam returns the :id parameter if it is a valid id.
@@ -168,6 +173,16 @@ func sendField(c *fiber.Ctx, name string, raw []byte) error {
 	return c.Send(append(append([]byte(`{"`+name+`":`), raw...), '}'))
 }
 
+// cannedList serves GET /v1/canned: the tenant's canned responses and the
+// caller's own, by shortcut.
+func (s *Server) cannedList(c *fiber.Ctx) error {
+	raw, err := s.cfg.Client.Config(c.UserContext(), callerFrom(c), actors.ConfigCanned, actors.ConfigList, "", nil)
+	if err != nil {
+		return apiError(c, err)
+	}
+	return sendField(c, "canned", raw)
+}
+
 func (s *Server) queue(c *fiber.Ctx) error {
 	group := c.Params("group")
 	if !engine.ValidID(group) {
@@ -183,6 +198,11 @@ func (s *Server) queue(c *fiber.Ctx) error {
 
 // config forwards a configuration request; the body must be a JSON object.
 func (s *Server) config(kind, op string) fiber.Handler {
+	return s.configStatus(kind, op, http.StatusOK)
+}
+
+// configStatus is config answering with status (204: without a body).
+func (s *Server) configStatus(kind, op string, status int) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		id := c.Params("id")
 		if id != "" && !engine.ValidID(id) {
@@ -200,8 +220,11 @@ func (s *Server) config(kind, op string) fiber.Handler {
 		if err != nil {
 			return apiError(c, err)
 		}
+		if status == http.StatusNoContent {
+			return c.SendStatus(status)
+		}
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-		return c.Send(raw)
+		return c.Status(status).Send(raw)
 	}
 }
 
