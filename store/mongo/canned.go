@@ -70,20 +70,8 @@ func (s *Store) PutCanned(ctx context.Context, c engine.CannedResponse) error {
 
 // DeleteCanned removes a canned response (engine.ErrNotFound if absent).
 func (s *Store) DeleteCanned(ctx context.Context, tenant, id string) error {
-	if err := s.enter(); err != nil {
-		return err
-	}
-	defer s.calls.Done()
-	s.metrics.Ops[storemetrics.OpDeleteCanned].Inc()
 	// canned_by_id.
-	res, err := s.c.canned.DeleteOne(ctx, idFilter(tenant, id))
-	if err != nil {
-		return fmt.Errorf("mongo: delete canned response %s/%s: %w", tenant, id, err)
-	}
-	if res.DeletedCount == 0 {
-		return fmt.Errorf("mongo: delete canned response %s/%s: %w", tenant, id, engine.ErrNotFound)
-	}
-	return nil
+	return s.deleteByID(ctx, storemetrics.OpDeleteCanned, s.c.canned, "canned response", tenant, id)
 }
 
 // CannedResponses returns the tenant's own canned responses and owner's

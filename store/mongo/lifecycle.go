@@ -177,20 +177,8 @@ func nonNil(s []string) []string {
 
 // DeleteFAQ removes one entry (engine.ErrNotFound if absent).
 func (s *Store) DeleteFAQ(ctx context.Context, tenant, id string) error {
-	if err := s.enter(); err != nil {
-		return err
-	}
-	defer s.calls.Done()
-	s.metrics.Ops[storemetrics.OpDeleteFAQ].Inc()
 	// faq_entries_by_id.
-	res, err := s.c.faq.DeleteOne(ctx, bson.D{{Key: "tenant", Value: tenant}, {Key: "id", Value: id}})
-	if err != nil {
-		return fmt.Errorf("mongo: delete faq %s/%s: %w", tenant, id, err)
-	}
-	if res.DeletedCount == 0 {
-		return fmt.Errorf("mongo: delete faq %s/%s: %w", tenant, id, engine.ErrNotFound)
-	}
-	return nil
+	return s.deleteByID(ctx, storemetrics.OpDeleteFAQ, s.c.faq, "faq", tenant, id)
 }
 
 // FAQEntries returns every entry of the tenant, by id.

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -14,12 +13,6 @@ import (
 // Canned responses are one row each: the owner and shortcut in columns,
 // for the unique index and the listing, and the engine type as JSON.
 
-type putCannedOp struct {
-	opHeader
-	c   engine.CannedResponse
-	doc string
-}
-
 // PutCanned creates or replaces a canned response by id. An unknown tenant
 // is engine.ErrNotFound; a shortcut the owner's (or the tenant's) other
 // responses have is engine.ErrExists.
@@ -28,21 +21,8 @@ func (s *Store) PutCanned(ctx context.Context, c engine.CannedResponse) error {
 		return errors.New("sqlite: put canned response: tenant and id are required")
 	}
 	c.UpdatedAt = c.UpdatedAt.UTC()
-	doc, err := json.Marshal(c)
-	if err != nil {
-		return fmt.Errorf("sqlite: put canned response: %w", err)
-	}
-	o := &putCannedOp{opHeader: newHeader(ctx, storemetrics.OpPutCanned), c: c, doc: string(doc)}
-	if err := s.submit(ctx, o); err != nil {
-		return err
-	}
-	return o.err
-}
-
-func (o *putCannedOp) apply(w *writer) error {
-	c := o.c
-	_, err := w.st.upsertCanned.ExecContext(bg, c.Tenant, c.ID, c.Owner, c.Shortcut, o.doc)
-	return createError(fmt.Sprintf("canned response %s/%s (shortcut %q)", c.Tenant, c.ID, c.Shortcut), "tenant "+c.Tenant, err)
+	return s.putDoc(ctx, storemetrics.OpPutCanned, func(w *writeStmts) *sql.Stmt { return w.upsertCanned },
+		fmt.Sprintf("canned response %s/%s (shortcut %q)", c.Tenant, c.ID, c.Shortcut), c.Tenant, c, c.Tenant, c.ID, c.Owner, c.Shortcut)
 }
 
 // DeleteCanned removes a canned response (engine.ErrNotFound if absent).
