@@ -112,6 +112,23 @@ func (a *conversationActor) onBotReply(ctx actor.Context, m *botReplyMsg) {
 	a.pump(ctx)
 }
 
+// handoverSummary is the bot's hand-over summary (bots.Pipeline.Summary)
+// for an escalation with reason: the bot's replies and the customer's
+// text messages are counted over the messages the conversation keeps in
+// memory (its newest Deps.Recent at least).
+func (a *conversationActor) handoverSummary(reason string) string {
+	h := bots.Handover{Reason: reason}
+	for _, m := range a.recent {
+		switch {
+		case m.From.Role == engine.RoleBot:
+			h.BotTurns++
+		case m.From.Role == engine.RoleUser && m.Body.Type == engine.BodyText:
+			h.Questions = append(h.Questions, m.Body.Text)
+		}
+	}
+	return a.d.Bot.Summary(h)
+}
+
 // assist returns the best knowledge-base answers for the latest customer
 // message, for the agent's side panel. Staff only.
 func (a *conversationActor) assist(ctx actor.Context, sender *actor.PID, m *actorpb.Assist) {
@@ -131,19 +148,26 @@ func (a *conversationActor) assist(ctx actor.Context, sender *actor.PID, m *acto
 		reply(ctx, sender, &actorpb.AssistResponse{})
 		return
 	}
-	k := int(m.Limit)
+	k, knowledge, tenant := int(m.Limit), a.d.Knowledge, a.tenant
 	a.async(ctx, func(c context.Context) any {
-		resp := &actorpb.AssistResponse{Query: text}
-		idx, err := a.d.Knowledge.Index(c, a.tenant)
-		if err != nil {
-			resp.Error = errToPB(engine.NewError(engine.CodeUnavailable, "the knowledge base could not be loaded; try again"))
-			return &assistMsg{sender: sender, resp: resp}
-		}
-		for _, cand := range bots.Assist(idx, text, k) {
-			resp.Suggestions = append(resp.Suggestions, &actorpb.AssistSuggestion{
-				EntryId: cand.EntryID, Question: cand.Question, Answer: cand.Answer, Confidence: cand.Confidence,
-			})
-		}
-		return &assistMsg{sender: sender, resp: resp}
+		return &assistMsg{sender: sender, resp: knowledge.assist(c, tenant, text, k)}
 	})
+}
+
+// assist answers an Assist or a KBSearch: the tenant's best k answers to
+// text (bots.Assist), from this node's index. It may block on the index's
+// first build: never call it inside Receive.
+func (k *Knowledge) assist(c context.Context, tenant, text string, limit int) *actorpb.AssistResponse {
+	resp := &actorpb.AssistResponse{Query: text}
+	idx, err := k.Index(c, tenant)
+	if err != nil {
+		resp.Error = errToPB(engine.NewError(engine.CodeUnavailable, "the knowledge base could not be loaded; try again"))
+		return resp
+	}
+	for _, cand := range bots.Assist(idx, text, limit) {
+		resp.Suggestions = append(resp.Suggestions, &actorpb.AssistSuggestion{
+			EntryId: cand.EntryID, Question: cand.Question, Answer: cand.Answer, Confidence: cand.Confidence,
+		})
+	}
+	return resp
 }

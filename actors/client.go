@@ -309,6 +309,19 @@ type AssistSuggestion struct {
 // latest customer message, and that message.
 func (c *Client) Assist(ctx context.Context, caller Caller, conv string, limit int) (string, []AssistSuggestion, error) {
 	res, err := c.request(ctx, KindConversation, ConversationIdentity(caller.Tenant, conv), &actorpb.Assist{Caller: callerToPB(caller), Limit: int32(limit)})
+	return assistFrom(res, err)
+}
+
+// KBSearch returns the best knowledge-base answers to a member of staff's
+// free query, found as Assist finds them; none is an empty slice.
+func (c *Client) KBSearch(ctx context.Context, caller Caller, query string, limit int) ([]AssistSuggestion, error) {
+	res, err := c.request(ctx, KindTenant, caller.Tenant, &actorpb.KBSearch{Caller: callerToPB(caller), Query: query, Limit: int32(limit)})
+	_, out, err := assistFrom(res, err)
+	return out, err
+}
+
+// assistFrom reads an AssistResponse: the query and the suggestions.
+func assistFrom(res any, err error) (string, []AssistSuggestion, error) {
 	if err != nil {
 		return "", nil, err
 	}

@@ -74,7 +74,23 @@ func conversationToPB(c engine.Conversation) *actorpb.Conversation {
 		Group:     c.Group,
 		Priority:  int32(c.Priority),
 		QueuedMs:  msOrZero(c.QueuedAt),
+		Rating:    ratingToPB(c.Rating),
 	}
+}
+
+func ratingToPB(r *engine.Rating) *actorpb.Rating {
+	if r == nil {
+		return nil
+	}
+	return &actorpb.Rating{Score: int32(r.Score), Comment: r.Comment, AtMs: r.At.UnixMilli()}
+}
+
+// ratingFromPB is the inverse of ratingToPB.
+func ratingFromPB(r *actorpb.Rating) *engine.Rating {
+	if r == nil {
+		return nil
+	}
+	return &engine.Rating{Score: int(r.Score), Comment: r.Comment, At: time.UnixMilli(r.AtMs).UTC()}
 }
 
 // msOrZero is t in epoch milliseconds, 0 for the zero time.
@@ -107,6 +123,7 @@ func ConversationFromPB(c *actorpb.Conversation) engine.Conversation {
 		Group:     c.Group,
 		Priority:  int(c.Priority),
 		QueuedAt:  timeOrZero(c.QueuedMs),
+		Rating:    ratingFromPB(c.Rating),
 	}
 }
 

@@ -2,14 +2,16 @@
 // edge uses to reach them.
 //
 //   - conversation (virtual, identity "<tenant>/<conv>"): the single writer of
-//     one conversation. It owns the conversation's header, next seq, recent
+//     one conversation. It owns the conversation's header (its rating
+//     included), next seq, recent
 //     messages, dedupe window, read pointers and subscribed sessions. Writes go
 //     to the store from goroutines it starts, never inside Receive; their
 //     results come back to it as messages, so its state is touched only by
 //     its own mailbox.
 //   - tenant (virtual, identity "<tenant>"): staff login, conversation
-//     listing, and the single writer of the knowledge base, the routing
-//     configuration and the audit log; store calls run off the mailbox
+//     listing, knowledge-base search, and the single writer of the
+//     knowledge base, the routing configuration, the canned responses and
+//     the audit log; store calls run off the mailbox
 //     likewise, and audit entries that arrive while one audit write is in
 //     flight are batched into the next.
 //   - agent (virtual, identity "<tenant>/<staff id>"): the single writer of

@@ -235,8 +235,9 @@ func (s *sessionActor) onFrame(ctx actor.Context, f engine.ClientFrame) {
 			}
 		})
 	case engine.FrameAccept, engine.FrameTransfer, engine.FrameInvite, engine.FrameHold,
-		engine.FrameUnhold, engine.FrameClose, engine.FrameReopen:
-		req := &actorpb.ConvOp{Caller: caller, Op: f.Type, AgentId: f.AgentID, Group: f.Group, Note: f.Note, Reason: f.Reason}
+		engine.FrameUnhold, engine.FrameClose, engine.FrameReopen, engine.FrameRate:
+		req := &actorpb.ConvOp{Caller: caller, Op: f.Type, AgentId: f.AgentID, Group: f.Group, Note: f.Note, Reason: f.Reason,
+			Score: int32(f.Score), Comment: f.Comment}
 		s.request(ctx, s.link(f.Conv), req, 0, func(res any, err error) {
 			resp, _ := res.(*actorpb.ConvOpResponse)
 			switch {
@@ -245,7 +246,11 @@ func (s *sessionActor) onFrame(ctx actor.Context, f engine.ClientFrame) {
 			case resp.Error != nil:
 				s.emitError(f, errFromPB(resp.Error))
 			default:
-				s.emit(engine.DoneFrame{Type: engine.FrameDone, ID: f.ID, Op: f.Type, Conv: f.Conv, State: engine.ConvState(resp.Conversation.GetState())})
+				done := engine.DoneFrame{Type: engine.FrameDone, ID: f.ID, Op: f.Type, Conv: f.Conv, State: engine.ConvState(resp.Conversation.GetState())}
+				if f.Type == engine.FrameRate {
+					done.Rating = ratingFromPB(resp.Conversation.GetRating())
+				}
+				s.emit(done)
 			}
 		})
 	case engine.FrameNote:
@@ -402,7 +407,8 @@ func (s *sessionActor) onPush(ctx actor.Context, p *actorpb.Push) {
 		s.emit(engine.ReadFrame{Type: engine.FrameRead, Conv: p.Conv, By: partyFromPB(ev.Read.By), Seq: ev.Read.Seq})
 	case *actorpb.Push_State:
 		st := ev.State
-		s.emit(engine.StateFrame{Type: engine.FrameState, Conv: p.Conv, State: engine.ConvState(st.State), AgentID: st.AgentId, By: partyFromPB(st.By), Reason: st.Reason, Group: st.Group, Invited: st.Invited})
+		s.emit(engine.StateFrame{Type: engine.FrameState, Conv: p.Conv, State: engine.ConvState(st.State), AgentID: st.AgentId,
+			By: partyFromPB(st.By), Reason: st.Reason, Group: st.Group, Invited: st.Invited, Summary: st.Summary})
 	case *actorpb.Push_BotDelta:
 		s.emit(engine.BotDeltaFrame{Type: engine.FrameBotDelta, Conv: p.Conv, Text: ev.BotDelta.Text})
 	case *actorpb.Push_Queue:
@@ -410,6 +416,10 @@ func (s *sessionActor) onPush(ctx actor.Context, p *actorpb.Push) {
 		s.emit(engine.QueueFrame{Type: engine.FrameQueue, Conv: p.Conv, Group: q.Group, Position: int(q.Position), EtaMs: q.EtaMs, Available: q.Available, Reason: q.Reason})
 	case *actorpb.Push_Note:
 		s.emit(engine.NoteFrame{Type: engine.FrameNote, Conv: p.Conv, Note: NoteFromPB(p.Conv, ev.Note)})
+	case *actorpb.Push_Rated:
+		if r := ratingFromPB(ev.Rated); r != nil {
+			s.emit(engine.RatedFrame{Type: engine.FrameRated, Conv: p.Conv, Rating: *r})
+		}
 	}
 }
 

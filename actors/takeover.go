@@ -10,6 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/kefu-dev/kefu/actors/actorpb"
+	"github.com/kefu-dev/kefu/bots"
 	"github.com/kefu-dev/kefu/engine"
 )
 
@@ -22,6 +23,7 @@ const (
 	OpUnhold   = "unhold"
 	OpClose    = "close"
 	OpReopen   = "reopen"
+	OpRate     = "rate" // the customer rates the closed conversation
 )
 
 // systemParty is Kefu itself: timers, routing notices.
@@ -41,6 +43,7 @@ type change struct {
 	priority int
 	evAgent  string // the agent the event names (assigned, invited, transferred to)
 	note     string
+	summary  string // the bot's hand-over summary, pushed with the state
 }
 
 // transition applies a change: the header, the event (stored in order off
@@ -54,6 +57,12 @@ func (a *conversationActor) transition(ctx actor.Context, ch change) bool {
 		return false
 	}
 	now := a.d.Clock.Now()
+	if r := a.conv.Rating; r != nil && now.Before(r.At.Add(time.Millisecond)) {
+		// A change after a rating is stamped after it, so a closure
+		// always tells its rating from the previous closure's (see
+		// engine.Conversation.RatedSinceClosed), even on a stopped clock.
+		now = r.At.Add(time.Millisecond)
+	}
 	a.conv.State, a.conv.UpdatedAt = ch.to, now
 	switch ch.to {
 	case engine.StateAssigned, engine.StateOnHold:
@@ -90,25 +99,30 @@ func (a *conversationActor) transition(ctx actor.Context, ch change) bool {
 			Conv: a.id, Customer: a.conv.UserID, Priority: int32(ch.priority), QueuedMs: a.conv.QueuedAt.UnixMilli(), LastAgent: a.lastAgent,
 		})
 	}
-	event := engine.ConvEvent{
+	a.record(ctx, "a state change to "+string(ch.to), engine.ConvEvent{
 		Tenant: a.tenant, Conv: a.id, Type: ch.ev, From: from, To: ch.to, By: ch.by, Reason: ch.reason,
 		Agent: ch.evAgent, Group: ch.group, Note: ch.note, At: now,
-	}
-	// Each change is stored with the header as it is when its write starts.
-	a.write(ctx, &a.stateWrites, "a state change to "+string(ch.to), func() func(context.Context) error {
-		conv := a.conv
-		conv.Invited = slices.Clone(conv.Invited)
-		return func(c context.Context) error { return a.d.Store.UpdateConversation(c, conv, event) }
 	})
 	if from != ch.to || a.conv.AgentID != prevAgent || ch.ev == engine.EventInvited || a.conv.Group != prevGroup {
 		a.push(ctx, nil, &actorpb.Push{Conv: a.id, Event: &actorpb.Push_State{State: &actorpb.StateChange{
 			State: string(ch.to), AgentId: a.conv.AgentID, By: partyToPB(ch.by), Reason: ch.reason,
-			Group: a.conv.Group, Invited: a.conv.Invited,
+			Group: a.conv.Group, Invited: a.conv.Invited, Summary: ch.summary,
 		}}})
 	}
 	a.armForState(ctx, from)
 	a.dropUnauthorizedSubs(ctx)
 	return true
+}
+
+// record stores event with the conversation's header, in order behind
+// the earlier changes: each is stored with the header as it is when its
+// write starts.
+func (a *conversationActor) record(ctx actor.Context, what string, event engine.ConvEvent) {
+	a.write(ctx, &a.stateWrites, what, func() func(context.Context) error {
+		conv := a.conv
+		conv.Invited = slices.Clone(conv.Invited)
+		return func(c context.Context) error { return a.d.Store.UpdateConversation(c, conv, event) }
+	})
 }
 
 // dropUnauthorizedSubs stops pushes to staff who may no longer see the
@@ -252,7 +266,8 @@ func (a *conversationActor) onRouted(ctx actor.Context, m *routedMsg) {
 }
 
 // queueFor escalates to a person: routing picks the group, then the
-// conversation waits there.
+// conversation waits there. An escalation carries the bot's hand-over
+// summary, made when it is queued: in the event's note and the state push.
 func (a *conversationActor) queueFor(ctx actor.Context, by engine.Party, ev engine.EventType, reason string, done func(error)) {
 	a.cancelBot()
 	a.route(ctx, "", func(ctx actor.Context, m *routedMsg) {
@@ -266,7 +281,12 @@ func (a *conversationActor) queueFor(ctx actor.Context, by engine.Party, ev engi
 			done(nil) // somebody took it meanwhile
 			return
 		}
-		a.transition(ctx, change{to: engine.StateQueued, by: by, ev: ev, reason: reason, group: m.group, priority: m.priority})
+		ch := change{to: engine.StateQueued, by: by, ev: ev, reason: reason, group: m.group, priority: m.priority}
+		if ev == engine.EventEscalated {
+			ch.summary = a.handoverSummary(reason)
+			ch.note = ch.summary
+		}
+		a.transition(ctx, ch)
 		done(nil)
 	})
 }
@@ -281,7 +301,7 @@ func (a *conversationActor) escalate(ctx actor.Context, sender *actor.PID, m *ac
 		reply(ctx, sender, &actorpb.EscalateResponse{State: string(a.conv.State)})
 		return
 	}
-	a.queueFor(ctx, partyFromPB(m.Caller.GetParty()), engine.EventEscalated, "user_request", func(error) {
+	a.queueFor(ctx, partyFromPB(m.Caller.GetParty()), engine.EventEscalated, bots.ReasonUserRequest, func(error) {
 		reply(ctx, sender, &actorpb.EscalateResponse{State: string(a.conv.State)})
 	})
 }
@@ -519,6 +539,17 @@ func (a *conversationActor) op(ctx actor.Context, sender *actor.PID, m *actorpb.
 		default:
 			a.transition(ctx, change{to: engine.StateClosed, by: caller.Party, ev: engine.EventClosed, reason: reason})
 			done(nil)
+		}
+	case OpRate:
+		switch {
+		case caller.Party.Role != engine.RoleUser:
+			done(engine.NewError(engine.CodeForbidden, "only the conversation's customer rates it"))
+		case state != engine.StateClosed:
+			done(engine.Errorf(engine.CodeInvalidState, "only a closed conversation is rated; this one is %s", state))
+		case a.conv.RatedSinceClosed():
+			done(engine.NewError(engine.CodeInvalidState, "already rated"))
+		default:
+			done(a.rate(ctx, caller, int(m.Score), m.Comment))
 		}
 	case OpReopen:
 		switch {

@@ -61,6 +61,8 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 		a.flushAuditOnStop()
 	case *actorpb.KBList:
 		a.kbList(ctx, m)
+	case *actorpb.KBSearch:
+		a.kbSearch(ctx, m)
 	case *actorpb.KBPut:
 		a.kbEnqueue(ctx, m.Caller, m)
 	case *actorpb.KBDelete:

@@ -27,10 +27,14 @@ const (
 	// ConfigCredentials are the tenant's secrets (admins only): put
 	// replaces the secrets given, get says which are set, never what.
 	ConfigCredentials = "credentials"
+	// ConfigCanned are canned responses (tenant_canned.go): list, create,
+	// put and delete.
+	ConfigCanned = "canned"
 
 	ConfigGet    = "get"
 	ConfigList   = "list"
 	ConfigPut    = "put"
+	ConfigCreate = "create" // with a new id the tenant actor makes
 	ConfigDelete = "delete"
 	ConfigTag    = "tag"
 )
@@ -102,7 +106,7 @@ func (a *tenantActor) config(ctx actor.Context, m *actorpb.TenantConfig) {
 	admin := caller.StaffRole == engine.StaffAdmin
 	manager := admin || caller.StaffRole == engine.StaffSupervisor
 	forbidden := configErr(engine.NewError(engine.CodeForbidden, "your role may not do this"))
-	write := m.Op == ConfigPut || m.Op == ConfigDelete || m.Op == ConfigTag
+	write := m.Op == ConfigPut || m.Op == ConfigCreate || m.Op == ConfigDelete || m.Op == ConfigTag
 	switch {
 	case write && (m.Kind == ConfigSettings || m.Kind == ConfigStaff) && !admin,
 		write && (m.Kind == ConfigGroup || m.Kind == ConfigAgent) && !manager,
@@ -118,7 +122,7 @@ func (a *tenantActor) config(ctx actor.Context, m *actorpb.TenantConfig) {
 			for _, n := range notify {
 				then = append(then, n)
 			}
-			if resp.Error == nil {
+			if resp.Error == nil && change.Action != "" {
 				change.Actor = caller.Party
 				then = append(then, &auditMsg{entries: []engine.AuditEntry{change}})
 			}
@@ -191,6 +195,8 @@ func (a *tenantActor) configRead(c context.Context, m *actorpb.TenantConfig) *ac
 			return unavailable(err, "credentials", logf)
 		}
 		return jsonResp(credentialsStatus(tc))
+	case ConfigCanned + "/" + ConfigList:
+		return a.cannedList(c, callerFromPB(m.Caller))
 	case ConfigCustomer + "/" + ConfigGet:
 		cust, err := st.Customer(c, t, m.Id)
 		if errors.Is(err, engine.ErrNotFound) {
@@ -241,7 +247,7 @@ func (a *tenantActor) agentInfos(c context.Context, id string) ([]AgentInfo, err
 
 // configWrite applies one write and returns the reply, the actors that
 // must re-read their configuration and, for the audit log, what changed
-// (used only when the reply is not an error).
+// (used only when the reply is not an error and the entry has an action).
 func (a *tenantActor) configWrite(c context.Context, m *actorpb.TenantConfig) (*actorpb.TenantConfigResponse, []*configChanged, engine.AuditEntry) {
 	st, t, logf, now := a.d.Store, a.tenant, a.d.Logger.Error, a.d.Clock.Now()
 	bad := func(err error) *actorpb.TenantConfigResponse {
@@ -251,6 +257,9 @@ func (a *tenantActor) configWrite(c context.Context, m *actorpb.TenantConfig) (*
 		return resp, nil, engine.AuditEntry{}
 	}
 	switch m.Kind + "/" + m.Op {
+	case ConfigCanned + "/" + ConfigCreate, ConfigCanned + "/" + ConfigPut, ConfigCanned + "/" + ConfigDelete:
+		resp, change := a.cannedWrite(c, m)
+		return resp, nil, change
 	case ConfigSettings + "/" + ConfigPut:
 		var s engine.TenantSettings
 		if err := json.Unmarshal(m.Json, &s); err != nil {

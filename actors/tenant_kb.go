@@ -35,6 +35,16 @@ func (a *tenantActor) kbList(ctx actor.Context, m *actorpb.KBList) {
 	})
 }
 
+// kbSearch answers a member of staff's free query of the knowledge base
+// with the retrieval agent assist uses, off the mailbox.
+func (a *tenantActor) kbSearch(ctx actor.Context, m *actorpb.KBSearch) {
+	if c := callerFromPB(m.Caller); c.Tenant != a.tenant || !c.IsStaff() {
+		ctx.Respond(&actorpb.AssistResponse{Error: errToPB(engine.NewError(engine.CodeForbidden, "staff only"))})
+		return
+	}
+	a.off(ctx, func(c context.Context) any { return a.d.Knowledge.assist(c, a.tenant, m.Query, int(m.Limit)) })
+}
+
 // kbEnqueue queues a change; writes run one at a time (tenantActor.write).
 // A change that succeeds is recorded in the audit log, target "kb".
 func (a *tenantActor) kbEnqueue(ctx actor.Context, caller *actorpb.Caller, msg any) {

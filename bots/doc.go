@@ -9,7 +9,9 @@
 // questions from the retrieved entries only, streaming, and falls back to
 // the FAQ-only reply on any error or timeout. Decide escalates after too
 // many turns without an answer. Each stage is a small exported type with
-// its own tests; Pipeline wires them. Assist serves agents.
+// its own tests; Pipeline wires them. Assist serves agents, and Summary
+// tells the agent who takes a conversation over why the bot handed it over
+// and what the customer asked (deterministic: no model is asked).
 //
 // Concurrency contract: Pipeline, Rules, FAQ, LLM and Decide hold no
 // mutable state after construction and are safe for concurrent use. A

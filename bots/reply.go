@@ -69,6 +69,9 @@ const (
 	ReasonLLMDeclined      = "llm_declined"      // the LLM found no answer in the entries, or the question is off-topic
 	ReasonLLMError         = "llm_error"         // the LLM failed or timed out; FAQ-only fallback
 	ReasonFailedTurns      = "failed_turns"      // too many turns without an answer
+	// ReasonUserRequest is not the bot's: the customer pressed "talk to a
+	// person" (the escalate frame). Summaries name it.
+	ReasonUserRequest = "user_request"
 )
 
 // Stages.
@@ -88,6 +91,9 @@ type Texts struct {
 	EscalateAnger  string // the user is angry or complaining
 	EscalateFailed string // several turns without an answer
 	Empty          string // the message had no text
+	// Handover are the words of the summary the agent who takes over
+	// reads (Pipeline.Summary).
+	Handover HandoverTexts
 }
 
 // DefaultTexts are the built-in Chinese texts.
@@ -99,6 +105,19 @@ var DefaultTexts = Texts{
 	EscalateAnger:  "非常抱歉给您带来不好的体验，正在为您转接人工客服，请稍候。",
 	EscalateFailed: "抱歉没能帮到您，正在为您转接人工客服，请稍候。",
 	Empty:          "您好，请问有什么可以帮您？",
+	Handover: HandoverTexts{
+		ReasonLabel:    "转人工原因",
+		TurnsLabel:     "机器人已接待",
+		TurnsUnit:      "轮",
+		QuestionsLabel: "客户最近的问题",
+		NoQuestions:    "（无）",
+		HumanRequest:   "客户要求转人工",
+		Anger:          "客户情绪不满",
+		Classifier:     "客户需要人工协助（模型判断）",
+		FailedTurns:    "机器人多次未能解答",
+		UserRequest:    "客户点击了“转人工”",
+		Other:          "机器人转交",
+	},
 }
 
 func (t Texts) withDefaults() Texts {
@@ -114,5 +133,17 @@ func (t Texts) withDefaults() Texts {
 	def(&t.EscalateAnger, DefaultTexts.EscalateAnger)
 	def(&t.EscalateFailed, DefaultTexts.EscalateFailed)
 	def(&t.Empty, DefaultTexts.Empty)
+	h, dh := &t.Handover, DefaultTexts.Handover
+	def(&h.ReasonLabel, dh.ReasonLabel)
+	def(&h.TurnsLabel, dh.TurnsLabel)
+	def(&h.TurnsUnit, dh.TurnsUnit)
+	def(&h.QuestionsLabel, dh.QuestionsLabel)
+	def(&h.NoQuestions, dh.NoQuestions)
+	def(&h.HumanRequest, dh.HumanRequest)
+	def(&h.Anger, dh.Anger)
+	def(&h.Classifier, dh.Classifier)
+	def(&h.FailedTurns, dh.FailedTurns)
+	def(&h.UserRequest, dh.UserRequest)
+	def(&h.Other, dh.Other)
 	return t
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -26,6 +27,7 @@ func (s *Server) kbRoutes(v1 fiber.Router) {
 	g.Delete("/entries/:id", s.kbDelete)
 	g.Post("/import", s.kbImport)
 	g.Get("/export", s.kbExport)
+	g.Get("/search", s.kbSearch)
 }
 
 func (s *Server) kbEntries(c *fiber.Ctx) ([]kb.Entry, error) {
@@ -126,6 +128,32 @@ func (s *Server) kbExport(c *fiber.Ctx) error {
 		return apiError(c, err)
 	}
 	return c.Send(buf.Bytes())
+}
+
+// MaxKBQuery bounds a knowledge-base search's query, in characters.
+const MaxKBQuery = 200
+
+// kbSearch serves GET /v1/kb/search?q=&limit=: the knowledge-base answers
+// to a free query, found as assist finds them.
+func (s *Server) kbSearch(c *fiber.Ctx) error {
+	q := strings.TrimSpace(c.Query("q"))
+	switch {
+	case !utf8.ValidString(q):
+		return apiError(c, engine.NewError(engine.CodeInvalidUTF8, "q is not valid UTF-8"))
+	case q == "":
+		return apiError(c, engine.NewError(engine.CodeMissingField, "q is missing"))
+	case utf8.RuneCountInString(q) > MaxKBQuery:
+		return apiError(c, engine.Errorf(engine.CodeInvalidField, "q is at most %d characters", MaxKBQuery))
+	}
+	limit, err := queryInt(c, "limit", 5, 1, 20)
+	if err != nil {
+		return apiError(c, err)
+	}
+	suggestions, err := s.cfg.Client.KBSearch(c.UserContext(), callerFrom(c), q, limit)
+	if err != nil {
+		return apiError(c, err)
+	}
+	return c.JSON(fiber.Map{"query": q, "suggestions": suggestions})
 }
 
 // assist returns knowledge-base suggestions for a conversation's latest

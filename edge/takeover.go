@@ -13,10 +13,11 @@ import (
 	"github.com/kefu-dev/kefu/engine"
 )
 
-// The human-takeover API: lifecycle operations, notes and events of a
-// conversation; queues; and the tenant's routing configuration (settings,
-// skill groups, agents, staff accounts, customer profiles). The actors
-// check roles; this layer checks shapes.
+// The human-takeover API: lifecycle operations, notes, events and the
+// customer's rating of a conversation; queues; the tenant's routing
+// configuration (settings, skill groups, agents, staff accounts, customer
+// profiles) and canned responses. The actors check roles; this layer
+// checks shapes.
 
 func (s *Server) takeoverRoutes(v1 fiber.Router) {
 	staff := []fiber.Handler{s.checkOrigin, s.requireToken(auth.AudienceStaff)}
@@ -25,6 +26,7 @@ func (s *Server) takeoverRoutes(v1 fiber.Router) {
 	v1.Get("/conversations/:id/notes", with(s.listNotes)...)
 	v1.Post("/conversations/:id/notes", with(s.addNote)...)
 	v1.Get("/conversations/:id/events", with(s.listEvents)...)
+	v1.Post("/conversations/:id/rating", s.requireAnyToken, s.rate)
 	v1.Post("/conversations/:id/:op", s.requireAnyToken, s.convOp)
 
 	v1.Get("/queues/:group", with(s.queue)...)
@@ -40,6 +42,10 @@ func (s *Server) takeoverRoutes(v1 fiber.Router) {
 	v1.Get("/customers/:id", with(s.config(actors.ConfigCustomer, actors.ConfigGet))...)
 	v1.Put("/customers/:id", with(s.config(actors.ConfigCustomer, actors.ConfigPut))...)
 	v1.Post("/customers/:id/tags", with(s.config(actors.ConfigCustomer, actors.ConfigTag))...)
+	v1.Get("/canned", with(s.cannedList)...)
+	v1.Post("/canned", with(s.configStatus(actors.ConfigCanned, actors.ConfigCreate, http.StatusCreated))...)
+	v1.Put("/canned/:id", with(s.config(actors.ConfigCanned, actors.ConfigPut))...)
+	v1.Delete("/canned/:id", with(s.configStatus(actors.ConfigCanned, actors.ConfigDelete, http.StatusNoContent))...)
 }
 
 // convParam returns the :id parameter if it is a valid id.
@@ -85,6 +91,31 @@ func (s *Server) convOp(c *fiber.Ctx) error {
 		return apiError(c, err)
 	}
 	return c.JSON(got)
+}
+
+// rate runs POST /v1/conversations/:id/rating {"score","comment"}: the
+// customer rates their closed conversation, and gets the rating back.
+func (s *Server) rate(c *fiber.Ctx) error {
+	conv, err := convParam(c)
+	if err != nil {
+		return apiError(c, err)
+	}
+	var req struct {
+		Score   int    `json:"score"`
+		Comment string `json:"comment"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		return apiError(c, err)
+	}
+	f := engine.ClientFrame{Type: engine.FrameRate, Conv: conv, Score: req.Score, Comment: req.Comment}
+	if err := f.Validate(); err != nil {
+		return apiError(c, err)
+	}
+	got, err := s.cfg.Client.Op(c.UserContext(), callerFrom(c), conv, &actorpb.ConvOp{Op: actors.OpRate, Score: int32(req.Score), Comment: req.Comment})
+	if err != nil {
+		return apiError(c, err)
+	}
+	return c.Status(http.StatusCreated).JSON(fiber.Map{"rating": got.Rating})
 }
 
 func (s *Server) listNotes(c *fiber.Ctx) error {
@@ -133,8 +164,23 @@ func (s *Server) listEvents(c *fiber.Ctx) error {
 	if err != nil {
 		return apiError(c, err)
 	}
+	return sendField(c, "events", raw)
+}
+
+// sendField answers {"<name>": raw}, raw being JSON already.
+func sendField(c *fiber.Ctx, name string, raw []byte) error {
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Send(append(append([]byte(`{"events":`), raw...), '}'))
+	return c.Send(append(append([]byte(`{"`+name+`":`), raw...), '}'))
+}
+
+// cannedList serves GET /v1/canned: the tenant's canned responses and the
+// caller's own, by shortcut.
+func (s *Server) cannedList(c *fiber.Ctx) error {
+	raw, err := s.cfg.Client.Config(c.UserContext(), callerFrom(c), actors.ConfigCanned, actors.ConfigList, "", nil)
+	if err != nil {
+		return apiError(c, err)
+	}
+	return sendField(c, "canned", raw)
 }
 
 func (s *Server) queue(c *fiber.Ctx) error {
@@ -152,6 +198,11 @@ func (s *Server) queue(c *fiber.Ctx) error {
 
 // config forwards a configuration request; the body must be a JSON object.
 func (s *Server) config(kind, op string) fiber.Handler {
+	return s.configStatus(kind, op, http.StatusOK)
+}
+
+// configStatus is config answering with status (204: without a body).
+func (s *Server) configStatus(kind, op string, status int) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		id := c.Params("id")
 		if id != "" && !engine.ValidID(id) {
@@ -169,8 +220,11 @@ func (s *Server) config(kind, op string) fiber.Handler {
 		if err != nil {
 			return apiError(c, err)
 		}
+		if status == http.StatusNoContent {
+			return c.SendStatus(status)
+		}
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-		return c.Send(raw)
+		return c.Status(status).Send(raw)
 	}
 }
 

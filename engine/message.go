@@ -168,6 +168,9 @@ type Conversation struct {
 	QueuedAt  time.Time `json:"queued_at,omitzero"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Rating is the customer's rating of its latest rated closure (see
+	// RatedSinceClosed); nil until the customer rates it.
+	Rating *Rating `json:"rating,omitempty"`
 }
 
 // EventType names a conversation lifecycle event.
@@ -191,6 +194,7 @@ const (
 	EventIdleWarned   EventType = "idle_warned"   // the customer was warned of the auto-close
 	EventQueueTimeout EventType = "queue_timeout" // the customer was offered to leave a message
 	EventUnavailable  EventType = "unavailable"   // nobody online or outside business hours
+	EventRated        EventType = "rated"         // the customer rated the closed conversation: CLOSED -> CLOSED
 )
 
 // ConvEvent is one stored lifecycle event of a conversation. Reports are
@@ -205,8 +209,11 @@ type ConvEvent struct {
 	Reason string    `json:"reason,omitempty"`
 	Agent  string    `json:"agent,omitempty"` // the agent assigned, transferred or invited to
 	Group  string    `json:"group,omitempty"` // the group queued or transferred to
-	Note   string    `json:"note,omitempty"`  // a transfer's note
-	At     time.Time `json:"at"`
+	// Note is a transfer's or invitation's note, the hand-over summary of
+	// an escalation, or a rating's comment.
+	Note  string    `json:"note,omitempty"`
+	Score int       `json:"score,omitempty"` // a rating's score, 1-5
+	At    time.Time `json:"at"`
 }
 
 // ReadPointer is how far one participant has read a conversation.

@@ -24,6 +24,7 @@ type Store interface {
 	TenantCredentialStore
 	AuditStore
 	DataKeyStore
+	CannedStore
 	// Close flushes pending writes and releases the database.
 	Close() error
 }
@@ -77,8 +78,8 @@ type ConversationStore interface {
 	// ReadPointers returns every participant's read pointer.
 	ReadPointers(ctx context.Context, tenant, conv string) ([]ReadPointer, error)
 	// UpdateConversation stores c's mutable fields (State, AgentID,
-	// Invited, Group, Priority, QueuedAt, UpdatedAt) and records ev, in one
-	// write (ErrNotFound if the conversation does not exist).
+	// Invited, Group, Priority, QueuedAt, UpdatedAt, Rating) and records
+	// ev, in one write (ErrNotFound if the conversation does not exist).
 	UpdateConversation(ctx context.Context, c Conversation, ev ConvEvent) error
 	// Events returns the conversation's lifecycle events, oldest first.
 	Events(ctx context.Context, tenant, conv string) ([]ConvEvent, error)

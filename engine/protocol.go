@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -32,6 +33,9 @@ const (
 	FrameReopen   = "reopen"   // the customer or staff: {conv}
 	FrameNote     = "note"     // staff: {conv, text}; also pushed to staff
 	FramePresence = "presence" // staff: {status: online | away}
+	// FrameRate is the customer's rating of a closed conversation:
+	// {conv, score, comment}; answered with a done frame.
+	FrameRate = "rate"
 )
 
 // Server frame types.
@@ -48,6 +52,7 @@ const (
 	FrameQueue    = "queue"     // a waiting conversation's position and estimated wait
 	FrameAgent    = "agent"     // staff: your own presence, load and conversations
 	FrameNotice   = "notice"    // staff: an assignment, invitation, warning or alert
+	FrameRated    = "rated"     // the customer rated the conversation
 	// FrameTyping and FrameRead are also pushed to the other participants.
 )
 
@@ -81,6 +86,8 @@ type ClientFrame struct {
 	Reason      string `json:"reason,omitempty"`
 	Text        string `json:"text,omitempty"`
 	Status      string `json:"status,omitempty"`
+	Score       int    `json:"score,omitempty"`
+	Comment     string `json:"comment,omitempty"`
 }
 
 // Bounds of takeover fields.
@@ -181,6 +188,12 @@ func (f *ClientFrame) validate() error {
 			return err
 		}
 		return checkText("text", f.Text, MaxNoteRunes, true)
+	case FrameRate:
+		if err := f.requireConv(); err != nil {
+			return err
+		}
+		_, err := NewRating(f.Score, f.Comment, time.Time{})
+		return err
 	case FramePresence:
 		if f.Status != "online" && f.Status != "away" {
 			return NewError(CodeInvalidField, "status must be online or away")
@@ -306,7 +319,8 @@ type ErrorFrame struct {
 }
 
 // StateFrame announces a lifecycle change: the new state, the agent who
-// owns the conversation (if any), who caused it and why.
+// owns the conversation (if any), who caused it and why. Summary is the
+// bot's hand-over summary, on an escalation only.
 type StateFrame struct {
 	Type    string    `json:"type"`
 	Conv    string    `json:"conv"`
@@ -316,16 +330,27 @@ type StateFrame struct {
 	Reason  string    `json:"reason,omitempty"`
 	Group   string    `json:"group,omitempty"`
 	Invited []string  `json:"invited,omitempty"`
+	Summary string    `json:"summary,omitempty"`
 }
 
-// DoneFrame confirms a lifecycle operation or a note; ID echoes the request.
+// DoneFrame confirms a lifecycle operation, a note or a rating; ID echoes
+// the request.
 type DoneFrame struct {
-	Type  string    `json:"type"`
-	ID    string    `json:"id,omitempty"`
-	Op    string    `json:"op"`
-	Conv  string    `json:"conv"`
-	State ConvState `json:"state,omitempty"`
-	Note  *Note     `json:"note,omitempty"`
+	Type   string    `json:"type"`
+	ID     string    `json:"id,omitempty"`
+	Op     string    `json:"op"`
+	Conv   string    `json:"conv"`
+	State  ConvState `json:"state,omitempty"`
+	Note   *Note     `json:"note,omitempty"`
+	Rating *Rating   `json:"rating,omitempty"`
+}
+
+// RatedFrame tells the sessions following a conversation that its
+// customer rated it.
+type RatedFrame struct {
+	Type   string `json:"type"`
+	Conv   string `json:"conv"`
+	Rating Rating `json:"rating"`
 }
 
 // QueueFrame tells a waiting conversation's participants where it stands.
@@ -359,8 +384,9 @@ type AgentFrame struct {
 
 // NoticeFrame tells staff something that needs their attention: kind is
 // assigned, transferred, invited, sla_warning, no_reply, hold_expired,
-// sla_breached and account_locked (supervisors), or the event that took a
-// conversation away.
+// rated (the owner's conversation was rated), sla_breached and
+// account_locked (supervisors), or the event that took a conversation
+// away.
 type NoticeFrame struct {
 	Type string `json:"type"`
 	Kind string `json:"kind"`

@@ -526,6 +526,7 @@ type Conversation struct {
 	Group         string                 `protobuf:"bytes,9,opt,name=group,proto3" json:"group,omitempty"`
 	Priority      int32                  `protobuf:"varint,10,opt,name=priority,proto3" json:"priority,omitempty"`
 	QueuedMs      int64                  `protobuf:"varint,11,opt,name=queued_ms,json=queuedMs,proto3" json:"queued_ms,omitempty"`
+	Rating        *Rating                `protobuf:"bytes,12,opt,name=rating,proto3" json:"rating,omitempty"` // absent until the customer rates it
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -637,6 +638,74 @@ func (x *Conversation) GetQueuedMs() int64 {
 	return 0
 }
 
+func (x *Conversation) GetRating() *Rating {
+	if x != nil {
+		return x.Rating
+	}
+	return nil
+}
+
+// Rating is the customer's rating of a closed conversation.
+type Rating struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Score         int32                  `protobuf:"varint,1,opt,name=score,proto3" json:"score,omitempty"` // 1-5
+	Comment       string                 `protobuf:"bytes,2,opt,name=comment,proto3" json:"comment,omitempty"`
+	AtMs          int64                  `protobuf:"varint,3,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Rating) Reset() {
+	*x = Rating{}
+	mi := &file_kefu_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Rating) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Rating) ProtoMessage() {}
+
+func (x *Rating) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Rating.ProtoReflect.Descriptor instead.
+func (*Rating) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Rating) GetScore() int32 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *Rating) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+func (x *Rating) GetAtMs() int64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
 type CreateConversation struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Caller        *Caller                `protobuf:"bytes,1,opt,name=caller,proto3" json:"caller,omitempty"`
@@ -646,7 +715,7 @@ type CreateConversation struct {
 
 func (x *CreateConversation) Reset() {
 	*x = CreateConversation{}
-	mi := &file_kefu_proto_msgTypes[9]
+	mi := &file_kefu_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -658,7 +727,7 @@ func (x *CreateConversation) String() string {
 func (*CreateConversation) ProtoMessage() {}
 
 func (x *CreateConversation) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[9]
+	mi := &file_kefu_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -671,7 +740,7 @@ func (x *CreateConversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversation.ProtoReflect.Descriptor instead.
 func (*CreateConversation) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{9}
+	return file_kefu_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateConversation) GetCaller() *Caller {
@@ -691,7 +760,7 @@ type ConversationResponse struct {
 
 func (x *ConversationResponse) Reset() {
 	*x = ConversationResponse{}
-	mi := &file_kefu_proto_msgTypes[10]
+	mi := &file_kefu_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -703,7 +772,7 @@ func (x *ConversationResponse) String() string {
 func (*ConversationResponse) ProtoMessage() {}
 
 func (x *ConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[10]
+	mi := &file_kefu_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -716,7 +785,7 @@ func (x *ConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationResponse.ProtoReflect.Descriptor instead.
 func (*ConversationResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{10}
+	return file_kefu_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ConversationResponse) GetError() *Error {
@@ -746,7 +815,7 @@ type Append struct {
 
 func (x *Append) Reset() {
 	*x = Append{}
-	mi := &file_kefu_proto_msgTypes[11]
+	mi := &file_kefu_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +827,7 @@ func (x *Append) String() string {
 func (*Append) ProtoMessage() {}
 
 func (x *Append) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[11]
+	mi := &file_kefu_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +840,7 @@ func (x *Append) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Append.ProtoReflect.Descriptor instead.
 func (*Append) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{11}
+	return file_kefu_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Append) GetCaller() *Caller {
@@ -814,7 +883,7 @@ type AppendResponse struct {
 
 func (x *AppendResponse) Reset() {
 	*x = AppendResponse{}
-	mi := &file_kefu_proto_msgTypes[12]
+	mi := &file_kefu_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -826,7 +895,7 @@ func (x *AppendResponse) String() string {
 func (*AppendResponse) ProtoMessage() {}
 
 func (x *AppendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[12]
+	mi := &file_kefu_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -839,7 +908,7 @@ func (x *AppendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendResponse.ProtoReflect.Descriptor instead.
 func (*AppendResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{12}
+	return file_kefu_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AppendResponse) GetError() *Error {
@@ -884,7 +953,7 @@ type Resume struct {
 
 func (x *Resume) Reset() {
 	*x = Resume{}
-	mi := &file_kefu_proto_msgTypes[13]
+	mi := &file_kefu_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +965,7 @@ func (x *Resume) String() string {
 func (*Resume) ProtoMessage() {}
 
 func (x *Resume) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[13]
+	mi := &file_kefu_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +978,7 @@ func (x *Resume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resume.ProtoReflect.Descriptor instead.
 func (*Resume) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{13}
+	return file_kefu_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Resume) GetCaller() *Caller {
@@ -954,7 +1023,7 @@ type ResumeResponse struct {
 
 func (x *ResumeResponse) Reset() {
 	*x = ResumeResponse{}
-	mi := &file_kefu_proto_msgTypes[14]
+	mi := &file_kefu_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -966,7 +1035,7 @@ func (x *ResumeResponse) String() string {
 func (*ResumeResponse) ProtoMessage() {}
 
 func (x *ResumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[14]
+	mi := &file_kefu_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -979,7 +1048,7 @@ func (x *ResumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeResponse.ProtoReflect.Descriptor instead.
 func (*ResumeResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{14}
+	return file_kefu_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ResumeResponse) GetError() *Error {
@@ -1033,7 +1102,7 @@ type Unsubscribe struct {
 
 func (x *Unsubscribe) Reset() {
 	*x = Unsubscribe{}
-	mi := &file_kefu_proto_msgTypes[15]
+	mi := &file_kefu_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1045,7 +1114,7 @@ func (x *Unsubscribe) String() string {
 func (*Unsubscribe) ProtoMessage() {}
 
 func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[15]
+	mi := &file_kefu_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1058,7 +1127,7 @@ func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribe.ProtoReflect.Descriptor instead.
 func (*Unsubscribe) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{15}
+	return file_kefu_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Unsubscribe) GetSubscriber() *PIDRef {
@@ -1079,7 +1148,7 @@ type Typing struct {
 
 func (x *Typing) Reset() {
 	*x = Typing{}
-	mi := &file_kefu_proto_msgTypes[16]
+	mi := &file_kefu_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1160,7 @@ func (x *Typing) String() string {
 func (*Typing) ProtoMessage() {}
 
 func (x *Typing) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[16]
+	mi := &file_kefu_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1173,7 @@ func (x *Typing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Typing.ProtoReflect.Descriptor instead.
 func (*Typing) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{16}
+	return file_kefu_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Typing) GetCaller() *Caller {
@@ -1139,7 +1208,7 @@ type MarkRead struct {
 
 func (x *MarkRead) Reset() {
 	*x = MarkRead{}
-	mi := &file_kefu_proto_msgTypes[17]
+	mi := &file_kefu_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1220,7 @@ func (x *MarkRead) String() string {
 func (*MarkRead) ProtoMessage() {}
 
 func (x *MarkRead) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[17]
+	mi := &file_kefu_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1233,7 @@ func (x *MarkRead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkRead.ProtoReflect.Descriptor instead.
 func (*MarkRead) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{17}
+	return file_kefu_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MarkRead) GetCaller() *Caller {
@@ -1198,7 +1267,7 @@ type MarkReadResponse struct {
 
 func (x *MarkReadResponse) Reset() {
 	*x = MarkReadResponse{}
-	mi := &file_kefu_proto_msgTypes[18]
+	mi := &file_kefu_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1279,7 @@ func (x *MarkReadResponse) String() string {
 func (*MarkReadResponse) ProtoMessage() {}
 
 func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[18]
+	mi := &file_kefu_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1292,7 @@ func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadResponse.ProtoReflect.Descriptor instead.
 func (*MarkReadResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{18}
+	return file_kefu_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MarkReadResponse) GetError() *Error {
@@ -1253,6 +1322,7 @@ type Push struct {
 	//	*Push_BotDelta
 	//	*Push_Queue
 	//	*Push_Note
+	//	*Push_Rated
 	Event isPush_Event `protobuf_oneof:"event"`
 	// For typing: who is typing.
 	From          *Party `protobuf:"bytes,5,opt,name=from,proto3" json:"from,omitempty"`
@@ -1262,7 +1332,7 @@ type Push struct {
 
 func (x *Push) Reset() {
 	*x = Push{}
-	mi := &file_kefu_proto_msgTypes[19]
+	mi := &file_kefu_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1274,7 +1344,7 @@ func (x *Push) String() string {
 func (*Push) ProtoMessage() {}
 
 func (x *Push) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[19]
+	mi := &file_kefu_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1287,7 +1357,7 @@ func (x *Push) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Push.ProtoReflect.Descriptor instead.
 func (*Push) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{19}
+	return file_kefu_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Push) GetConv() string {
@@ -1367,6 +1437,15 @@ func (x *Push) GetNote() *Note {
 	return nil
 }
 
+func (x *Push) GetRated() *Rating {
+	if x != nil {
+		if x, ok := x.Event.(*Push_Rated); ok {
+			return x.Rated
+		}
+	}
+	return nil
+}
+
 func (x *Push) GetFrom() *Party {
 	if x != nil {
 		return x.From
@@ -1406,6 +1485,10 @@ type Push_Note struct {
 	Note *Note `protobuf:"bytes,9,opt,name=note,proto3,oneof"`
 }
 
+type Push_Rated struct {
+	Rated *Rating `protobuf:"bytes,10,opt,name=rated,proto3,oneof"` // the customer rated the conversation
+}
+
 func (*Push_Message) isPush_Event() {}
 
 func (*Push_Typing) isPush_Event() {}
@@ -1420,22 +1503,26 @@ func (*Push_Queue) isPush_Event() {}
 
 func (*Push_Note) isPush_Event() {}
 
+func (*Push_Rated) isPush_Event() {}
+
 // StateChange announces a lifecycle transition.
 type StateChange struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	State         string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
-	AgentId       string                 `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
-	By            *Party                 `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
-	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
-	Group         string                 `protobuf:"bytes,5,opt,name=group,proto3" json:"group,omitempty"`
-	Invited       []string               `protobuf:"bytes,6,rep,name=invited,proto3" json:"invited,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	State   string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	AgentId string                 `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	By      *Party                 `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	Reason  string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	Group   string                 `protobuf:"bytes,5,opt,name=group,proto3" json:"group,omitempty"`
+	Invited []string               `protobuf:"bytes,6,rep,name=invited,proto3" json:"invited,omitempty"`
+	// The bot's hand-over summary, on an escalation only.
+	Summary       string `protobuf:"bytes,7,opt,name=summary,proto3" json:"summary,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StateChange) Reset() {
 	*x = StateChange{}
-	mi := &file_kefu_proto_msgTypes[20]
+	mi := &file_kefu_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1447,7 +1534,7 @@ func (x *StateChange) String() string {
 func (*StateChange) ProtoMessage() {}
 
 func (x *StateChange) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[20]
+	mi := &file_kefu_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1460,7 +1547,7 @@ func (x *StateChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateChange.ProtoReflect.Descriptor instead.
 func (*StateChange) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{20}
+	return file_kefu_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StateChange) GetState() string {
@@ -1505,6 +1592,13 @@ func (x *StateChange) GetInvited() []string {
 	return nil
 }
 
+func (x *StateChange) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
 // BotDelta is a piece of a bot answer still being generated; the complete
 // answer follows as an ordinary message.
 type BotDelta struct {
@@ -1516,7 +1610,7 @@ type BotDelta struct {
 
 func (x *BotDelta) Reset() {
 	*x = BotDelta{}
-	mi := &file_kefu_proto_msgTypes[21]
+	mi := &file_kefu_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1528,7 +1622,7 @@ func (x *BotDelta) String() string {
 func (*BotDelta) ProtoMessage() {}
 
 func (x *BotDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[21]
+	mi := &file_kefu_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1541,7 +1635,7 @@ func (x *BotDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BotDelta.ProtoReflect.Descriptor instead.
 func (*BotDelta) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{21}
+	return file_kefu_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *BotDelta) GetText() string {
@@ -1561,7 +1655,7 @@ type Escalate struct {
 
 func (x *Escalate) Reset() {
 	*x = Escalate{}
-	mi := &file_kefu_proto_msgTypes[22]
+	mi := &file_kefu_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1573,7 +1667,7 @@ func (x *Escalate) String() string {
 func (*Escalate) ProtoMessage() {}
 
 func (x *Escalate) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[22]
+	mi := &file_kefu_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1586,7 +1680,7 @@ func (x *Escalate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Escalate.ProtoReflect.Descriptor instead.
 func (*Escalate) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{22}
+	return file_kefu_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Escalate) GetCaller() *Caller {
@@ -1606,7 +1700,7 @@ type EscalateResponse struct {
 
 func (x *EscalateResponse) Reset() {
 	*x = EscalateResponse{}
-	mi := &file_kefu_proto_msgTypes[23]
+	mi := &file_kefu_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1618,7 +1712,7 @@ func (x *EscalateResponse) String() string {
 func (*EscalateResponse) ProtoMessage() {}
 
 func (x *EscalateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[23]
+	mi := &file_kefu_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1631,7 +1725,7 @@ func (x *EscalateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EscalateResponse.ProtoReflect.Descriptor instead.
 func (*EscalateResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{23}
+	return file_kefu_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *EscalateResponse) GetError() *Error {
@@ -1663,7 +1757,7 @@ type Login struct {
 
 func (x *Login) Reset() {
 	*x = Login{}
-	mi := &file_kefu_proto_msgTypes[24]
+	mi := &file_kefu_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1675,7 +1769,7 @@ func (x *Login) String() string {
 func (*Login) ProtoMessage() {}
 
 func (x *Login) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[24]
+	mi := &file_kefu_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1688,7 +1782,7 @@ func (x *Login) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Login.ProtoReflect.Descriptor instead.
 func (*Login) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{24}
+	return file_kefu_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Login) GetUsername() string {
@@ -1730,7 +1824,7 @@ type Authenticate struct {
 
 func (x *Authenticate) Reset() {
 	*x = Authenticate{}
-	mi := &file_kefu_proto_msgTypes[25]
+	mi := &file_kefu_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1742,7 +1836,7 @@ func (x *Authenticate) String() string {
 func (*Authenticate) ProtoMessage() {}
 
 func (x *Authenticate) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[25]
+	mi := &file_kefu_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1755,7 +1849,7 @@ func (x *Authenticate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authenticate.ProtoReflect.Descriptor instead.
 func (*Authenticate) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{25}
+	return file_kefu_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Authenticate) GetPassword() string {
@@ -1791,7 +1885,7 @@ type StaffInfo struct {
 
 func (x *StaffInfo) Reset() {
 	*x = StaffInfo{}
-	mi := &file_kefu_proto_msgTypes[26]
+	mi := &file_kefu_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1803,7 +1897,7 @@ func (x *StaffInfo) String() string {
 func (*StaffInfo) ProtoMessage() {}
 
 func (x *StaffInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[26]
+	mi := &file_kefu_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1816,7 +1910,7 @@ func (x *StaffInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StaffInfo.ProtoReflect.Descriptor instead.
 func (*StaffInfo) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{26}
+	return file_kefu_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StaffInfo) GetId() string {
@@ -1862,7 +1956,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_kefu_proto_msgTypes[27]
+	mi := &file_kefu_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1874,7 +1968,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[27]
+	mi := &file_kefu_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1887,7 +1981,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{27}
+	return file_kefu_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *LoginResponse) GetError() *Error {
@@ -1937,7 +2031,7 @@ type RefreshSession struct {
 
 func (x *RefreshSession) Reset() {
 	*x = RefreshSession{}
-	mi := &file_kefu_proto_msgTypes[28]
+	mi := &file_kefu_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1949,7 +2043,7 @@ func (x *RefreshSession) String() string {
 func (*RefreshSession) ProtoMessage() {}
 
 func (x *RefreshSession) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[28]
+	mi := &file_kefu_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1962,7 +2056,7 @@ func (x *RefreshSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshSession.ProtoReflect.Descriptor instead.
 func (*RefreshSession) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{28}
+	return file_kefu_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RefreshSession) GetSessionId() string {
@@ -1997,7 +2091,7 @@ type CheckSession struct {
 
 func (x *CheckSession) Reset() {
 	*x = CheckSession{}
-	mi := &file_kefu_proto_msgTypes[29]
+	mi := &file_kefu_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2009,7 +2103,7 @@ func (x *CheckSession) String() string {
 func (*CheckSession) ProtoMessage() {}
 
 func (x *CheckSession) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[29]
+	mi := &file_kefu_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2022,7 +2116,7 @@ func (x *CheckSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSession.ProtoReflect.Descriptor instead.
 func (*CheckSession) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{29}
+	return file_kefu_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CheckSession) GetSessionId() string {
@@ -2043,7 +2137,7 @@ type CheckSessionResponse struct {
 
 func (x *CheckSessionResponse) Reset() {
 	*x = CheckSessionResponse{}
-	mi := &file_kefu_proto_msgTypes[30]
+	mi := &file_kefu_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2055,7 +2149,7 @@ func (x *CheckSessionResponse) String() string {
 func (*CheckSessionResponse) ProtoMessage() {}
 
 func (x *CheckSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[30]
+	mi := &file_kefu_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2068,7 +2162,7 @@ func (x *CheckSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSessionResponse.ProtoReflect.Descriptor instead.
 func (*CheckSessionResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{30}
+	return file_kefu_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CheckSessionResponse) GetError() *Error {
@@ -2104,7 +2198,7 @@ type Logout struct {
 
 func (x *Logout) Reset() {
 	*x = Logout{}
-	mi := &file_kefu_proto_msgTypes[31]
+	mi := &file_kefu_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2116,7 +2210,7 @@ func (x *Logout) String() string {
 func (*Logout) ProtoMessage() {}
 
 func (x *Logout) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[31]
+	mi := &file_kefu_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2129,7 +2223,7 @@ func (x *Logout) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Logout.ProtoReflect.Descriptor instead.
 func (*Logout) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{31}
+	return file_kefu_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Logout) GetCaller() *Caller {
@@ -2162,7 +2256,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_kefu_proto_msgTypes[32]
+	mi := &file_kefu_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2174,7 +2268,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[32]
+	mi := &file_kefu_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2187,7 +2281,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{32}
+	return file_kefu_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *LogoutResponse) GetError() *Error {
@@ -2211,7 +2305,7 @@ type ChangePassword struct {
 
 func (x *ChangePassword) Reset() {
 	*x = ChangePassword{}
-	mi := &file_kefu_proto_msgTypes[33]
+	mi := &file_kefu_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2223,7 +2317,7 @@ func (x *ChangePassword) String() string {
 func (*ChangePassword) ProtoMessage() {}
 
 func (x *ChangePassword) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[33]
+	mi := &file_kefu_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2236,7 +2330,7 @@ func (x *ChangePassword) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePassword.ProtoReflect.Descriptor instead.
 func (*ChangePassword) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{33}
+	return file_kefu_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ChangePassword) GetCaller() *Caller {
@@ -2269,7 +2363,7 @@ type ChangePasswordResponse struct {
 
 func (x *ChangePasswordResponse) Reset() {
 	*x = ChangePasswordResponse{}
-	mi := &file_kefu_proto_msgTypes[34]
+	mi := &file_kefu_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2281,7 +2375,7 @@ func (x *ChangePasswordResponse) String() string {
 func (*ChangePasswordResponse) ProtoMessage() {}
 
 func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[34]
+	mi := &file_kefu_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2294,7 +2388,7 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{34}
+	return file_kefu_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ChangePasswordResponse) GetError() *Error {
@@ -2315,7 +2409,7 @@ type SessionRevoked struct {
 
 func (x *SessionRevoked) Reset() {
 	*x = SessionRevoked{}
-	mi := &file_kefu_proto_msgTypes[35]
+	mi := &file_kefu_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2327,7 +2421,7 @@ func (x *SessionRevoked) String() string {
 func (*SessionRevoked) ProtoMessage() {}
 
 func (x *SessionRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[35]
+	mi := &file_kefu_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2340,7 +2434,7 @@ func (x *SessionRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRevoked.ProtoReflect.Descriptor instead.
 func (*SessionRevoked) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{35}
+	return file_kefu_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SessionRevoked) GetReason() string {
@@ -2364,7 +2458,7 @@ type ListConversations struct {
 
 func (x *ListConversations) Reset() {
 	*x = ListConversations{}
-	mi := &file_kefu_proto_msgTypes[36]
+	mi := &file_kefu_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2376,7 +2470,7 @@ func (x *ListConversations) String() string {
 func (*ListConversations) ProtoMessage() {}
 
 func (x *ListConversations) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[36]
+	mi := &file_kefu_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2389,7 +2483,7 @@ func (x *ListConversations) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversations.ProtoReflect.Descriptor instead.
 func (*ListConversations) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{36}
+	return file_kefu_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListConversations) GetCaller() *Caller {
@@ -2444,7 +2538,7 @@ type ListConversationsResponse struct {
 
 func (x *ListConversationsResponse) Reset() {
 	*x = ListConversationsResponse{}
-	mi := &file_kefu_proto_msgTypes[37]
+	mi := &file_kefu_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2456,7 +2550,7 @@ func (x *ListConversationsResponse) String() string {
 func (*ListConversationsResponse) ProtoMessage() {}
 
 func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[37]
+	mi := &file_kefu_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2469,7 +2563,7 @@ func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsResponse.ProtoReflect.Descriptor instead.
 func (*ListConversationsResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{37}
+	return file_kefu_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListConversationsResponse) GetError() *Error {
@@ -2504,7 +2598,7 @@ type UserIdentity struct {
 
 func (x *UserIdentity) Reset() {
 	*x = UserIdentity{}
-	mi := &file_kefu_proto_msgTypes[38]
+	mi := &file_kefu_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2516,7 +2610,7 @@ func (x *UserIdentity) String() string {
 func (*UserIdentity) ProtoMessage() {}
 
 func (x *UserIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[38]
+	mi := &file_kefu_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2529,7 +2623,7 @@ func (x *UserIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserIdentity.ProtoReflect.Descriptor instead.
 func (*UserIdentity) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{38}
+	return file_kefu_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *UserIdentity) GetKind() string {
@@ -2577,7 +2671,7 @@ type UserIdentityResponse struct {
 
 func (x *UserIdentityResponse) Reset() {
 	*x = UserIdentityResponse{}
-	mi := &file_kefu_proto_msgTypes[39]
+	mi := &file_kefu_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2589,7 +2683,7 @@ func (x *UserIdentityResponse) String() string {
 func (*UserIdentityResponse) ProtoMessage() {}
 
 func (x *UserIdentityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[39]
+	mi := &file_kefu_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2602,7 +2696,7 @@ func (x *UserIdentityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserIdentityResponse.ProtoReflect.Descriptor instead.
 func (*UserIdentityResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{39}
+	return file_kefu_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UserIdentityResponse) GetError() *Error {
@@ -2627,7 +2721,7 @@ type CheckTenant struct {
 
 func (x *CheckTenant) Reset() {
 	*x = CheckTenant{}
-	mi := &file_kefu_proto_msgTypes[40]
+	mi := &file_kefu_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2639,7 +2733,7 @@ func (x *CheckTenant) String() string {
 func (*CheckTenant) ProtoMessage() {}
 
 func (x *CheckTenant) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[40]
+	mi := &file_kefu_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2652,7 +2746,7 @@ func (x *CheckTenant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTenant.ProtoReflect.Descriptor instead.
 func (*CheckTenant) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{40}
+	return file_kefu_proto_rawDescGZIP(), []int{41}
 }
 
 type CheckTenantResponse struct {
@@ -2664,7 +2758,7 @@ type CheckTenantResponse struct {
 
 func (x *CheckTenantResponse) Reset() {
 	*x = CheckTenantResponse{}
-	mi := &file_kefu_proto_msgTypes[41]
+	mi := &file_kefu_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2676,7 +2770,7 @@ func (x *CheckTenantResponse) String() string {
 func (*CheckTenantResponse) ProtoMessage() {}
 
 func (x *CheckTenantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[41]
+	mi := &file_kefu_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2689,7 +2783,7 @@ func (x *CheckTenantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTenantResponse.ProtoReflect.Descriptor instead.
 func (*CheckTenantResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{41}
+	return file_kefu_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CheckTenantResponse) GetError() *Error {
@@ -2711,7 +2805,7 @@ type Assist struct {
 
 func (x *Assist) Reset() {
 	*x = Assist{}
-	mi := &file_kefu_proto_msgTypes[42]
+	mi := &file_kefu_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2723,7 +2817,7 @@ func (x *Assist) String() string {
 func (*Assist) ProtoMessage() {}
 
 func (x *Assist) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[42]
+	mi := &file_kefu_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2736,7 +2830,7 @@ func (x *Assist) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assist.ProtoReflect.Descriptor instead.
 func (*Assist) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{42}
+	return file_kefu_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Assist) GetCaller() *Caller {
@@ -2765,7 +2859,7 @@ type AssistSuggestion struct {
 
 func (x *AssistSuggestion) Reset() {
 	*x = AssistSuggestion{}
-	mi := &file_kefu_proto_msgTypes[43]
+	mi := &file_kefu_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2777,7 +2871,7 @@ func (x *AssistSuggestion) String() string {
 func (*AssistSuggestion) ProtoMessage() {}
 
 func (x *AssistSuggestion) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[43]
+	mi := &file_kefu_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2790,7 +2884,7 @@ func (x *AssistSuggestion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssistSuggestion.ProtoReflect.Descriptor instead.
 func (*AssistSuggestion) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{43}
+	return file_kefu_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AssistSuggestion) GetEntryId() string {
@@ -2832,7 +2926,7 @@ type AssistResponse struct {
 
 func (x *AssistResponse) Reset() {
 	*x = AssistResponse{}
-	mi := &file_kefu_proto_msgTypes[44]
+	mi := &file_kefu_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2844,7 +2938,7 @@ func (x *AssistResponse) String() string {
 func (*AssistResponse) ProtoMessage() {}
 
 func (x *AssistResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[44]
+	mi := &file_kefu_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2857,7 +2951,7 @@ func (x *AssistResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssistResponse.ProtoReflect.Descriptor instead.
 func (*AssistResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{44}
+	return file_kefu_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AssistResponse) GetError() *Error {
@@ -2881,6 +2975,69 @@ func (x *AssistResponse) GetSuggestions() []*AssistSuggestion {
 	return nil
 }
 
+// KBSearch asks the tenant actor for the knowledge-base answers to a free
+// query, as Assist does for a conversation's latest customer message.
+// Staff only; answered with an AssistResponse.
+type KBSearch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Caller        *Caller                `protobuf:"bytes,1,opt,name=caller,proto3" json:"caller,omitempty"`
+	Query         string                 `protobuf:"bytes,2,opt,name=query,proto3" json:"query,omitempty"`
+	Limit         int32                  `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KBSearch) Reset() {
+	*x = KBSearch{}
+	mi := &file_kefu_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KBSearch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KBSearch) ProtoMessage() {}
+
+func (x *KBSearch) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KBSearch.ProtoReflect.Descriptor instead.
+func (*KBSearch) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *KBSearch) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+func (x *KBSearch) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *KBSearch) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
 type KBList struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Caller        *Caller                `protobuf:"bytes,1,opt,name=caller,proto3" json:"caller,omitempty"`
@@ -2890,7 +3047,7 @@ type KBList struct {
 
 func (x *KBList) Reset() {
 	*x = KBList{}
-	mi := &file_kefu_proto_msgTypes[45]
+	mi := &file_kefu_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2902,7 +3059,7 @@ func (x *KBList) String() string {
 func (*KBList) ProtoMessage() {}
 
 func (x *KBList) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[45]
+	mi := &file_kefu_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2915,7 +3072,7 @@ func (x *KBList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KBList.ProtoReflect.Descriptor instead.
 func (*KBList) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{45}
+	return file_kefu_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *KBList) GetCaller() *Caller {
@@ -2935,7 +3092,7 @@ type KBListResponse struct {
 
 func (x *KBListResponse) Reset() {
 	*x = KBListResponse{}
-	mi := &file_kefu_proto_msgTypes[46]
+	mi := &file_kefu_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2947,7 +3104,7 @@ func (x *KBListResponse) String() string {
 func (*KBListResponse) ProtoMessage() {}
 
 func (x *KBListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[46]
+	mi := &file_kefu_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2960,7 +3117,7 @@ func (x *KBListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KBListResponse.ProtoReflect.Descriptor instead.
 func (*KBListResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{46}
+	return file_kefu_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *KBListResponse) GetError() *Error {
@@ -2990,7 +3147,7 @@ type KBPut struct {
 
 func (x *KBPut) Reset() {
 	*x = KBPut{}
-	mi := &file_kefu_proto_msgTypes[47]
+	mi := &file_kefu_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3002,7 +3159,7 @@ func (x *KBPut) String() string {
 func (*KBPut) ProtoMessage() {}
 
 func (x *KBPut) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[47]
+	mi := &file_kefu_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3015,7 +3172,7 @@ func (x *KBPut) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KBPut.ProtoReflect.Descriptor instead.
 func (*KBPut) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{47}
+	return file_kefu_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *KBPut) GetCaller() *Caller {
@@ -3049,7 +3206,7 @@ type KBPutResponse struct {
 
 func (x *KBPutResponse) Reset() {
 	*x = KBPutResponse{}
-	mi := &file_kefu_proto_msgTypes[48]
+	mi := &file_kefu_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3061,7 +3218,7 @@ func (x *KBPutResponse) String() string {
 func (*KBPutResponse) ProtoMessage() {}
 
 func (x *KBPutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[48]
+	mi := &file_kefu_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3074,7 +3231,7 @@ func (x *KBPutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KBPutResponse.ProtoReflect.Descriptor instead.
 func (*KBPutResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{48}
+	return file_kefu_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *KBPutResponse) GetError() *Error {
@@ -3101,7 +3258,7 @@ type KBDelete struct {
 
 func (x *KBDelete) Reset() {
 	*x = KBDelete{}
-	mi := &file_kefu_proto_msgTypes[49]
+	mi := &file_kefu_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3113,7 +3270,7 @@ func (x *KBDelete) String() string {
 func (*KBDelete) ProtoMessage() {}
 
 func (x *KBDelete) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[49]
+	mi := &file_kefu_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3126,7 +3283,7 @@ func (x *KBDelete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KBDelete.ProtoReflect.Descriptor instead.
 func (*KBDelete) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{49}
+	return file_kefu_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *KBDelete) GetCaller() *Caller {
@@ -3152,7 +3309,7 @@ type KBDeleteResponse struct {
 
 func (x *KBDeleteResponse) Reset() {
 	*x = KBDeleteResponse{}
-	mi := &file_kefu_proto_msgTypes[50]
+	mi := &file_kefu_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3164,7 +3321,7 @@ func (x *KBDeleteResponse) String() string {
 func (*KBDeleteResponse) ProtoMessage() {}
 
 func (x *KBDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[50]
+	mi := &file_kefu_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3177,7 +3334,7 @@ func (x *KBDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KBDeleteResponse.ProtoReflect.Descriptor instead.
 func (*KBDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{50}
+	return file_kefu_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *KBDeleteResponse) GetError() *Error {
@@ -3188,7 +3345,7 @@ func (x *KBDeleteResponse) GetError() *Error {
 }
 
 // ConvOp is a lifecycle operation on a conversation: accept, transfer,
-// invite, hold, unhold, close or reopen.
+// invite, hold, unhold, close, reopen, or the customer's rate.
 type ConvOp struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Caller        *Caller                `protobuf:"bytes,1,opt,name=caller,proto3" json:"caller,omitempty"`
@@ -3197,13 +3354,15 @@ type ConvOp struct {
 	Group         string                 `protobuf:"bytes,4,opt,name=group,proto3" json:"group,omitempty"`                    // or transfer to this group
 	Note          string                 `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`                      // a transfer's note
 	Reason        string                 `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`                  // a close's reason
+	Score         int32                  `protobuf:"varint,7,opt,name=score,proto3" json:"score,omitempty"`                   // a rating's score, 1-5
+	Comment       string                 `protobuf:"bytes,8,opt,name=comment,proto3" json:"comment,omitempty"`                // a rating's comment
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConvOp) Reset() {
 	*x = ConvOp{}
-	mi := &file_kefu_proto_msgTypes[51]
+	mi := &file_kefu_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3215,7 +3374,7 @@ func (x *ConvOp) String() string {
 func (*ConvOp) ProtoMessage() {}
 
 func (x *ConvOp) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[51]
+	mi := &file_kefu_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3228,7 +3387,7 @@ func (x *ConvOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvOp.ProtoReflect.Descriptor instead.
 func (*ConvOp) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{51}
+	return file_kefu_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ConvOp) GetCaller() *Caller {
@@ -3273,6 +3432,20 @@ func (x *ConvOp) GetReason() string {
 	return ""
 }
 
+func (x *ConvOp) GetScore() int32 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *ConvOp) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
 type ConvOpResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
@@ -3283,7 +3456,7 @@ type ConvOpResponse struct {
 
 func (x *ConvOpResponse) Reset() {
 	*x = ConvOpResponse{}
-	mi := &file_kefu_proto_msgTypes[52]
+	mi := &file_kefu_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3295,7 +3468,7 @@ func (x *ConvOpResponse) String() string {
 func (*ConvOpResponse) ProtoMessage() {}
 
 func (x *ConvOpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[52]
+	mi := &file_kefu_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3308,7 +3481,7 @@ func (x *ConvOpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvOpResponse.ProtoReflect.Descriptor instead.
 func (*ConvOpResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{52}
+	return file_kefu_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ConvOpResponse) GetError() *Error {
@@ -3338,7 +3511,7 @@ type Note struct {
 
 func (x *Note) Reset() {
 	*x = Note{}
-	mi := &file_kefu_proto_msgTypes[53]
+	mi := &file_kefu_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3350,7 +3523,7 @@ func (x *Note) String() string {
 func (*Note) ProtoMessage() {}
 
 func (x *Note) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[53]
+	mi := &file_kefu_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3363,7 +3536,7 @@ func (x *Note) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Note.ProtoReflect.Descriptor instead.
 func (*Note) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{53}
+	return file_kefu_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *Note) GetId() string {
@@ -3404,7 +3577,7 @@ type AddNote struct {
 
 func (x *AddNote) Reset() {
 	*x = AddNote{}
-	mi := &file_kefu_proto_msgTypes[54]
+	mi := &file_kefu_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3416,7 +3589,7 @@ func (x *AddNote) String() string {
 func (*AddNote) ProtoMessage() {}
 
 func (x *AddNote) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[54]
+	mi := &file_kefu_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3429,7 +3602,7 @@ func (x *AddNote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNote.ProtoReflect.Descriptor instead.
 func (*AddNote) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{54}
+	return file_kefu_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *AddNote) GetCaller() *Caller {
@@ -3456,7 +3629,7 @@ type AddNoteResponse struct {
 
 func (x *AddNoteResponse) Reset() {
 	*x = AddNoteResponse{}
-	mi := &file_kefu_proto_msgTypes[55]
+	mi := &file_kefu_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3468,7 +3641,7 @@ func (x *AddNoteResponse) String() string {
 func (*AddNoteResponse) ProtoMessage() {}
 
 func (x *AddNoteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[55]
+	mi := &file_kefu_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3481,7 +3654,7 @@ func (x *AddNoteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNoteResponse.ProtoReflect.Descriptor instead.
 func (*AddNoteResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{55}
+	return file_kefu_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *AddNoteResponse) GetError() *Error {
@@ -3508,7 +3681,7 @@ type ListNotes struct {
 
 func (x *ListNotes) Reset() {
 	*x = ListNotes{}
-	mi := &file_kefu_proto_msgTypes[56]
+	mi := &file_kefu_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3520,7 +3693,7 @@ func (x *ListNotes) String() string {
 func (*ListNotes) ProtoMessage() {}
 
 func (x *ListNotes) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[56]
+	mi := &file_kefu_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3533,7 +3706,7 @@ func (x *ListNotes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNotes.ProtoReflect.Descriptor instead.
 func (*ListNotes) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{56}
+	return file_kefu_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListNotes) GetCaller() *Caller {
@@ -3553,7 +3726,7 @@ type ListNotesResponse struct {
 
 func (x *ListNotesResponse) Reset() {
 	*x = ListNotesResponse{}
-	mi := &file_kefu_proto_msgTypes[57]
+	mi := &file_kefu_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3565,7 +3738,7 @@ func (x *ListNotesResponse) String() string {
 func (*ListNotesResponse) ProtoMessage() {}
 
 func (x *ListNotesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[57]
+	mi := &file_kefu_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3578,7 +3751,7 @@ func (x *ListNotesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNotesResponse.ProtoReflect.Descriptor instead.
 func (*ListNotesResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{57}
+	return file_kefu_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListNotesResponse) GetError() *Error {
@@ -3604,7 +3777,7 @@ type ListEvents struct {
 
 func (x *ListEvents) Reset() {
 	*x = ListEvents{}
-	mi := &file_kefu_proto_msgTypes[58]
+	mi := &file_kefu_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3616,7 +3789,7 @@ func (x *ListEvents) String() string {
 func (*ListEvents) ProtoMessage() {}
 
 func (x *ListEvents) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[58]
+	mi := &file_kefu_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3629,7 +3802,7 @@ func (x *ListEvents) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEvents.ProtoReflect.Descriptor instead.
 func (*ListEvents) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{58}
+	return file_kefu_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListEvents) GetCaller() *Caller {
@@ -3649,7 +3822,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_kefu_proto_msgTypes[59]
+	mi := &file_kefu_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3661,7 +3834,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[59]
+	mi := &file_kefu_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3674,7 +3847,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{59}
+	return file_kefu_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ListEventsResponse) GetError() *Error {
@@ -3705,7 +3878,7 @@ type QueueStatus struct {
 
 func (x *QueueStatus) Reset() {
 	*x = QueueStatus{}
-	mi := &file_kefu_proto_msgTypes[60]
+	mi := &file_kefu_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3717,7 +3890,7 @@ func (x *QueueStatus) String() string {
 func (*QueueStatus) ProtoMessage() {}
 
 func (x *QueueStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[60]
+	mi := &file_kefu_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3730,7 +3903,7 @@ func (x *QueueStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueStatus.ProtoReflect.Descriptor instead.
 func (*QueueStatus) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{60}
+	return file_kefu_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *QueueStatus) GetGroup() string {
@@ -3780,7 +3953,7 @@ type FireTimer struct {
 
 func (x *FireTimer) Reset() {
 	*x = FireTimer{}
-	mi := &file_kefu_proto_msgTypes[61]
+	mi := &file_kefu_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3792,7 +3965,7 @@ func (x *FireTimer) String() string {
 func (*FireTimer) ProtoMessage() {}
 
 func (x *FireTimer) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[61]
+	mi := &file_kefu_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3805,7 +3978,7 @@ func (x *FireTimer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FireTimer.ProtoReflect.Descriptor instead.
 func (*FireTimer) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{61}
+	return file_kefu_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *FireTimer) GetKind() string {
@@ -3835,7 +4008,7 @@ type Enqueue struct {
 
 func (x *Enqueue) Reset() {
 	*x = Enqueue{}
-	mi := &file_kefu_proto_msgTypes[62]
+	mi := &file_kefu_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3847,7 +4020,7 @@ func (x *Enqueue) String() string {
 func (*Enqueue) ProtoMessage() {}
 
 func (x *Enqueue) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[62]
+	mi := &file_kefu_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3860,7 +4033,7 @@ func (x *Enqueue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Enqueue.ProtoReflect.Descriptor instead.
 func (*Enqueue) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{62}
+	return file_kefu_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *Enqueue) GetConv() string {
@@ -3907,7 +4080,7 @@ type Dequeue struct {
 
 func (x *Dequeue) Reset() {
 	*x = Dequeue{}
-	mi := &file_kefu_proto_msgTypes[63]
+	mi := &file_kefu_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3919,7 +4092,7 @@ func (x *Dequeue) String() string {
 func (*Dequeue) ProtoMessage() {}
 
 func (x *Dequeue) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[63]
+	mi := &file_kefu_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3932,7 +4105,7 @@ func (x *Dequeue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dequeue.ProtoReflect.Descriptor instead.
 func (*Dequeue) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{63}
+	return file_kefu_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *Dequeue) GetConv() string {
@@ -3953,7 +4126,7 @@ type Offer struct {
 
 func (x *Offer) Reset() {
 	*x = Offer{}
-	mi := &file_kefu_proto_msgTypes[64]
+	mi := &file_kefu_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3965,7 +4138,7 @@ func (x *Offer) String() string {
 func (*Offer) ProtoMessage() {}
 
 func (x *Offer) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[64]
+	mi := &file_kefu_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3978,7 +4151,7 @@ func (x *Offer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Offer.ProtoReflect.Descriptor instead.
 func (*Offer) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{64}
+	return file_kefu_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *Offer) GetAgentId() string {
@@ -4004,7 +4177,7 @@ type OfferResponse struct {
 
 func (x *OfferResponse) Reset() {
 	*x = OfferResponse{}
-	mi := &file_kefu_proto_msgTypes[65]
+	mi := &file_kefu_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4016,7 +4189,7 @@ func (x *OfferResponse) String() string {
 func (*OfferResponse) ProtoMessage() {}
 
 func (x *OfferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[65]
+	mi := &file_kefu_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4029,7 +4202,7 @@ func (x *OfferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfferResponse.ProtoReflect.Descriptor instead.
 func (*OfferResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{65}
+	return file_kefu_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *OfferResponse) GetAccepted() bool {
@@ -4048,7 +4221,7 @@ type QueueSnapshot struct {
 
 func (x *QueueSnapshot) Reset() {
 	*x = QueueSnapshot{}
-	mi := &file_kefu_proto_msgTypes[66]
+	mi := &file_kefu_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4060,7 +4233,7 @@ func (x *QueueSnapshot) String() string {
 func (*QueueSnapshot) ProtoMessage() {}
 
 func (x *QueueSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[66]
+	mi := &file_kefu_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4073,7 +4246,7 @@ func (x *QueueSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueSnapshot.ProtoReflect.Descriptor instead.
 func (*QueueSnapshot) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{66}
+	return file_kefu_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *QueueSnapshot) GetCaller() *Caller {
@@ -4093,7 +4266,7 @@ type QueueSnapshotResponse struct {
 
 func (x *QueueSnapshotResponse) Reset() {
 	*x = QueueSnapshotResponse{}
-	mi := &file_kefu_proto_msgTypes[67]
+	mi := &file_kefu_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4105,7 +4278,7 @@ func (x *QueueSnapshotResponse) String() string {
 func (*QueueSnapshotResponse) ProtoMessage() {}
 
 func (x *QueueSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[67]
+	mi := &file_kefu_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4118,7 +4291,7 @@ func (x *QueueSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*QueueSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{67}
+	return file_kefu_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *QueueSnapshotResponse) GetError() *Error {
@@ -4148,7 +4321,7 @@ type Reserve struct {
 
 func (x *Reserve) Reset() {
 	*x = Reserve{}
-	mi := &file_kefu_proto_msgTypes[68]
+	mi := &file_kefu_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4160,7 +4333,7 @@ func (x *Reserve) String() string {
 func (*Reserve) ProtoMessage() {}
 
 func (x *Reserve) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[68]
+	mi := &file_kefu_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4173,7 +4346,7 @@ func (x *Reserve) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reserve.ProtoReflect.Descriptor instead.
 func (*Reserve) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{68}
+	return file_kefu_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *Reserve) GetConv() string {
@@ -4201,7 +4374,7 @@ type ReserveResponse struct {
 
 func (x *ReserveResponse) Reset() {
 	*x = ReserveResponse{}
-	mi := &file_kefu_proto_msgTypes[69]
+	mi := &file_kefu_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4213,7 +4386,7 @@ func (x *ReserveResponse) String() string {
 func (*ReserveResponse) ProtoMessage() {}
 
 func (x *ReserveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[69]
+	mi := &file_kefu_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4226,7 +4399,7 @@ func (x *ReserveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveResponse.ProtoReflect.Descriptor instead.
 func (*ReserveResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{69}
+	return file_kefu_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ReserveResponse) GetOk() bool {
@@ -4260,7 +4433,7 @@ type Release struct {
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_kefu_proto_msgTypes[70]
+	mi := &file_kefu_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4272,7 +4445,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[70]
+	mi := &file_kefu_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4285,7 +4458,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{70}
+	return file_kefu_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *Release) GetConv() string {
@@ -4314,7 +4487,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_kefu_proto_msgTypes[71]
+	mi := &file_kefu_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4326,7 +4499,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[71]
+	mi := &file_kefu_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4339,7 +4512,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{71}
+	return file_kefu_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *AgentStatus) GetAgentId() string {
@@ -4413,7 +4586,7 @@ type GetAgentStatus struct {
 
 func (x *GetAgentStatus) Reset() {
 	*x = GetAgentStatus{}
-	mi := &file_kefu_proto_msgTypes[72]
+	mi := &file_kefu_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4425,7 +4598,7 @@ func (x *GetAgentStatus) String() string {
 func (*GetAgentStatus) ProtoMessage() {}
 
 func (x *GetAgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[72]
+	mi := &file_kefu_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4438,7 +4611,7 @@ func (x *GetAgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAgentStatus.ProtoReflect.Descriptor instead.
 func (*GetAgentStatus) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{72}
+	return file_kefu_proto_rawDescGZIP(), []int{74}
 }
 
 // AgentConnect registers one of the agent's devices (a staff session).
@@ -4454,7 +4627,7 @@ type AgentConnect struct {
 
 func (x *AgentConnect) Reset() {
 	*x = AgentConnect{}
-	mi := &file_kefu_proto_msgTypes[73]
+	mi := &file_kefu_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4466,7 +4639,7 @@ func (x *AgentConnect) String() string {
 func (*AgentConnect) ProtoMessage() {}
 
 func (x *AgentConnect) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[73]
+	mi := &file_kefu_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4479,7 +4652,7 @@ func (x *AgentConnect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentConnect.ProtoReflect.Descriptor instead.
 func (*AgentConnect) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{73}
+	return file_kefu_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *AgentConnect) GetDevice() *PIDRef {
@@ -4505,7 +4678,7 @@ type SetPresence struct {
 
 func (x *SetPresence) Reset() {
 	*x = SetPresence{}
-	mi := &file_kefu_proto_msgTypes[74]
+	mi := &file_kefu_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4517,7 +4690,7 @@ func (x *SetPresence) String() string {
 func (*SetPresence) ProtoMessage() {}
 
 func (x *SetPresence) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[74]
+	mi := &file_kefu_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4530,7 +4703,7 @@ func (x *SetPresence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPresence.ProtoReflect.Descriptor instead.
 func (*SetPresence) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{74}
+	return file_kefu_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *SetPresence) GetPresence() string {
@@ -4549,7 +4722,7 @@ type ProfileChanged struct {
 
 func (x *ProfileChanged) Reset() {
 	*x = ProfileChanged{}
-	mi := &file_kefu_proto_msgTypes[75]
+	mi := &file_kefu_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4561,7 +4734,7 @@ func (x *ProfileChanged) String() string {
 func (*ProfileChanged) ProtoMessage() {}
 
 func (x *ProfileChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[75]
+	mi := &file_kefu_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4574,7 +4747,7 @@ func (x *ProfileChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfileChanged.ProtoReflect.Descriptor instead.
 func (*ProfileChanged) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{75}
+	return file_kefu_proto_rawDescGZIP(), []int{77}
 }
 
 // Notice is something staff should see now: an assignment, an invitation,
@@ -4593,7 +4766,7 @@ type Notice struct {
 
 func (x *Notice) Reset() {
 	*x = Notice{}
-	mi := &file_kefu_proto_msgTypes[76]
+	mi := &file_kefu_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4605,7 +4778,7 @@ func (x *Notice) String() string {
 func (*Notice) ProtoMessage() {}
 
 func (x *Notice) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[76]
+	mi := &file_kefu_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4618,7 +4791,7 @@ func (x *Notice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notice.ProtoReflect.Descriptor instead.
 func (*Notice) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{76}
+	return file_kefu_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *Notice) GetKind() string {
@@ -4666,7 +4839,7 @@ type WatchAlerts struct {
 
 func (x *WatchAlerts) Reset() {
 	*x = WatchAlerts{}
-	mi := &file_kefu_proto_msgTypes[77]
+	mi := &file_kefu_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4678,7 +4851,7 @@ func (x *WatchAlerts) String() string {
 func (*WatchAlerts) ProtoMessage() {}
 
 func (x *WatchAlerts) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[77]
+	mi := &file_kefu_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4691,7 +4864,7 @@ func (x *WatchAlerts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAlerts.ProtoReflect.Descriptor instead.
 func (*WatchAlerts) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{77}
+	return file_kefu_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *WatchAlerts) GetDevice() *PIDRef {
@@ -4701,9 +4874,10 @@ func (x *WatchAlerts) GetDevice() *PIDRef {
 	return nil
 }
 
-// TenantConfig reads or writes the tenant's routing configuration: kind is
-// settings, group, agent, staff or customer; op is get, list, put, delete
-// or tag. Payloads are JSON of the engine types.
+// TenantConfig reads or writes the tenant's configuration: kind is
+// settings, group, agent, staff, customer, credentials or canned; op is
+// get, list, put, create, delete or tag. Payloads are JSON of the engine
+// types.
 type TenantConfig struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Caller        *Caller                `protobuf:"bytes,1,opt,name=caller,proto3" json:"caller,omitempty"`
@@ -4717,7 +4891,7 @@ type TenantConfig struct {
 
 func (x *TenantConfig) Reset() {
 	*x = TenantConfig{}
-	mi := &file_kefu_proto_msgTypes[78]
+	mi := &file_kefu_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4729,7 +4903,7 @@ func (x *TenantConfig) String() string {
 func (*TenantConfig) ProtoMessage() {}
 
 func (x *TenantConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[78]
+	mi := &file_kefu_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4742,7 +4916,7 @@ func (x *TenantConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantConfig.ProtoReflect.Descriptor instead.
 func (*TenantConfig) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{78}
+	return file_kefu_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *TenantConfig) GetCaller() *Caller {
@@ -4790,7 +4964,7 @@ type TenantConfigResponse struct {
 
 func (x *TenantConfigResponse) Reset() {
 	*x = TenantConfigResponse{}
-	mi := &file_kefu_proto_msgTypes[79]
+	mi := &file_kefu_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4802,7 +4976,7 @@ func (x *TenantConfigResponse) String() string {
 func (*TenantConfigResponse) ProtoMessage() {}
 
 func (x *TenantConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[79]
+	mi := &file_kefu_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4815,7 +4989,7 @@ func (x *TenantConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantConfigResponse.ProtoReflect.Descriptor instead.
 func (*TenantConfigResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{79}
+	return file_kefu_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *TenantConfigResponse) GetError() *Error {
@@ -4849,7 +5023,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_kefu_proto_msgTypes[80]
+	mi := &file_kefu_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4861,7 +5035,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[80]
+	mi := &file_kefu_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4874,7 +5048,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{80}
+	return file_kefu_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *AuditEntry) GetId() string {
@@ -4939,7 +5113,7 @@ type AppendAudit struct {
 
 func (x *AppendAudit) Reset() {
 	*x = AppendAudit{}
-	mi := &file_kefu_proto_msgTypes[81]
+	mi := &file_kefu_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4951,7 +5125,7 @@ func (x *AppendAudit) String() string {
 func (*AppendAudit) ProtoMessage() {}
 
 func (x *AppendAudit) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[81]
+	mi := &file_kefu_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4964,7 +5138,7 @@ func (x *AppendAudit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendAudit.ProtoReflect.Descriptor instead.
 func (*AppendAudit) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{81}
+	return file_kefu_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *AppendAudit) GetEntries() []*AuditEntry {
@@ -4983,7 +5157,7 @@ type AppendAuditResponse struct {
 
 func (x *AppendAuditResponse) Reset() {
 	*x = AppendAuditResponse{}
-	mi := &file_kefu_proto_msgTypes[82]
+	mi := &file_kefu_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4995,7 +5169,7 @@ func (x *AppendAuditResponse) String() string {
 func (*AppendAuditResponse) ProtoMessage() {}
 
 func (x *AppendAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[82]
+	mi := &file_kefu_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5008,7 +5182,7 @@ func (x *AppendAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendAuditResponse.ProtoReflect.Descriptor instead.
 func (*AppendAuditResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{82}
+	return file_kefu_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *AppendAuditResponse) GetError() *Error {
@@ -5034,7 +5208,7 @@ type ListAudit struct {
 
 func (x *ListAudit) Reset() {
 	*x = ListAudit{}
-	mi := &file_kefu_proto_msgTypes[83]
+	mi := &file_kefu_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5046,7 +5220,7 @@ func (x *ListAudit) String() string {
 func (*ListAudit) ProtoMessage() {}
 
 func (x *ListAudit) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[83]
+	mi := &file_kefu_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5059,7 +5233,7 @@ func (x *ListAudit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAudit.ProtoReflect.Descriptor instead.
 func (*ListAudit) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{83}
+	return file_kefu_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ListAudit) GetCaller() *Caller {
@@ -5114,7 +5288,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_kefu_proto_msgTypes[84]
+	mi := &file_kefu_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5126,7 +5300,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[84]
+	mi := &file_kefu_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5139,7 +5313,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{84}
+	return file_kefu_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ListAuditResponse) GetError() *Error {
@@ -5194,7 +5368,7 @@ const file_kefu_proto_rawDesc = "" +
 	"\x05ts_ms\x18\x06 \x01(\x03R\x04tsMs\"F\n" +
 	"\vReadPointer\x12%\n" +
 	"\x02by\x18\x01 \x01(\v2\x15.kefu.actors.v1.PartyR\x02by\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x03R\x03seq\"\xa7\x02\n" +
+	"\x03seq\x18\x02 \x01(\x03R\x03seq\"\xd7\x02\n" +
 	"\fConversation\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x17\n" +
@@ -5209,7 +5383,12 @@ const file_kefu_proto_rawDesc = "" +
 	"\x05group\x18\t \x01(\tR\x05group\x12\x1a\n" +
 	"\bpriority\x18\n" +
 	" \x01(\x05R\bpriority\x12\x1b\n" +
-	"\tqueued_ms\x18\v \x01(\x03R\bqueuedMs\"D\n" +
+	"\tqueued_ms\x18\v \x01(\x03R\bqueuedMs\x12.\n" +
+	"\x06rating\x18\f \x01(\v2\x16.kefu.actors.v1.RatingR\x06rating\"M\n" +
+	"\x06Rating\x12\x14\n" +
+	"\x05score\x18\x01 \x01(\x05R\x05score\x12\x18\n" +
+	"\acomment\x18\x02 \x01(\tR\acomment\x12\x13\n" +
+	"\x05at_ms\x18\x03 \x01(\x03R\x04atMs\"D\n" +
 	"\x12CreateConversation\x12.\n" +
 	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\"\x85\x01\n" +
 	"\x14ConversationResponse\x12+\n" +
@@ -5253,7 +5432,7 @@ const file_kefu_proto_rawDesc = "" +
 	"\x06origin\x18\x03 \x01(\v2\x16.kefu.actors.v1.PIDRefR\x06origin\"Q\n" +
 	"\x10MarkReadResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x03R\x03seq\"\xb7\x03\n" +
+	"\x03seq\x18\x02 \x01(\x03R\x03seq\"\xe7\x03\n" +
 	"\x04Push\x12\x12\n" +
 	"\x04conv\x18\x01 \x01(\tR\x04conv\x123\n" +
 	"\amessage\x18\x02 \x01(\v2\x17.kefu.actors.v1.MessageH\x00R\amessage\x120\n" +
@@ -5262,16 +5441,19 @@ const file_kefu_proto_rawDesc = "" +
 	"\x05state\x18\x06 \x01(\v2\x1b.kefu.actors.v1.StateChangeH\x00R\x05state\x127\n" +
 	"\tbot_delta\x18\a \x01(\v2\x18.kefu.actors.v1.BotDeltaH\x00R\bbotDelta\x123\n" +
 	"\x05queue\x18\b \x01(\v2\x1b.kefu.actors.v1.QueueStatusH\x00R\x05queue\x12*\n" +
-	"\x04note\x18\t \x01(\v2\x14.kefu.actors.v1.NoteH\x00R\x04note\x12)\n" +
+	"\x04note\x18\t \x01(\v2\x14.kefu.actors.v1.NoteH\x00R\x04note\x12.\n" +
+	"\x05rated\x18\n" +
+	" \x01(\v2\x16.kefu.actors.v1.RatingH\x00R\x05rated\x12)\n" +
 	"\x04from\x18\x05 \x01(\v2\x15.kefu.actors.v1.PartyR\x04fromB\a\n" +
-	"\x05event\"\xad\x01\n" +
+	"\x05event\"\xc7\x01\n" +
 	"\vStateChange\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12%\n" +
 	"\x02by\x18\x03 \x01(\v2\x15.kefu.actors.v1.PartyR\x02by\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x14\n" +
 	"\x05group\x18\x05 \x01(\tR\x05group\x12\x18\n" +
-	"\ainvited\x18\x06 \x03(\tR\ainvited\"\x1e\n" +
+	"\ainvited\x18\x06 \x03(\tR\ainvited\x12\x18\n" +
+	"\asummary\x18\a \x01(\tR\asummary\"\x1e\n" +
 	"\bBotDelta\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\":\n" +
 	"\bEscalate\x12.\n" +
@@ -5364,7 +5546,11 @@ const file_kefu_proto_rawDesc = "" +
 	"\x0eAssistResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12\x14\n" +
 	"\x05query\x18\x02 \x01(\tR\x05query\x12B\n" +
-	"\vsuggestions\x18\x03 \x03(\v2 .kefu.actors.v1.AssistSuggestionR\vsuggestions\"8\n" +
+	"\vsuggestions\x18\x03 \x03(\v2 .kefu.actors.v1.AssistSuggestionR\vsuggestions\"f\n" +
+	"\bKBSearch\x12.\n" +
+	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\x12\x14\n" +
+	"\x05query\x18\x02 \x01(\tR\x05query\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\"8\n" +
 	"\x06KBList\x12.\n" +
 	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\"`\n" +
 	"\x0eKBListResponse\x12+\n" +
@@ -5381,14 +5567,16 @@ const file_kefu_proto_rawDesc = "" +
 	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\"?\n" +
 	"\x10KBDeleteResponse\x12+\n" +
-	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\"\xa5\x01\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\"\xd5\x01\n" +
 	"\x06ConvOp\x12.\n" +
 	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\x12\x0e\n" +
 	"\x02op\x18\x02 \x01(\tR\x02op\x12\x19\n" +
 	"\bagent_id\x18\x03 \x01(\tR\aagentId\x12\x14\n" +
 	"\x05group\x18\x04 \x01(\tR\x05group\x12\x12\n" +
 	"\x04note\x18\x05 \x01(\tR\x04note\x12\x16\n" +
-	"\x06reason\x18\x06 \x01(\tR\x06reason\"\x7f\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05score\x18\a \x01(\x05R\x05score\x12\x18\n" +
+	"\acomment\x18\b \x01(\tR\acomment\"\x7f\n" +
 	"\x0eConvOpResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12@\n" +
 	"\fconversation\x18\x02 \x01(\v2\x1c.kefu.actors.v1.ConversationR\fconversation\"n\n" +
@@ -5526,7 +5714,7 @@ func file_kefu_proto_rawDescGZIP() []byte {
 	return file_kefu_proto_rawDescData
 }
 
-var file_kefu_proto_msgTypes = make([]protoimpl.MessageInfo, 86)
+var file_kefu_proto_msgTypes = make([]protoimpl.MessageInfo, 88)
 var file_kefu_proto_goTypes = []any{
 	(*PIDRef)(nil),                    // 0: kefu.actors.v1.PIDRef
 	(*Party)(nil),                     // 1: kefu.actors.v1.Party
@@ -5537,83 +5725,85 @@ var file_kefu_proto_goTypes = []any{
 	(*Message)(nil),                   // 6: kefu.actors.v1.Message
 	(*ReadPointer)(nil),               // 7: kefu.actors.v1.ReadPointer
 	(*Conversation)(nil),              // 8: kefu.actors.v1.Conversation
-	(*CreateConversation)(nil),        // 9: kefu.actors.v1.CreateConversation
-	(*ConversationResponse)(nil),      // 10: kefu.actors.v1.ConversationResponse
-	(*Append)(nil),                    // 11: kefu.actors.v1.Append
-	(*AppendResponse)(nil),            // 12: kefu.actors.v1.AppendResponse
-	(*Resume)(nil),                    // 13: kefu.actors.v1.Resume
-	(*ResumeResponse)(nil),            // 14: kefu.actors.v1.ResumeResponse
-	(*Unsubscribe)(nil),               // 15: kefu.actors.v1.Unsubscribe
-	(*Typing)(nil),                    // 16: kefu.actors.v1.Typing
-	(*MarkRead)(nil),                  // 17: kefu.actors.v1.MarkRead
-	(*MarkReadResponse)(nil),          // 18: kefu.actors.v1.MarkReadResponse
-	(*Push)(nil),                      // 19: kefu.actors.v1.Push
-	(*StateChange)(nil),               // 20: kefu.actors.v1.StateChange
-	(*BotDelta)(nil),                  // 21: kefu.actors.v1.BotDelta
-	(*Escalate)(nil),                  // 22: kefu.actors.v1.Escalate
-	(*EscalateResponse)(nil),          // 23: kefu.actors.v1.EscalateResponse
-	(*Login)(nil),                     // 24: kefu.actors.v1.Login
-	(*Authenticate)(nil),              // 25: kefu.actors.v1.Authenticate
-	(*StaffInfo)(nil),                 // 26: kefu.actors.v1.StaffInfo
-	(*LoginResponse)(nil),             // 27: kefu.actors.v1.LoginResponse
-	(*RefreshSession)(nil),            // 28: kefu.actors.v1.RefreshSession
-	(*CheckSession)(nil),              // 29: kefu.actors.v1.CheckSession
-	(*CheckSessionResponse)(nil),      // 30: kefu.actors.v1.CheckSessionResponse
-	(*Logout)(nil),                    // 31: kefu.actors.v1.Logout
-	(*LogoutResponse)(nil),            // 32: kefu.actors.v1.LogoutResponse
-	(*ChangePassword)(nil),            // 33: kefu.actors.v1.ChangePassword
-	(*ChangePasswordResponse)(nil),    // 34: kefu.actors.v1.ChangePasswordResponse
-	(*SessionRevoked)(nil),            // 35: kefu.actors.v1.SessionRevoked
-	(*ListConversations)(nil),         // 36: kefu.actors.v1.ListConversations
-	(*ListConversationsResponse)(nil), // 37: kefu.actors.v1.ListConversationsResponse
-	(*UserIdentity)(nil),              // 38: kefu.actors.v1.UserIdentity
-	(*UserIdentityResponse)(nil),      // 39: kefu.actors.v1.UserIdentityResponse
-	(*CheckTenant)(nil),               // 40: kefu.actors.v1.CheckTenant
-	(*CheckTenantResponse)(nil),       // 41: kefu.actors.v1.CheckTenantResponse
-	(*Assist)(nil),                    // 42: kefu.actors.v1.Assist
-	(*AssistSuggestion)(nil),          // 43: kefu.actors.v1.AssistSuggestion
-	(*AssistResponse)(nil),            // 44: kefu.actors.v1.AssistResponse
-	(*KBList)(nil),                    // 45: kefu.actors.v1.KBList
-	(*KBListResponse)(nil),            // 46: kefu.actors.v1.KBListResponse
-	(*KBPut)(nil),                     // 47: kefu.actors.v1.KBPut
-	(*KBPutResponse)(nil),             // 48: kefu.actors.v1.KBPutResponse
-	(*KBDelete)(nil),                  // 49: kefu.actors.v1.KBDelete
-	(*KBDeleteResponse)(nil),          // 50: kefu.actors.v1.KBDeleteResponse
-	(*ConvOp)(nil),                    // 51: kefu.actors.v1.ConvOp
-	(*ConvOpResponse)(nil),            // 52: kefu.actors.v1.ConvOpResponse
-	(*Note)(nil),                      // 53: kefu.actors.v1.Note
-	(*AddNote)(nil),                   // 54: kefu.actors.v1.AddNote
-	(*AddNoteResponse)(nil),           // 55: kefu.actors.v1.AddNoteResponse
-	(*ListNotes)(nil),                 // 56: kefu.actors.v1.ListNotes
-	(*ListNotesResponse)(nil),         // 57: kefu.actors.v1.ListNotesResponse
-	(*ListEvents)(nil),                // 58: kefu.actors.v1.ListEvents
-	(*ListEventsResponse)(nil),        // 59: kefu.actors.v1.ListEventsResponse
-	(*QueueStatus)(nil),               // 60: kefu.actors.v1.QueueStatus
-	(*FireTimer)(nil),                 // 61: kefu.actors.v1.FireTimer
-	(*Enqueue)(nil),                   // 62: kefu.actors.v1.Enqueue
-	(*Dequeue)(nil),                   // 63: kefu.actors.v1.Dequeue
-	(*Offer)(nil),                     // 64: kefu.actors.v1.Offer
-	(*OfferResponse)(nil),             // 65: kefu.actors.v1.OfferResponse
-	(*QueueSnapshot)(nil),             // 66: kefu.actors.v1.QueueSnapshot
-	(*QueueSnapshotResponse)(nil),     // 67: kefu.actors.v1.QueueSnapshotResponse
-	(*Reserve)(nil),                   // 68: kefu.actors.v1.Reserve
-	(*ReserveResponse)(nil),           // 69: kefu.actors.v1.ReserveResponse
-	(*Release)(nil),                   // 70: kefu.actors.v1.Release
-	(*AgentStatus)(nil),               // 71: kefu.actors.v1.AgentStatus
-	(*GetAgentStatus)(nil),            // 72: kefu.actors.v1.GetAgentStatus
-	(*AgentConnect)(nil),              // 73: kefu.actors.v1.AgentConnect
-	(*SetPresence)(nil),               // 74: kefu.actors.v1.SetPresence
-	(*ProfileChanged)(nil),            // 75: kefu.actors.v1.ProfileChanged
-	(*Notice)(nil),                    // 76: kefu.actors.v1.Notice
-	(*WatchAlerts)(nil),               // 77: kefu.actors.v1.WatchAlerts
-	(*TenantConfig)(nil),              // 78: kefu.actors.v1.TenantConfig
-	(*TenantConfigResponse)(nil),      // 79: kefu.actors.v1.TenantConfigResponse
-	(*AuditEntry)(nil),                // 80: kefu.actors.v1.AuditEntry
-	(*AppendAudit)(nil),               // 81: kefu.actors.v1.AppendAudit
-	(*AppendAuditResponse)(nil),       // 82: kefu.actors.v1.AppendAuditResponse
-	(*ListAudit)(nil),                 // 83: kefu.actors.v1.ListAudit
-	(*ListAuditResponse)(nil),         // 84: kefu.actors.v1.ListAuditResponse
-	nil,                               // 85: kefu.actors.v1.AgentStatus.SkillsEntry
+	(*Rating)(nil),                    // 9: kefu.actors.v1.Rating
+	(*CreateConversation)(nil),        // 10: kefu.actors.v1.CreateConversation
+	(*ConversationResponse)(nil),      // 11: kefu.actors.v1.ConversationResponse
+	(*Append)(nil),                    // 12: kefu.actors.v1.Append
+	(*AppendResponse)(nil),            // 13: kefu.actors.v1.AppendResponse
+	(*Resume)(nil),                    // 14: kefu.actors.v1.Resume
+	(*ResumeResponse)(nil),            // 15: kefu.actors.v1.ResumeResponse
+	(*Unsubscribe)(nil),               // 16: kefu.actors.v1.Unsubscribe
+	(*Typing)(nil),                    // 17: kefu.actors.v1.Typing
+	(*MarkRead)(nil),                  // 18: kefu.actors.v1.MarkRead
+	(*MarkReadResponse)(nil),          // 19: kefu.actors.v1.MarkReadResponse
+	(*Push)(nil),                      // 20: kefu.actors.v1.Push
+	(*StateChange)(nil),               // 21: kefu.actors.v1.StateChange
+	(*BotDelta)(nil),                  // 22: kefu.actors.v1.BotDelta
+	(*Escalate)(nil),                  // 23: kefu.actors.v1.Escalate
+	(*EscalateResponse)(nil),          // 24: kefu.actors.v1.EscalateResponse
+	(*Login)(nil),                     // 25: kefu.actors.v1.Login
+	(*Authenticate)(nil),              // 26: kefu.actors.v1.Authenticate
+	(*StaffInfo)(nil),                 // 27: kefu.actors.v1.StaffInfo
+	(*LoginResponse)(nil),             // 28: kefu.actors.v1.LoginResponse
+	(*RefreshSession)(nil),            // 29: kefu.actors.v1.RefreshSession
+	(*CheckSession)(nil),              // 30: kefu.actors.v1.CheckSession
+	(*CheckSessionResponse)(nil),      // 31: kefu.actors.v1.CheckSessionResponse
+	(*Logout)(nil),                    // 32: kefu.actors.v1.Logout
+	(*LogoutResponse)(nil),            // 33: kefu.actors.v1.LogoutResponse
+	(*ChangePassword)(nil),            // 34: kefu.actors.v1.ChangePassword
+	(*ChangePasswordResponse)(nil),    // 35: kefu.actors.v1.ChangePasswordResponse
+	(*SessionRevoked)(nil),            // 36: kefu.actors.v1.SessionRevoked
+	(*ListConversations)(nil),         // 37: kefu.actors.v1.ListConversations
+	(*ListConversationsResponse)(nil), // 38: kefu.actors.v1.ListConversationsResponse
+	(*UserIdentity)(nil),              // 39: kefu.actors.v1.UserIdentity
+	(*UserIdentityResponse)(nil),      // 40: kefu.actors.v1.UserIdentityResponse
+	(*CheckTenant)(nil),               // 41: kefu.actors.v1.CheckTenant
+	(*CheckTenantResponse)(nil),       // 42: kefu.actors.v1.CheckTenantResponse
+	(*Assist)(nil),                    // 43: kefu.actors.v1.Assist
+	(*AssistSuggestion)(nil),          // 44: kefu.actors.v1.AssistSuggestion
+	(*AssistResponse)(nil),            // 45: kefu.actors.v1.AssistResponse
+	(*KBSearch)(nil),                  // 46: kefu.actors.v1.KBSearch
+	(*KBList)(nil),                    // 47: kefu.actors.v1.KBList
+	(*KBListResponse)(nil),            // 48: kefu.actors.v1.KBListResponse
+	(*KBPut)(nil),                     // 49: kefu.actors.v1.KBPut
+	(*KBPutResponse)(nil),             // 50: kefu.actors.v1.KBPutResponse
+	(*KBDelete)(nil),                  // 51: kefu.actors.v1.KBDelete
+	(*KBDeleteResponse)(nil),          // 52: kefu.actors.v1.KBDeleteResponse
+	(*ConvOp)(nil),                    // 53: kefu.actors.v1.ConvOp
+	(*ConvOpResponse)(nil),            // 54: kefu.actors.v1.ConvOpResponse
+	(*Note)(nil),                      // 55: kefu.actors.v1.Note
+	(*AddNote)(nil),                   // 56: kefu.actors.v1.AddNote
+	(*AddNoteResponse)(nil),           // 57: kefu.actors.v1.AddNoteResponse
+	(*ListNotes)(nil),                 // 58: kefu.actors.v1.ListNotes
+	(*ListNotesResponse)(nil),         // 59: kefu.actors.v1.ListNotesResponse
+	(*ListEvents)(nil),                // 60: kefu.actors.v1.ListEvents
+	(*ListEventsResponse)(nil),        // 61: kefu.actors.v1.ListEventsResponse
+	(*QueueStatus)(nil),               // 62: kefu.actors.v1.QueueStatus
+	(*FireTimer)(nil),                 // 63: kefu.actors.v1.FireTimer
+	(*Enqueue)(nil),                   // 64: kefu.actors.v1.Enqueue
+	(*Dequeue)(nil),                   // 65: kefu.actors.v1.Dequeue
+	(*Offer)(nil),                     // 66: kefu.actors.v1.Offer
+	(*OfferResponse)(nil),             // 67: kefu.actors.v1.OfferResponse
+	(*QueueSnapshot)(nil),             // 68: kefu.actors.v1.QueueSnapshot
+	(*QueueSnapshotResponse)(nil),     // 69: kefu.actors.v1.QueueSnapshotResponse
+	(*Reserve)(nil),                   // 70: kefu.actors.v1.Reserve
+	(*ReserveResponse)(nil),           // 71: kefu.actors.v1.ReserveResponse
+	(*Release)(nil),                   // 72: kefu.actors.v1.Release
+	(*AgentStatus)(nil),               // 73: kefu.actors.v1.AgentStatus
+	(*GetAgentStatus)(nil),            // 74: kefu.actors.v1.GetAgentStatus
+	(*AgentConnect)(nil),              // 75: kefu.actors.v1.AgentConnect
+	(*SetPresence)(nil),               // 76: kefu.actors.v1.SetPresence
+	(*ProfileChanged)(nil),            // 77: kefu.actors.v1.ProfileChanged
+	(*Notice)(nil),                    // 78: kefu.actors.v1.Notice
+	(*WatchAlerts)(nil),               // 79: kefu.actors.v1.WatchAlerts
+	(*TenantConfig)(nil),              // 80: kefu.actors.v1.TenantConfig
+	(*TenantConfigResponse)(nil),      // 81: kefu.actors.v1.TenantConfigResponse
+	(*AuditEntry)(nil),                // 82: kefu.actors.v1.AuditEntry
+	(*AppendAudit)(nil),               // 83: kefu.actors.v1.AppendAudit
+	(*AppendAuditResponse)(nil),       // 84: kefu.actors.v1.AppendAuditResponse
+	(*ListAudit)(nil),                 // 85: kefu.actors.v1.ListAudit
+	(*ListAuditResponse)(nil),         // 86: kefu.actors.v1.ListAuditResponse
+	nil,                               // 87: kefu.actors.v1.AgentStatus.SkillsEntry
 }
 var file_kefu_proto_depIdxs = []int32{
 	1,  // 0: kefu.actors.v1.Caller.party:type_name -> kefu.actors.v1.Party
@@ -5621,88 +5811,91 @@ var file_kefu_proto_depIdxs = []int32{
 	1,  // 2: kefu.actors.v1.Message.from:type_name -> kefu.actors.v1.Party
 	4,  // 3: kefu.actors.v1.Message.body:type_name -> kefu.actors.v1.Body
 	1,  // 4: kefu.actors.v1.ReadPointer.by:type_name -> kefu.actors.v1.Party
-	2,  // 5: kefu.actors.v1.CreateConversation.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 6: kefu.actors.v1.ConversationResponse.error:type_name -> kefu.actors.v1.Error
-	8,  // 7: kefu.actors.v1.ConversationResponse.conversation:type_name -> kefu.actors.v1.Conversation
-	2,  // 8: kefu.actors.v1.Append.caller:type_name -> kefu.actors.v1.Caller
-	4,  // 9: kefu.actors.v1.Append.body:type_name -> kefu.actors.v1.Body
-	0,  // 10: kefu.actors.v1.Append.origin:type_name -> kefu.actors.v1.PIDRef
-	3,  // 11: kefu.actors.v1.AppendResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 12: kefu.actors.v1.Resume.caller:type_name -> kefu.actors.v1.Caller
-	0,  // 13: kefu.actors.v1.Resume.subscriber:type_name -> kefu.actors.v1.PIDRef
-	3,  // 14: kefu.actors.v1.ResumeResponse.error:type_name -> kefu.actors.v1.Error
-	6,  // 15: kefu.actors.v1.ResumeResponse.messages:type_name -> kefu.actors.v1.Message
-	7,  // 16: kefu.actors.v1.ResumeResponse.read:type_name -> kefu.actors.v1.ReadPointer
-	0,  // 17: kefu.actors.v1.Unsubscribe.subscriber:type_name -> kefu.actors.v1.PIDRef
-	2,  // 18: kefu.actors.v1.Typing.caller:type_name -> kefu.actors.v1.Caller
-	0,  // 19: kefu.actors.v1.Typing.origin:type_name -> kefu.actors.v1.PIDRef
-	2,  // 20: kefu.actors.v1.MarkRead.caller:type_name -> kefu.actors.v1.Caller
-	0,  // 21: kefu.actors.v1.MarkRead.origin:type_name -> kefu.actors.v1.PIDRef
-	3,  // 22: kefu.actors.v1.MarkReadResponse.error:type_name -> kefu.actors.v1.Error
-	6,  // 23: kefu.actors.v1.Push.message:type_name -> kefu.actors.v1.Message
-	16, // 24: kefu.actors.v1.Push.typing:type_name -> kefu.actors.v1.Typing
-	7,  // 25: kefu.actors.v1.Push.read:type_name -> kefu.actors.v1.ReadPointer
-	20, // 26: kefu.actors.v1.Push.state:type_name -> kefu.actors.v1.StateChange
-	21, // 27: kefu.actors.v1.Push.bot_delta:type_name -> kefu.actors.v1.BotDelta
-	60, // 28: kefu.actors.v1.Push.queue:type_name -> kefu.actors.v1.QueueStatus
-	53, // 29: kefu.actors.v1.Push.note:type_name -> kefu.actors.v1.Note
-	1,  // 30: kefu.actors.v1.Push.from:type_name -> kefu.actors.v1.Party
-	1,  // 31: kefu.actors.v1.StateChange.by:type_name -> kefu.actors.v1.Party
-	2,  // 32: kefu.actors.v1.Escalate.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 33: kefu.actors.v1.EscalateResponse.error:type_name -> kefu.actors.v1.Error
-	3,  // 34: kefu.actors.v1.LoginResponse.error:type_name -> kefu.actors.v1.Error
-	26, // 35: kefu.actors.v1.LoginResponse.staff:type_name -> kefu.actors.v1.StaffInfo
-	3,  // 36: kefu.actors.v1.CheckSessionResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 37: kefu.actors.v1.Logout.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 38: kefu.actors.v1.LogoutResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 39: kefu.actors.v1.ChangePassword.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 40: kefu.actors.v1.ChangePasswordResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 41: kefu.actors.v1.ListConversations.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 42: kefu.actors.v1.ListConversationsResponse.error:type_name -> kefu.actors.v1.Error
-	8,  // 43: kefu.actors.v1.ListConversationsResponse.conversations:type_name -> kefu.actors.v1.Conversation
-	3,  // 44: kefu.actors.v1.UserIdentityResponse.error:type_name -> kefu.actors.v1.Error
-	3,  // 45: kefu.actors.v1.CheckTenantResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 46: kefu.actors.v1.Assist.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 47: kefu.actors.v1.AssistResponse.error:type_name -> kefu.actors.v1.Error
-	43, // 48: kefu.actors.v1.AssistResponse.suggestions:type_name -> kefu.actors.v1.AssistSuggestion
-	2,  // 49: kefu.actors.v1.KBList.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 50: kefu.actors.v1.KBListResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 51: kefu.actors.v1.KBPut.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 52: kefu.actors.v1.KBPutResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 53: kefu.actors.v1.KBDelete.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 54: kefu.actors.v1.KBDeleteResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 55: kefu.actors.v1.ConvOp.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 56: kefu.actors.v1.ConvOpResponse.error:type_name -> kefu.actors.v1.Error
-	8,  // 57: kefu.actors.v1.ConvOpResponse.conversation:type_name -> kefu.actors.v1.Conversation
-	1,  // 58: kefu.actors.v1.Note.author:type_name -> kefu.actors.v1.Party
-	2,  // 59: kefu.actors.v1.AddNote.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 60: kefu.actors.v1.AddNoteResponse.error:type_name -> kefu.actors.v1.Error
-	53, // 61: kefu.actors.v1.AddNoteResponse.note:type_name -> kefu.actors.v1.Note
-	2,  // 62: kefu.actors.v1.ListNotes.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 63: kefu.actors.v1.ListNotesResponse.error:type_name -> kefu.actors.v1.Error
-	53, // 64: kefu.actors.v1.ListNotesResponse.notes:type_name -> kefu.actors.v1.Note
-	2,  // 65: kefu.actors.v1.ListEvents.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 66: kefu.actors.v1.ListEventsResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 67: kefu.actors.v1.QueueSnapshot.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 68: kefu.actors.v1.QueueSnapshotResponse.error:type_name -> kefu.actors.v1.Error
-	71, // 69: kefu.actors.v1.ReserveResponse.status:type_name -> kefu.actors.v1.AgentStatus
-	85, // 70: kefu.actors.v1.AgentStatus.skills:type_name -> kefu.actors.v1.AgentStatus.SkillsEntry
-	0,  // 71: kefu.actors.v1.AgentConnect.device:type_name -> kefu.actors.v1.PIDRef
-	1,  // 72: kefu.actors.v1.Notice.by:type_name -> kefu.actors.v1.Party
-	0,  // 73: kefu.actors.v1.WatchAlerts.device:type_name -> kefu.actors.v1.PIDRef
-	2,  // 74: kefu.actors.v1.TenantConfig.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 75: kefu.actors.v1.TenantConfigResponse.error:type_name -> kefu.actors.v1.Error
-	1,  // 76: kefu.actors.v1.AuditEntry.actor:type_name -> kefu.actors.v1.Party
-	80, // 77: kefu.actors.v1.AppendAudit.entries:type_name -> kefu.actors.v1.AuditEntry
-	3,  // 78: kefu.actors.v1.AppendAuditResponse.error:type_name -> kefu.actors.v1.Error
-	2,  // 79: kefu.actors.v1.ListAudit.caller:type_name -> kefu.actors.v1.Caller
-	3,  // 80: kefu.actors.v1.ListAuditResponse.error:type_name -> kefu.actors.v1.Error
-	80, // 81: kefu.actors.v1.ListAuditResponse.entries:type_name -> kefu.actors.v1.AuditEntry
-	82, // [82:82] is the sub-list for method output_type
-	82, // [82:82] is the sub-list for method input_type
-	82, // [82:82] is the sub-list for extension type_name
-	82, // [82:82] is the sub-list for extension extendee
-	0,  // [0:82] is the sub-list for field type_name
+	9,  // 5: kefu.actors.v1.Conversation.rating:type_name -> kefu.actors.v1.Rating
+	2,  // 6: kefu.actors.v1.CreateConversation.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 7: kefu.actors.v1.ConversationResponse.error:type_name -> kefu.actors.v1.Error
+	8,  // 8: kefu.actors.v1.ConversationResponse.conversation:type_name -> kefu.actors.v1.Conversation
+	2,  // 9: kefu.actors.v1.Append.caller:type_name -> kefu.actors.v1.Caller
+	4,  // 10: kefu.actors.v1.Append.body:type_name -> kefu.actors.v1.Body
+	0,  // 11: kefu.actors.v1.Append.origin:type_name -> kefu.actors.v1.PIDRef
+	3,  // 12: kefu.actors.v1.AppendResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 13: kefu.actors.v1.Resume.caller:type_name -> kefu.actors.v1.Caller
+	0,  // 14: kefu.actors.v1.Resume.subscriber:type_name -> kefu.actors.v1.PIDRef
+	3,  // 15: kefu.actors.v1.ResumeResponse.error:type_name -> kefu.actors.v1.Error
+	6,  // 16: kefu.actors.v1.ResumeResponse.messages:type_name -> kefu.actors.v1.Message
+	7,  // 17: kefu.actors.v1.ResumeResponse.read:type_name -> kefu.actors.v1.ReadPointer
+	0,  // 18: kefu.actors.v1.Unsubscribe.subscriber:type_name -> kefu.actors.v1.PIDRef
+	2,  // 19: kefu.actors.v1.Typing.caller:type_name -> kefu.actors.v1.Caller
+	0,  // 20: kefu.actors.v1.Typing.origin:type_name -> kefu.actors.v1.PIDRef
+	2,  // 21: kefu.actors.v1.MarkRead.caller:type_name -> kefu.actors.v1.Caller
+	0,  // 22: kefu.actors.v1.MarkRead.origin:type_name -> kefu.actors.v1.PIDRef
+	3,  // 23: kefu.actors.v1.MarkReadResponse.error:type_name -> kefu.actors.v1.Error
+	6,  // 24: kefu.actors.v1.Push.message:type_name -> kefu.actors.v1.Message
+	17, // 25: kefu.actors.v1.Push.typing:type_name -> kefu.actors.v1.Typing
+	7,  // 26: kefu.actors.v1.Push.read:type_name -> kefu.actors.v1.ReadPointer
+	21, // 27: kefu.actors.v1.Push.state:type_name -> kefu.actors.v1.StateChange
+	22, // 28: kefu.actors.v1.Push.bot_delta:type_name -> kefu.actors.v1.BotDelta
+	62, // 29: kefu.actors.v1.Push.queue:type_name -> kefu.actors.v1.QueueStatus
+	55, // 30: kefu.actors.v1.Push.note:type_name -> kefu.actors.v1.Note
+	9,  // 31: kefu.actors.v1.Push.rated:type_name -> kefu.actors.v1.Rating
+	1,  // 32: kefu.actors.v1.Push.from:type_name -> kefu.actors.v1.Party
+	1,  // 33: kefu.actors.v1.StateChange.by:type_name -> kefu.actors.v1.Party
+	2,  // 34: kefu.actors.v1.Escalate.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 35: kefu.actors.v1.EscalateResponse.error:type_name -> kefu.actors.v1.Error
+	3,  // 36: kefu.actors.v1.LoginResponse.error:type_name -> kefu.actors.v1.Error
+	27, // 37: kefu.actors.v1.LoginResponse.staff:type_name -> kefu.actors.v1.StaffInfo
+	3,  // 38: kefu.actors.v1.CheckSessionResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 39: kefu.actors.v1.Logout.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 40: kefu.actors.v1.LogoutResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 41: kefu.actors.v1.ChangePassword.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 42: kefu.actors.v1.ChangePasswordResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 43: kefu.actors.v1.ListConversations.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 44: kefu.actors.v1.ListConversationsResponse.error:type_name -> kefu.actors.v1.Error
+	8,  // 45: kefu.actors.v1.ListConversationsResponse.conversations:type_name -> kefu.actors.v1.Conversation
+	3,  // 46: kefu.actors.v1.UserIdentityResponse.error:type_name -> kefu.actors.v1.Error
+	3,  // 47: kefu.actors.v1.CheckTenantResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 48: kefu.actors.v1.Assist.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 49: kefu.actors.v1.AssistResponse.error:type_name -> kefu.actors.v1.Error
+	44, // 50: kefu.actors.v1.AssistResponse.suggestions:type_name -> kefu.actors.v1.AssistSuggestion
+	2,  // 51: kefu.actors.v1.KBSearch.caller:type_name -> kefu.actors.v1.Caller
+	2,  // 52: kefu.actors.v1.KBList.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 53: kefu.actors.v1.KBListResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 54: kefu.actors.v1.KBPut.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 55: kefu.actors.v1.KBPutResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 56: kefu.actors.v1.KBDelete.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 57: kefu.actors.v1.KBDeleteResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 58: kefu.actors.v1.ConvOp.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 59: kefu.actors.v1.ConvOpResponse.error:type_name -> kefu.actors.v1.Error
+	8,  // 60: kefu.actors.v1.ConvOpResponse.conversation:type_name -> kefu.actors.v1.Conversation
+	1,  // 61: kefu.actors.v1.Note.author:type_name -> kefu.actors.v1.Party
+	2,  // 62: kefu.actors.v1.AddNote.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 63: kefu.actors.v1.AddNoteResponse.error:type_name -> kefu.actors.v1.Error
+	55, // 64: kefu.actors.v1.AddNoteResponse.note:type_name -> kefu.actors.v1.Note
+	2,  // 65: kefu.actors.v1.ListNotes.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 66: kefu.actors.v1.ListNotesResponse.error:type_name -> kefu.actors.v1.Error
+	55, // 67: kefu.actors.v1.ListNotesResponse.notes:type_name -> kefu.actors.v1.Note
+	2,  // 68: kefu.actors.v1.ListEvents.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 69: kefu.actors.v1.ListEventsResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 70: kefu.actors.v1.QueueSnapshot.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 71: kefu.actors.v1.QueueSnapshotResponse.error:type_name -> kefu.actors.v1.Error
+	73, // 72: kefu.actors.v1.ReserveResponse.status:type_name -> kefu.actors.v1.AgentStatus
+	87, // 73: kefu.actors.v1.AgentStatus.skills:type_name -> kefu.actors.v1.AgentStatus.SkillsEntry
+	0,  // 74: kefu.actors.v1.AgentConnect.device:type_name -> kefu.actors.v1.PIDRef
+	1,  // 75: kefu.actors.v1.Notice.by:type_name -> kefu.actors.v1.Party
+	0,  // 76: kefu.actors.v1.WatchAlerts.device:type_name -> kefu.actors.v1.PIDRef
+	2,  // 77: kefu.actors.v1.TenantConfig.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 78: kefu.actors.v1.TenantConfigResponse.error:type_name -> kefu.actors.v1.Error
+	1,  // 79: kefu.actors.v1.AuditEntry.actor:type_name -> kefu.actors.v1.Party
+	82, // 80: kefu.actors.v1.AppendAudit.entries:type_name -> kefu.actors.v1.AuditEntry
+	3,  // 81: kefu.actors.v1.AppendAuditResponse.error:type_name -> kefu.actors.v1.Error
+	2,  // 82: kefu.actors.v1.ListAudit.caller:type_name -> kefu.actors.v1.Caller
+	3,  // 83: kefu.actors.v1.ListAuditResponse.error:type_name -> kefu.actors.v1.Error
+	82, // 84: kefu.actors.v1.ListAuditResponse.entries:type_name -> kefu.actors.v1.AuditEntry
+	85, // [85:85] is the sub-list for method output_type
+	85, // [85:85] is the sub-list for method input_type
+	85, // [85:85] is the sub-list for extension type_name
+	85, // [85:85] is the sub-list for extension extendee
+	0,  // [0:85] is the sub-list for field type_name
 }
 
 func init() { file_kefu_proto_init() }
@@ -5710,7 +5903,7 @@ func file_kefu_proto_init() {
 	if File_kefu_proto != nil {
 		return
 	}
-	file_kefu_proto_msgTypes[19].OneofWrappers = []any{
+	file_kefu_proto_msgTypes[20].OneofWrappers = []any{
 		(*Push_Message)(nil),
 		(*Push_Typing)(nil),
 		(*Push_Read)(nil),
@@ -5718,6 +5911,7 @@ func file_kefu_proto_init() {
 		(*Push_BotDelta)(nil),
 		(*Push_Queue)(nil),
 		(*Push_Note)(nil),
+		(*Push_Rated)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -5725,7 +5919,7 @@ func file_kefu_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kefu_proto_rawDesc), len(file_kefu_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   86,
+			NumMessages:   88,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

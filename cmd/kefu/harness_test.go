@@ -265,6 +265,8 @@ type frame struct {
 	Load      int              `json:"load"`
 	Convs     []string         `json:"convs"`
 	Note      *engine.Note     `json:"note"`
+	Summary   string           `json:"summary"`
+	Rating    *engine.Rating   `json:"rating"`
 	Raw       string           `json:"-"`
 }
 

@@ -236,6 +236,20 @@ func newBot(c config.Bot, logger *slog.Logger) (*bots.Pipeline, error) {
 //go:embed demo/faq-demo.json
 var demoFAQ []byte
 
+// demoCanned are the demo tenant's canned responses, shared by its staff.
+func demoCanned(tenant string, now time.Time) []engine.CannedResponse {
+	out := []engine.CannedResponse{
+		{Shortcut: "hi", Title: "问候", Text: "您好，我是客服，请问有什么可以帮您？"},
+		{Shortcut: "wait", Title: "请稍等", Text: "请稍等，我帮您查询一下。"},
+		{Shortcut: "refund", Title: "退款说明", Text: "退款申请审核通过后，款项将在 1-3 个工作日内原路退回，请留意账户变动。"},
+		{Shortcut: "bye", Title: "结束语", Text: "感谢您的咨询，祝您生活愉快！"},
+	}
+	for i := range out {
+		out[i].Tenant, out[i].ID, out[i].Scope, out[i].UpdatedAt = tenant, engine.NewID(now), engine.CannedTenant, now
+	}
+	return out
+}
+
 // openStore opens the database (openDatabase) and wraps it in store/sealed,
 // so that personal data is encrypted at rest, with the configured master
 // keys (openKeys). where names the database for the log.
@@ -270,8 +284,9 @@ func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger, r
 	return s, cfg.SQLiteFile(), nil
 }
 
-// bootstrap creates the demo tenant, its admin and its knowledge base on an
-// empty store, so a new installation is usable at once. The generated
+// bootstrap creates the demo tenant, its admin, its knowledge base and
+// canned responses on an empty store, so a new installation is usable at
+// once. The generated
 // password is printed once and never stored in clear.
 func bootstrap(ctx context.Context, store engine.Store, b config.Bootstrap, logger *slog.Logger, stdout io.Writer) error {
 	n, err := store.CountTenants(ctx)
@@ -304,7 +319,14 @@ func bootstrap(ctx context.Context, store engine.Store, b config.Bootstrap, logg
 	if err := store.PutFAQ(ctx, b.Tenant, actors.EntriesToStore(entries)); err != nil {
 		return fmt.Errorf("storing the demo knowledge base: %w", err)
 	}
-	logger.Info("first start: created the demo tenant, its admin and its knowledge base", "tenant", b.Tenant, "admin", b.AdminUser, "faq_entries", len(entries))
+	canned := demoCanned(b.Tenant, now)
+	for _, c := range canned {
+		if err := store.PutCanned(ctx, c); err != nil {
+			return fmt.Errorf("storing the demo canned responses: %w", err)
+		}
+	}
+	logger.Info("first start: created the demo tenant, its admin, its knowledge base and canned responses", "tenant", b.Tenant,
+		"admin", b.AdminUser, "faq_entries", len(entries), "canned_responses", len(canned))
 	if generated {
 		fmt.Fprintf(stdout, "\nKefu's first start created tenant %q with admin %q.\nAdmin password (shown only this once): %s\n\n", b.Tenant, b.AdminUser, password)
 	}

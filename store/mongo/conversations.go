@@ -42,7 +42,7 @@ func (s *Store) CreateConversation(ctx context.Context, c engine.Conversation) e
 	_, err := s.c.conversations.InsertOne(ctx, conversationDoc{
 		Tenant: c.Tenant, ID: c.ID, UserID: c.UserID, State: string(c.State), AgentID: c.AgentID,
 		Invited: c.Invited, Group: c.Group, Priority: c.Priority, QueuedAt: c.QueuedAt,
-		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, Rating: ratingToDoc(c.Rating),
 	})
 	if err == nil {
 		s.known.add(c.Tenant, c.ID)
@@ -85,7 +85,7 @@ func (d *conversationDoc) conversation() engine.Conversation {
 	return engine.Conversation{
 		Tenant: d.Tenant, ID: d.ID, UserID: d.UserID, State: engine.ConvState(d.State), AgentID: d.AgentID,
 		Invited: d.Invited, Group: d.Group, Priority: d.Priority, QueuedAt: d.QueuedAt.UTC(),
-		CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
+		CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(), Rating: d.Rating.rating(),
 	}
 }
 

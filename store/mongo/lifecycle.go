@@ -27,11 +27,12 @@ type eventDoc struct {
 	Agent string    `bson:"agent_id,omitempty"`
 	Group string    `bson:"group_id,omitempty"`
 	Note  string    `bson:"note,omitempty"`
+	Score int       `bson:"score,omitempty"`
 	At    time.Time `bson:"at"`
 }
 
 // UpdateConversation records ev, then stores c's mutable fields (state,
-// agent, invited, group, priority, queued at, UpdatedAt). Without
+// agent, invited, group, priority, queued at, UpdatedAt, rating). Without
 // transactions these are two writes: the event goes first, so a crash
 // between them leaves the event (what reports read) and an older header,
 // which the conversation's next change overwrites.
@@ -56,7 +57,7 @@ func (s *Store) UpdateConversation(ctx context.Context, c engine.Conversation, e
 	}
 	_, err := s.c.events.InsertOne(ctx, eventDoc{
 		ID: bson.NewObjectID(), Tenant: c.Tenant, Conv: c.ID, Type: string(ev.Type), From: string(ev.From), To: string(ev.To),
-		ByRole: string(ev.By.Role), ByID: ev.By.ID, Reason: ev.Reason, Agent: ev.Agent, Group: ev.Group, Note: ev.Note, At: ev.At,
+		ByRole: string(ev.By.Role), ByID: ev.By.ID, Reason: ev.Reason, Agent: ev.Agent, Group: ev.Group, Note: ev.Note, Score: ev.Score, At: ev.At,
 	})
 	if err != nil {
 		return fmt.Errorf("mongo: record event of %s: %w", what, err)
@@ -72,8 +73,8 @@ func (s *Store) UpdateConversation(ctx context.Context, c engine.Conversation, e
 	return nil
 }
 
-// conversationUpdate sets c's mutable fields. No invitees and no queue
-// time are absent fields, as CreateConversation writes them.
+// conversationUpdate sets c's mutable fields. No invitees, no queue time
+// and no rating are absent fields, as CreateConversation writes them.
 func conversationUpdate(c engine.Conversation) bson.D {
 	set := bson.D{
 		{Key: "state", Value: string(c.State)}, {Key: "agent_id", Value: c.AgentID},
@@ -89,6 +90,11 @@ func conversationUpdate(c engine.Conversation) bson.D {
 		set = append(set, bson.E{Key: "queued_at", Value: c.QueuedAt})
 	} else {
 		unset = append(unset, bson.E{Key: "queued_at", Value: ""})
+	}
+	if c.Rating != nil {
+		set = append(set, bson.E{Key: "rating", Value: ratingToDoc(c.Rating)})
+	} else {
+		unset = append(unset, bson.E{Key: "rating", Value: ""})
 	}
 	update := bson.D{{Key: "$set", Value: set}}
 	if len(unset) > 0 {
@@ -117,7 +123,7 @@ func (s *Store) Events(ctx context.Context, tenant, conv string) ([]engine.ConvE
 	for i, d := range docs {
 		out[i] = engine.ConvEvent{Tenant: tenant, Conv: conv, Type: engine.EventType(d.Type), From: engine.ConvState(d.From),
 			To: engine.ConvState(d.To), By: engine.Party{Role: engine.Role(d.ByRole), ID: d.ByID}, Reason: d.Reason,
-			Agent: d.Agent, Group: d.Group, Note: d.Note, At: d.At.UTC()}
+			Agent: d.Agent, Group: d.Group, Note: d.Note, Score: d.Score, At: d.At.UTC()}
 	}
 	return out, nil
 }
@@ -171,20 +177,8 @@ func nonNil(s []string) []string {
 
 // DeleteFAQ removes one entry (engine.ErrNotFound if absent).
 func (s *Store) DeleteFAQ(ctx context.Context, tenant, id string) error {
-	if err := s.enter(); err != nil {
-		return err
-	}
-	defer s.calls.Done()
-	s.metrics.Ops[storemetrics.OpDeleteFAQ].Inc()
 	// faq_entries_by_id.
-	res, err := s.c.faq.DeleteOne(ctx, bson.D{{Key: "tenant", Value: tenant}, {Key: "id", Value: id}})
-	if err != nil {
-		return fmt.Errorf("mongo: delete faq %s/%s: %w", tenant, id, err)
-	}
-	if res.DeletedCount == 0 {
-		return fmt.Errorf("mongo: delete faq %s/%s: %w", tenant, id, engine.ErrNotFound)
-	}
-	return nil
+	return s.deleteByID(ctx, storemetrics.OpDeleteFAQ, s.c.faq, "faq", tenant, id)
 }
 
 // FAQEntries returns every entry of the tenant, by id.

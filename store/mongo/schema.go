@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kefu-dev/kefu/engine"
+
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -41,12 +43,35 @@ type conversationDoc struct {
 	AgentID string `bson:"agent_id,omitempty"`
 	// Absent when empty, as in the documents written before they existed,
 	// which thus read as zero values.
-	Invited   []string  `bson:"invited,omitempty"`
-	Group     string    `bson:"group_id,omitempty"`
-	Priority  int       `bson:"priority,omitempty"`
-	QueuedAt  time.Time `bson:"queued_at,omitempty"`
-	CreatedAt time.Time `bson:"created_at"`
-	UpdatedAt time.Time `bson:"updated_at"`
+	Invited   []string   `bson:"invited,omitempty"`
+	Group     string     `bson:"group_id,omitempty"`
+	Priority  int        `bson:"priority,omitempty"`
+	QueuedAt  time.Time  `bson:"queued_at,omitempty"`
+	CreatedAt time.Time  `bson:"created_at"`
+	UpdatedAt time.Time  `bson:"updated_at"`
+	Rating    *ratingDoc `bson:"rating,omitempty"`
+}
+
+// ratingDoc is a conversation's rating; the comment is sealed
+// (store/sealed).
+type ratingDoc struct {
+	Score   int       `bson:"score"`
+	Comment string    `bson:"comment"`
+	At      time.Time `bson:"at"`
+}
+
+func ratingToDoc(r *engine.Rating) *ratingDoc {
+	if r == nil {
+		return nil
+	}
+	return &ratingDoc{Score: r.Score, Comment: r.Comment, At: r.At}
+}
+
+func (d *ratingDoc) rating() *engine.Rating {
+	if d == nil {
+		return nil
+	}
+	return &engine.Rating{Score: d.Score, Comment: d.Comment, At: d.At.UTC()}
 }
 
 // messageDoc is a message. Its _id is made by the store, so the writer
@@ -184,6 +209,13 @@ var indexes = []index{
 	// DataKeys, AllDataKeys and RewrapDataKey.
 	{"data_keys", "data_keys_by_version",
 		bson.D{asc("tenant"), asc("version")}, true},
+	// PutCanned's and DeleteCanned's key; a shortcut unique among the
+	// tenant's (owner "") and among each owner's; CannedResponses, the
+	// tenant's and one owner's, each by shortcut.
+	{"canned_responses", "canned_by_id",
+		bson.D{asc("tenant"), asc("id")}, true},
+	{"canned_responses", "canned_by_shortcut",
+		bson.D{asc("tenant"), asc("owner"), asc("shortcut")}, true},
 }
 
 // ensureIndexes creates every index of indexes that is missing. Creating

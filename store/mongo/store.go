@@ -94,7 +94,7 @@ type collections struct {
 	profiles, groups, tenantSettings, customers, notes, timers      *mongo.Collection
 	sessions, loginStates, tenantCredentials                        *mongo.Collection
 	audit                                                           *mongo.Collection
-	dataKeys                                                        *mongo.Collection
+	dataKeys, canned                                                *mongo.Collection
 }
 
 // testHooks let tests choose paths Open would otherwise pick from the
@@ -176,6 +176,7 @@ func open(ctx context.Context, cfg Config, hooks testHooks) (_ *Store, err error
 			tenantCredentials: db.Collection("tenant_credentials"),
 			audit:             db.Collection("audit_log"),
 			dataKeys:          db.Collection("data_keys"),
+			canned:            db.Collection("canned_responses"),
 		},
 		metrics: m, known: newKnownSet(knownConversations),
 	}

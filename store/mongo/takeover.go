@@ -161,18 +161,25 @@ func (s *Store) PutGroup(ctx context.Context, g engine.SkillGroup) error {
 
 // DeleteGroup removes a group (engine.ErrNotFound if absent).
 func (s *Store) DeleteGroup(ctx context.Context, tenant, id string) error {
+	// skill_groups_by_id.
+	return s.deleteByID(ctx, storemetrics.OpDeleteGroup, s.c.groups, "group", tenant, id)
+}
+
+// deleteByID deletes the tenant's document with id from coll, whose index
+// on (tenant, id) finds it; what names it for errors. Deleting nothing is
+// engine.ErrNotFound.
+func (s *Store) deleteByID(ctx context.Context, kind storemetrics.Op, coll *mongo.Collection, what, tenant, id string) error {
 	if err := s.enter(); err != nil {
 		return err
 	}
 	defer s.calls.Done()
-	s.metrics.Ops[storemetrics.OpDeleteGroup].Inc()
-	// skill_groups_by_id.
-	res, err := s.c.groups.DeleteOne(ctx, idFilter(tenant, id))
+	s.metrics.Ops[kind].Inc()
+	res, err := coll.DeleteOne(ctx, idFilter(tenant, id))
 	if err != nil {
-		return fmt.Errorf("mongo: delete group %s/%s: %w", tenant, id, err)
+		return fmt.Errorf("mongo: delete %s %s/%s: %w", what, tenant, id, err)
 	}
 	if res.DeletedCount == 0 {
-		return fmt.Errorf("mongo: delete group %s/%s: %w", tenant, id, engine.ErrNotFound)
+		return fmt.Errorf("mongo: delete %s %s/%s: %w", what, tenant, id, engine.ErrNotFound)
 	}
 	return nil
 }

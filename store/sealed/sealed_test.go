@@ -40,15 +40,17 @@ func TestConformance(t *testing.T) {
 // passed through on purpose, so a new port cannot reach the database in
 // clear by being promoted unnoticed.
 func TestMethods(t *testing.T) {
-	sealedMethods := []string{"AddNote", "Append", "Customer", "Events", "MessageByClientID", "Messages", "Notes",
-		"PutCustomer", "PutTenantCredentials", "Recent", "TenantCredentials", "UpdateConversation"}
+	sealedMethods := []string{"AddNote", "Append", "Conversation", "CreateConversation", "Customer", "Events",
+		"ListConversations", "MessageByClientID", "Messages", "Notes", "PutCustomer", "PutTenantCredentials", "Recent",
+		"TenantCredentials", "UpdateConversation"}
 	// Nothing personal in these: ids, states, times, staff, the merchant's
-	// knowledge base, routing settings, timers, wrapped keys; sessions and
-	// password hashes (only hashes are stored), login counts, and the audit
-	// log (its details never hold message text or secrets).
-	plain := []string{"AgentProfile", "AgentProfiles", "AllDataKeys", "Close", "Conversation", "CountTenants",
-		"CreateConversation", "CreateDataKey", "CreateStaff", "CreateTenant", "DataKeys", "DeleteFAQ", "DeleteGroup",
-		"DeleteTimer", "DueTimers", "FAQEntries", "Groups", "LastSeq", "ListConversations", "ListStaff", "PutAgentProfile",
+	// knowledge base and canned responses, routing settings, timers,
+	// wrapped keys; sessions and password hashes (only hashes are stored),
+	// login counts, and the audit log (its details never hold message text
+	// or secrets).
+	plain := []string{"AgentProfile", "AgentProfiles", "AllDataKeys", "CannedResponses", "Close", "CountTenants",
+		"CreateDataKey", "CreateStaff", "CreateTenant", "DataKeys", "DeleteCanned", "DeleteFAQ", "DeleteGroup",
+		"DeleteTimer", "DueTimers", "FAQEntries", "Groups", "LastSeq", "ListStaff", "PutAgentProfile", "PutCanned",
 		"PutFAQ", "PutGroup", "PutSettingIfAbsent", "PutTenantSettings", "PutTimer", "ReadPointers", "RewrapDataKey",
 		"SetReadPointer", "StaffByID", "StaffByUsername", "Tenant", "TenantSettings", "Timers",
 		"UpdateStaff", "PutSession", "StaffSessions", "PutLoginState", "LoginState", "AppendAudit", "AuditLog"}
@@ -102,6 +104,8 @@ func TestNoPlaintextAtRest(t *testing.T) {
 	mustOK(t, "conversation", err)
 	c.State = engine.StateQueued
 	mustOK(t, "update", s.UpdateConversation(ctx, c, engine.ConvEvent{Type: engine.EventTransferred, Note: "event " + secret}))
+	c.State, c.Rating = engine.StateClosed, &engine.Rating{Score: 2, Comment: "rating " + secret, At: epoch}
+	mustOK(t, "rate", s.UpdateConversation(ctx, c, engine.ConvEvent{Type: engine.EventRated, Score: 2, Note: "rating " + secret}))
 	cust := engine.Customer{Tenant: "ta", ID: "u1", DisplayName: secret, Attrs: map[string]string{"id_card": secret}}
 	mustOK(t, "put customer", s.PutCustomer(ctx, cust))
 	const published = "FAQ-ANSWER-PUBLISHED-0042"
@@ -114,8 +118,15 @@ func TestNoPlaintextAtRest(t *testing.T) {
 	if notes, err := s.Notes(ctx, "ta", "c1"); err != nil || len(notes) != 1 || notes[0].Text != note.Text {
 		t.Fatalf("notes = %+v, %v", notes, err)
 	}
-	if evs, err := s.Events(ctx, "ta", "c1"); err != nil || len(evs) != 1 || evs[0].Note != "event "+secret {
+	if evs, err := s.Events(ctx, "ta", "c1"); err != nil || len(evs) != 2 || evs[0].Note != "event "+secret || evs[1].Note != "rating "+secret {
 		t.Fatalf("events = %+v, %v", evs, err)
+	}
+	if gc, err := s.Conversation(ctx, "ta", "c1"); err != nil || gc.Rating == nil || gc.Rating.Comment != "rating "+secret {
+		t.Fatalf("conversation = %+v, %v", gc, err)
+	}
+	if list, err := s.ListConversations(ctx, "ta", engine.ConversationQuery{}); err != nil || len(list) != 1 ||
+		list[0].Rating == nil || list[0].Rating.Comment != "rating "+secret {
+		t.Fatalf("listed = %+v, %v", list, err)
 	}
 	if gc, err := s.Customer(ctx, "ta", "u1"); err != nil || gc.DisplayName != secret || gc.Attrs["id_card"] != secret {
 		t.Fatalf("customer = %+v, %v", gc, err)
@@ -232,8 +243,8 @@ func TestTamperedBody(t *testing.T) {
 	})
 }
 
-// TestTamperedRecords: notes, event notes and customers are bound to their
-// record and field in the same way.
+// TestTamperedRecords: notes, event notes, ratings' comments and customers
+// are bound to their record and field in the same way.
 func TestTamperedRecords(t *testing.T) {
 	ctx := context.Background()
 	inner, rs := openSQLite(t, storetest.FixedClock{T: epoch})
@@ -276,9 +287,29 @@ func TestTamperedRecords(t *testing.T) {
 		t.Fatalf("notes once restored = %+v, %v", got, err)
 	}
 
-	ev2 := text("note FROM conv_events", "tenant = 'ta' AND conv = 'c2'")
+	for _, c := range []string{"c1", "c2"} {
+		conv := engine.Conversation{Tenant: "ta", ID: c, State: engine.StateClosed, Rating: &engine.Rating{Score: 1, Comment: "rating of " + c, At: epoch}}
+		mustOK(t, "rate", s.UpdateConversation(ctx, conv, engine.ConvEvent{Type: engine.EventRated}))
+	}
+	rating1 := text("rating_comment FROM conversations", "tenant = 'ta' AND id = 'c1'")
+	rating2 := text("rating_comment FROM conversations", "tenant = 'ta' AND id = 'c2'")
+	for name, v := range map[string]string{"in clear": "rating of c1", "from another conversation": rating2, "flipped": flip(t, rating1, nonceSize)} {
+		raw.exec(t, `UPDATE conversations SET rating_comment = ? WHERE tenant = 'ta' AND id = 'c1'`, v)
+		if got, err := s.Conversation(ctx, "ta", "c1"); !errors.Is(err, ErrTampered) || got.ID != "" {
+			t.Errorf("rating comment %s: Conversation = %+v, %v; want ErrTampered", name, got, err)
+		}
+		if got, err := s.ListConversations(ctx, "ta", engine.ConversationQuery{}); !errors.Is(err, ErrTampered) || got != nil {
+			t.Errorf("rating comment %s: ListConversations = %+v, %v; want ErrTampered", name, got, err)
+		}
+	}
+	raw.exec(t, `UPDATE conversations SET rating_comment = ? WHERE tenant = 'ta' AND id = 'c1'`, rating1)
+	if got, err := s.Conversation(ctx, "ta", "c1"); err != nil || got.Rating == nil || got.Rating.Comment != "rating of c1" {
+		t.Fatalf("rating once restored = %+v, %v", got, err)
+	}
+
+	ev2 := text("note FROM conv_events", "tenant = 'ta' AND conv = 'c2' ORDER BY n LIMIT 1")
 	for name, v := range map[string]string{"empty": "", "from another conversation": ev2} {
-		raw.exec(t, `UPDATE conv_events SET note = ? WHERE tenant = 'ta' AND conv = 'c1'`, v)
+		raw.exec(t, `UPDATE conv_events SET note = ? WHERE tenant = 'ta' AND conv = 'c1' AND n = 1`, v)
 		if got, err := s.Events(ctx, "ta", "c1"); !errors.Is(err, ErrTampered) || got != nil {
 			t.Errorf("event note %s: Events = %v, %v; want ErrTampered", name, got, err)
 		}

@@ -32,6 +32,7 @@ const (
 	fieldBody        = "message.body"
 	fieldNote        = "note.text"
 	fieldEventNote   = "event.note"
+	fieldRating      = "conversation.rating_comment"
 	fieldDisplayName = "customer.display_name"
 	fieldAttr        = "customer.attr"
 	fieldAppSecret   = "tenant.wechat_app_secret"
@@ -142,13 +143,80 @@ func (s *Store) MessageByClientID(ctx context.Context, tenant, conv, clientMsgID
 	return m, nil
 }
 
-// UpdateConversation seals the event's note, bound to the conversation.
+// sealRating replaces c's rating by a copy with its comment sealed, bound
+// to the conversation.
+func (s *Store) sealRating(ctx context.Context, c *engine.Conversation) error {
+	if c.Rating == nil {
+		return nil
+	}
+	r := *c.Rating
+	var err error
+	if r.Comment, err = s.sealText(ctx, c.Tenant, r.Comment, fieldRating, c.ID); err != nil {
+		return err
+	}
+	c.Rating = &r
+	return nil
+}
+
+// openRating opens the comment of c's rating in place.
+func (s *Store) openRating(ctx context.Context, c *engine.Conversation) error {
+	if c.Rating == nil {
+		return nil
+	}
+	var err error
+	if c.Rating.Comment, err = s.openText(ctx, c.Tenant, c.Rating.Comment, fieldRating, c.ID); err != nil {
+		return fmt.Errorf("sealed: conversation %s/%s: rating comment: %w", c.Tenant, c.ID, err)
+	}
+	return nil
+}
+
+// CreateConversation seals the comment of the conversation's rating, if
+// it has one.
+func (s *Store) CreateConversation(ctx context.Context, c engine.Conversation) error {
+	if err := s.sealRating(ctx, &c); err != nil {
+		return fmt.Errorf("sealed: create conversation %s/%s: %w", c.Tenant, c.ID, err)
+	}
+	return s.Store.CreateConversation(ctx, c)
+}
+
+// Conversation returns the conversation with its rating's comment opened.
+func (s *Store) Conversation(ctx context.Context, tenant, id string) (engine.Conversation, error) {
+	c, err := s.Store.Conversation(ctx, tenant, id)
+	if err != nil {
+		return engine.Conversation{}, err
+	}
+	if err := s.openRating(ctx, &c); err != nil {
+		return engine.Conversation{}, err
+	}
+	return c, nil
+}
+
+// ListConversations returns the conversations with their ratings'
+// comments opened.
+func (s *Store) ListConversations(ctx context.Context, tenant string, q engine.ConversationQuery) ([]engine.Conversation, error) {
+	convs, err := s.Store.ListConversations(ctx, tenant, q)
+	if err != nil {
+		return nil, err
+	}
+	for i := range convs {
+		if err := s.openRating(ctx, &convs[i]); err != nil {
+			return nil, err
+		}
+	}
+	return convs, nil
+}
+
+// UpdateConversation seals the event's note and the comment of the
+// conversation's rating, both bound to the conversation.
 func (s *Store) UpdateConversation(ctx context.Context, c engine.Conversation, ev engine.ConvEvent) error {
 	note, err := s.sealText(ctx, c.Tenant, ev.Note, fieldEventNote, c.ID)
 	if err != nil {
 		return fmt.Errorf("sealed: update conversation %s/%s: %w", c.Tenant, c.ID, err)
 	}
 	ev.Note = note
+	if err := s.sealRating(ctx, &c); err != nil {
+		return fmt.Errorf("sealed: update conversation %s/%s: %w", c.Tenant, c.ID, err)
+	}
 	return s.Store.UpdateConversation(ctx, c, ev)
 }
 

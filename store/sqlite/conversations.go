@@ -43,8 +43,10 @@ func (s *Store) CreateConversation(ctx context.Context, c engine.Conversation) e
 
 func (o *createConversationOp) apply(w *writer) error {
 	c := o.c
+	score, comment, at := ratingColumns(c.Rating)
 	_, err := w.st.insertConversation.ExecContext(bg, c.Tenant, c.ID, c.UserID, string(c.State), c.AgentID,
-		invitedJSON(c.Invited), c.Group, c.Priority, queuedAtMS(c.QueuedAt), c.CreatedAt.UnixMilli(), c.UpdatedAt.UnixMilli())
+		invitedJSON(c.Invited), c.Group, c.Priority, queuedAtMS(c.QueuedAt), c.CreatedAt.UnixMilli(), c.UpdatedAt.UnixMilli(),
+		score, comment, at)
 	return createError("conversation "+c.Tenant+"/"+c.ID, "tenant "+c.Tenant, err)
 }
 
@@ -61,6 +63,15 @@ func queuedAtMS(t time.Time) any {
 		return nil
 	}
 	return t.UnixMilli()
+}
+
+// ratingColumns are the stored form of Conversation.Rating: a NULL score
+// and time for none.
+func ratingColumns(r *engine.Rating) (score any, comment string, at any) {
+	if r == nil {
+		return nil, "", nil
+	}
+	return r.Score, r.Comment, r.At.UnixMilli()
 }
 
 // createError maps the error of an INSERT of a new record named what whose
@@ -97,12 +108,15 @@ func (s *Store) Conversation(ctx context.Context, tenant, id string) (engine.Con
 // has nil Invited.
 func scanConversation(row interface{ Scan(...any) error }) (engine.Conversation, error) {
 	var c engine.Conversation
-	var invited string
-	var queued sql.NullInt64
+	var invited, comment string
+	var queued, score, rated sql.NullInt64
 	var created, updated int64
 	if err := row.Scan(&c.Tenant, &c.ID, &c.UserID, &c.State, &c.AgentID, &invited, &c.Group, &c.Priority, &queued,
-		&created, &updated); err != nil {
+		&created, &updated, &score, &comment, &rated); err != nil {
 		return engine.Conversation{}, err
+	}
+	if score.Valid {
+		c.Rating = &engine.Rating{Score: int(score.Int64), Comment: comment, At: timeOf(rated.Int64)}
 	}
 	if err := json.Unmarshal([]byte(invited), &c.Invited); err != nil {
 		return engine.Conversation{}, fmt.Errorf("conversation %s/%s invited: %w", c.Tenant, c.ID, err)

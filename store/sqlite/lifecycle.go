@@ -17,7 +17,7 @@ type updateConversationOp struct {
 }
 
 // UpdateConversation stores c's mutable fields (state, agent, invited,
-// group, priority, queued at, UpdatedAt) and appends ev, in one savepoint
+// group, priority, queued at, UpdatedAt, rating) and appends ev, in one savepoint
 // of the group commit: both land or neither.
 func (s *Store) UpdateConversation(ctx context.Context, c engine.Conversation, ev engine.ConvEvent) error {
 	if c.Tenant == "" || c.ID == "" {
@@ -38,8 +38,9 @@ func (s *Store) UpdateConversation(ctx context.Context, c engine.Conversation, e
 
 func (o *updateConversationOp) apply(w *writer) error {
 	c, ev := o.c, o.ev
+	score, comment, at := ratingColumns(c.Rating)
 	res, err := w.st.updateConversation.ExecContext(bg, string(c.State), c.AgentID, invitedJSON(c.Invited), c.Group,
-		c.Priority, queuedAtMS(c.QueuedAt), c.UpdatedAt.UnixMilli(), c.Tenant, c.ID)
+		c.Priority, queuedAtMS(c.QueuedAt), c.UpdatedAt.UnixMilli(), score, comment, at, c.Tenant, c.ID)
 	if err != nil {
 		return fmt.Errorf("sqlite: update conversation %s/%s: %w", c.Tenant, c.ID, err)
 	}
@@ -47,7 +48,7 @@ func (o *updateConversationOp) apply(w *writer) error {
 		return fmt.Errorf("sqlite: update conversation %s/%s: %w", c.Tenant, c.ID, engine.ErrNotFound)
 	}
 	_, err = w.st.insertEvent.ExecContext(bg, c.Tenant, c.ID, string(ev.Type), string(ev.From), string(ev.To),
-		string(ev.By.Role), ev.By.ID, ev.Reason, ev.Agent, ev.Group, ev.Note, ev.At.UnixMilli())
+		string(ev.By.Role), ev.By.ID, ev.Reason, ev.Agent, ev.Group, ev.Note, ev.At.UnixMilli(), ev.Score)
 	if err != nil {
 		return fmt.Errorf("sqlite: record event of %s/%s: %w", c.Tenant, c.ID, err)
 	}
@@ -69,7 +70,7 @@ func (s *Store) Events(ctx context.Context, tenant, conv string) ([]engine.ConvE
 	for rows.Next() {
 		ev := engine.ConvEvent{Tenant: tenant, Conv: conv}
 		var at int64
-		if err := rows.Scan(&ev.Type, &ev.From, &ev.To, &ev.By.Role, &ev.By.ID, &ev.Reason, &ev.Agent, &ev.Group, &ev.Note, &at); err != nil {
+		if err := rows.Scan(&ev.Type, &ev.From, &ev.To, &ev.By.Role, &ev.By.ID, &ev.Reason, &ev.Agent, &ev.Group, &ev.Note, &at, &ev.Score); err != nil {
 			return nil, s.readErr("events", err)
 		}
 		ev.At = timeOf(at)

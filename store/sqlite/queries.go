@@ -22,8 +22,9 @@ const (
 	sqlSeqByClientID = `SELECT seq, from_role, from_id, created_at FROM messages WHERE tenant = ? AND conv = ? AND client_msg_id = ?`
 
 	sqlInsertConversation = `INSERT INTO conversations
-	(tenant, id, user_id, state, agent_id, invited, group_id, priority, queued_at, created_at, updated_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	(tenant, id, user_id, state, agent_id, invited, group_id, priority, queued_at, created_at, updated_at,
+		rating_score, rating_comment, rating_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// max() keeps the pointer from moving backwards even when two updates
 	// race: the writer applies them one after the other.
 	sqlUpsertReadPointer = `INSERT INTO read_pointers (tenant, conv, role, party_id, seq)
@@ -35,11 +36,11 @@ const (
 	(tenant, id, username, display_name, role, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	sqlInsertSettingIfAbsent = `INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`
 	sqlUpdateConversation    = `UPDATE conversations SET state = ?, agent_id = ?, invited = ?, group_id = ?, priority = ?,
-	queued_at = ?, updated_at = ? WHERE tenant = ? AND id = ?`
+	queued_at = ?, updated_at = ?, rating_score = ?, rating_comment = ?, rating_at = ? WHERE tenant = ? AND id = ?`
 	sqlInsertEvent = `INSERT INTO conv_events
-	(tenant, conv, n, type, from_state, to_state, by_role, by_id, reason, agent_id, group_id, note, at)
+	(tenant, conv, n, type, from_state, to_state, by_role, by_id, reason, agent_id, group_id, note, at, score)
 	VALUES (?1, ?2, coalesce((SELECT max(n) FROM conv_events WHERE tenant = ?1 AND conv = ?2), 0) + 1,
-		?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)`
+		?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)`
 	sqlUpsertFAQ = `INSERT INTO faq_entries
 	(tenant, id, category, question, similar, answer, tags, enabled, updated_at, version)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -74,6 +75,10 @@ const (
 	sqlInsertAudit = `INSERT INTO audit_log (tenant, id, at, actor_role, actor_id, ip, action, target, detail)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
+	sqlUpsertCanned = `INSERT INTO canned_responses (tenant, id, owner, shortcut, doc) VALUES (?, ?, ?, ?, ?)
+	ON CONFLICT (tenant, id) DO UPDATE SET owner = excluded.owner, shortcut = excluded.shortcut, doc = excluded.doc`
+	sqlDeleteCanned = `DELETE FROM canned_responses WHERE tenant = ? AND id = ?`
+
 	sqlInsertDataKeyIfAbsent = `INSERT INTO data_keys (tenant, version, master_key_id, wrapped, created_at)
 	VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, version) DO NOTHING`
 	sqlDataKey       = `SELECT master_key_id, wrapped, created_at FROM data_keys WHERE tenant = ? AND version = ?`
@@ -107,7 +112,7 @@ const (
 	FROM messages m WHERE m.tenant = ? AND m.conv = ? AND m.client_msg_id = ?`
 
 	convColumns = `tenant, id, user_id, state, agent_id, invited, group_id, priority, queued_at,
-	created_at, updated_at`
+	created_at, updated_at, rating_score, rating_comment, rating_at`
 	sqlConversation = `SELECT ` + convColumns + ` FROM conversations WHERE tenant = ? AND id = ?`
 
 	sqlReadPointers = `SELECT r.role, r.party_id, r.seq
@@ -124,7 +129,7 @@ const (
 	sqlStaffByUsername = `SELECT ` + staffColumns + ` FROM staff WHERE tenant = ? AND username = ?`
 	sqlStaffByID       = `SELECT ` + staffColumns + ` FROM staff WHERE tenant = ? AND id = ?`
 	sqlListStaff       = `SELECT ` + staffColumns + ` FROM staff WHERE tenant = ? ORDER BY username`
-	sqlEvents          = `SELECT type, from_state, to_state, by_role, by_id, reason, agent_id, group_id, note, at
+	sqlEvents          = `SELECT type, from_state, to_state, by_role, by_id, reason, agent_id, group_id, note, at, score
 	FROM conv_events WHERE tenant = ? AND conv = ? ORDER BY n`
 	sqlFAQEntries = `SELECT id, category, question, similar, answer, tags, enabled, updated_at, version
 	FROM faq_entries WHERE tenant = ? ORDER BY id`
@@ -137,7 +142,11 @@ const (
 	sqlLoginState        = `SELECT doc FROM login_states WHERE tenant = ? AND staff_id = ?`
 	sqlTenantCredentials = `SELECT doc FROM tenant_credentials WHERE tenant = ?`
 	sqlCustomer          = `SELECT doc FROM customers WHERE tenant = ? AND id = ?`
-	sqlNotes             = `SELECT id, author_role, author_id, text, created_at
+	// The tenant's own (owner '') first, then the owner's, each by
+	// shortcut: canned_by_shortcut in order.
+	sqlCanned = `SELECT doc FROM canned_responses WHERE tenant = ? AND owner IN ('', ?)
+	ORDER BY owner, shortcut`
+	sqlNotes = `SELECT id, author_role, author_id, text, created_at
 	FROM notes WHERE tenant = ? AND conv = ? ORDER BY created_at, id`
 	sqlTimers    = `SELECT kind, due_at FROM timers WHERE tenant = ? AND conv = ? ORDER BY kind`
 	sqlDueTimers = `SELECT tenant, conv, kind, due_at FROM timers WHERE due_at <= ?

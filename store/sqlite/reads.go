@@ -16,7 +16,7 @@ type readStmts struct {
 	agentProfile, agentProfiles, groups, tenantSettings       *sql.Stmt
 	customer, notes, timers, dueTimers                        *sql.Stmt
 	staffSessions, loginState, tenantCredentials              *sql.Stmt
-	dataKeys, allDataKeys                                     *sql.Stmt
+	dataKeys, allDataKeys, canned                             *sql.Stmt
 	list                                                      [numListFilters]*sql.Stmt
 	audit                                                     [numAuditFilters]*sql.Stmt
 }
@@ -39,7 +39,7 @@ func prepareReadStmts(ctx context.Context, db *sql.DB) (*readStmts, error) {
 		{&s.customer, sqlCustomer}, {&s.notes, sqlNotes},
 		{&s.timers, sqlTimers}, {&s.dueTimers, sqlDueTimers},
 		{&s.staffSessions, sqlStaffSessions}, {&s.loginState, sqlLoginState}, {&s.tenantCredentials, sqlTenantCredentials},
-		{&s.dataKeys, sqlDataKeys}, {&s.allDataKeys, sqlAllDataKeys},
+		{&s.dataKeys, sqlDataKeys}, {&s.allDataKeys, sqlAllDataKeys}, {&s.canned, sqlCanned},
 	}
 	for f := range listFilter(numListFilters) {
 		list = append(list, prep{&s.list[f], listConversationsSQL(f)})
@@ -66,7 +66,7 @@ func (s *readStmts) close() {
 		s.agentProfile, s.agentProfiles, s.groups, s.tenantSettings,
 		s.customer, s.notes, s.timers, s.dueTimers,
 		s.staffSessions, s.loginState, s.tenantCredentials,
-		s.dataKeys, s.allDataKeys,
+		s.dataKeys, s.allDataKeys, s.canned,
 	}
 	for _, st := range append(append(all, s.list[:]...), s.audit[:]...) {
 		if st != nil {

@@ -270,6 +270,30 @@ CREATE TABLE data_keys (
 	PRIMARY KEY (tenant, version)
 ) STRICT, WITHOUT ROWID;
 `},
+	{7, "ratings and canned responses", `
+-- A conversation's rating: rating_score is NULL while it has none;
+-- rating_comment is sealed (store/sealed) like event notes. An event's
+-- score is a rating's, 0 for every other event.
+ALTER TABLE conversations ADD COLUMN rating_score   INTEGER;
+ALTER TABLE conversations ADD COLUMN rating_comment TEXT NOT NULL DEFAULT '';
+ALTER TABLE conversations ADD COLUMN rating_at      INTEGER;
+ALTER TABLE conv_events   ADD COLUMN score          INTEGER NOT NULL DEFAULT 0;
+
+-- Canned responses: owner is '' for the tenant's own, else the staff id
+-- of a personal one. The unique index keeps a shortcut unique among the
+-- tenant's and among each owner's, and serves CannedResponses (the
+-- tenant's and one owner's, each by shortcut); doc is the engine type as
+-- JSON.
+CREATE TABLE canned_responses (
+	tenant   TEXT NOT NULL REFERENCES tenants (id),
+	id       TEXT NOT NULL,
+	owner    TEXT NOT NULL,
+	shortcut TEXT NOT NULL,
+	doc      TEXT NOT NULL,
+	PRIMARY KEY (tenant, id)
+) STRICT, WITHOUT ROWID;
+CREATE UNIQUE INDEX canned_by_shortcut ON canned_responses (tenant, owner, shortcut);
+`},
 }
 
 const (

@@ -174,9 +174,9 @@ func TestQueryPlans(t *testing.T) {
 		"sqlSavepoint": nil, "sqlRelease": nil, "sqlRollbackToS": nil,
 		"sqlInsertMessage":           {"t", "c", 1, "m", "user", "u", "text", "{}", 0},
 		"sqlSeqByClientID":           {"t", "c", "m"},
-		"sqlInsertConversation":      {"t", "c", "u", "BOT", "", "[]", "", 0, nil, 0, 0},
-		"sqlUpdateConversation":      {"QUEUED", "", "[]", "g", 1, 0, 0, "t", "c"},
-		"sqlInsertEvent":             {"t", "c", "escalated", "BOT", "QUEUED", "bot", "bot", "r", "", "g", "", 0},
+		"sqlInsertConversation":      {"t", "c", "u", "BOT", "", "[]", "", 0, nil, 0, 0, nil, "", nil},
+		"sqlUpdateConversation":      {"QUEUED", "", "[]", "g", 1, 0, 0, 4, "x", 0, "t", "c"},
+		"sqlInsertEvent":             {"t", "c", "escalated", "BOT", "QUEUED", "bot", "bot", "r", "", "g", "", 0, 0},
 		"sqlUpsertFAQ":               {"t", "f", "c", "q", "[]", "a", "[]", 1, 0, 1},
 		"sqlDeleteFAQ":               {"t", "f"},
 		"sqlEvents":                  {"t", "c"},
@@ -230,6 +230,9 @@ func TestQueryPlans(t *testing.T) {
 		"sqlRewrapDataKey":           {"m", []byte{1}, "t", 1},
 		"sqlDataKeys":                {"t"},
 		"sqlAllDataKeys":             nil,
+		"sqlUpsertCanned":            {"t", "c", "", "hi", "{}"},
+		"sqlDeleteCanned":            {"t", "c"},
+		"sqlCanned":                  {"t", "a"},
 	}
 	// Scans that are the query's job, with the reason.
 	allowScan := map[string]string{
@@ -264,6 +267,7 @@ func TestQueryPlans(t *testing.T) {
 		"sqlInsertAudit":           sqlInsertAudit,
 		"sqlInsertDataKeyIfAbsent": sqlInsertDataKeyIfAbsent, "sqlDataKey": sqlDataKey, "sqlRewrapDataKey": sqlRewrapDataKey,
 		"sqlDataKeys": sqlDataKeys, "sqlAllDataKeys": sqlAllDataKeys,
+		"sqlUpsertCanned": sqlUpsertCanned, "sqlDeleteCanned": sqlDeleteCanned, "sqlCanned": sqlCanned,
 	}
 	for _, name := range sqlConstants(t, "queries.go", "schema.go") {
 		if _, ok := queries[name]; !ok {

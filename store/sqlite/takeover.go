@@ -31,13 +31,16 @@ func (o *putDocOp) apply(w *writer) error {
 		return nil
 	case isForeignKeyViolation(err):
 		return fmt.Errorf("sqlite: put %s: tenant %s: %w", o.what, o.tenant, engine.ErrNotFound)
+	case isUniqueViolation(err): // an index besides the key the upsert replaces by
+		return fmt.Errorf("sqlite: put %s: %w", o.what, engine.ErrExists)
 	default:
 		return fmt.Errorf("sqlite: put %s: %w", o.what, err)
 	}
 }
 
 // putDoc stores v as JSON under key with stmt, whose arguments are the key
-// and then the document. An unknown tenant is engine.ErrNotFound.
+// and then the document. An unknown tenant is engine.ErrNotFound; a
+// document another unique index refuses is engine.ErrExists.
 func (s *Store) putDoc(ctx context.Context, kind storemetrics.Op, stmt func(*writeStmts) *sql.Stmt,
 	what, tenant string, v any, key ...any) error {
 	doc, err := json.Marshal(v)

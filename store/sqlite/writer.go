@@ -64,6 +64,7 @@ type writeStmts struct {
 	insertAudit                      *sql.Stmt
 	insertDataKey, dataKey           *sql.Stmt
 	rewrapDataKey                    *sql.Stmt
+	upsertCanned, deleteCanned       *sql.Stmt
 }
 
 func prepareWriteStmts(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
@@ -90,6 +91,7 @@ func prepareWriteStmts(ctx context.Context, conn *sql.Conn) (*writeStmts, error)
 		{&s.insertAudit, sqlInsertAudit},
 		{&s.insertDataKey, sqlInsertDataKeyIfAbsent}, {&s.dataKey, sqlDataKey},
 		{&s.rewrapDataKey, sqlRewrapDataKey},
+		{&s.upsertCanned, sqlUpsertCanned}, {&s.deleteCanned, sqlDeleteCanned},
 	}
 	for _, p := range list {
 		st, err := conn.PrepareContext(ctx, p.query)
@@ -112,7 +114,7 @@ func (s *writeStmts) close() {
 		s.upsertCustomer, s.insertNote, s.upsertTimer, s.deleteTimer,
 		s.updateStaff, s.upsertSession, s.pruneSessions, s.upsertLoginState, s.upsertTenantCredentials,
 		s.insertAudit,
-		s.insertDataKey, s.dataKey, s.rewrapDataKey,
+		s.insertDataKey, s.dataKey, s.rewrapDataKey, s.upsertCanned, s.deleteCanned,
 	} {
 		if st != nil {
 			st.Close()

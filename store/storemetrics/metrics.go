@@ -35,6 +35,8 @@ const (
 	OpAppendAudit
 	OpCreateDataKey
 	OpRewrapDataKey
+	OpPutCanned
+	OpDeleteCanned
 	NumOps
 )
 
@@ -43,7 +45,7 @@ var opNames = [NumOps]string{
 	"update_conversation", "put_faq", "delete_faq",
 	"put_agent_profile", "put_group", "delete_group", "put_tenant_settings", "put_customer", "add_note",
 	"put_timer", "delete_timer", "update_staff", "put_session", "put_login_state",
-	"put_tenant_credentials", "append_audit", "create_data_key", "rewrap_data_key",
+	"put_tenant_credentials", "append_audit", "create_data_key", "rewrap_data_key", "put_canned", "delete_canned",
 }
 
 func (o Op) String() string { return opNames[o] }

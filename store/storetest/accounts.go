@@ -182,6 +182,9 @@ func testClosedStore(t *testing.T, open OpenFunc) {
 	_, calls["DataKeys"] = s.DataKeys(ctx, "t1")
 	_, calls["AllDataKeys"] = s.AllDataKeys(ctx)
 	calls["RewrapDataKey"] = s.RewrapDataKey(ctx, dk)
+	calls["PutCanned"] = s.PutCanned(ctx, engine.CannedResponse{Tenant: "t1", ID: "c", Scope: engine.CannedTenant, Shortcut: "c", Text: "c"})
+	calls["DeleteCanned"] = s.DeleteCanned(ctx, "t1", "c")
+	_, calls["CannedResponses"] = s.CannedResponses(ctx, "t1", "a")
 	store := reflect.TypeFor[engine.Store]()
 	for i := range store.NumMethod() {
 		if name := store.Method(i).Name; name != "Close" {

@@ -243,9 +243,19 @@ func testConversations(t *testing.T, open OpenFunc) {
 // by field: times by instant, and no invitees nil or empty alike.
 func SameConversation(a, b engine.Conversation) bool {
 	if !a.CreatedAt.Equal(b.CreatedAt) || !a.UpdatedAt.Equal(b.UpdatedAt) || !a.QueuedAt.Equal(b.QueuedAt) ||
-		!slices.Equal(a.Invited, b.Invited) {
+		!slices.Equal(a.Invited, b.Invited) || (a.Rating == nil) != (b.Rating == nil) {
 		return false
 	}
-	a.CreatedAt, a.UpdatedAt, a.QueuedAt, a.Invited = b.CreatedAt, b.UpdatedAt, b.QueuedAt, b.Invited
+	if a.Rating != nil {
+		ra, rb := *a.Rating, *b.Rating
+		if !ra.At.Equal(rb.At) {
+			return false
+		}
+		ra.At = rb.At
+		if ra != rb {
+			return false
+		}
+	}
+	a.CreatedAt, a.UpdatedAt, a.QueuedAt, a.Invited, a.Rating = b.CreatedAt, b.UpdatedAt, b.QueuedAt, b.Invited, b.Rating
 	return reflect.DeepEqual(a, b)
 }

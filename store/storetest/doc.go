@@ -5,9 +5,8 @@
 //
 // It covers appends (prefix semantics, duplicates, seq conflicts, racing
 // writers), history reads and paging, conversations and their listing,
-// read pointers, accounts and settings, the audit log, data keys, tenant
-// isolation
-// and the closed store. A store feature lands in every adapter together
+// read pointers, ratings, accounts and settings, canned responses, the
+// audit log, data keys, tenant isolation and the closed store. A store feature lands in every adapter together
 // with its test here. Adapter-specific behaviour (schemas, query plans,
 // the writer's internals) stays in the adapter's own tests.
 //

@@ -55,6 +55,8 @@ func Run(t *testing.T, open OpenFunc) {
 		{"Audit", testAudit},
 		{"BodyOptions", testBodyOptions},
 		{"DataKeys", testDataKeys},
+		{"Ratings", testRatings},
+		{"Canned", testCanned},
 		{"ClosedStore", testClosedStore},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
