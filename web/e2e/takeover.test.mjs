@@ -39,7 +39,7 @@ test('the customer asks for a person; an away agent sees it queued, accepts and 
   // The bot's part is visible to the agent, with its hand-over summary.
   await alice.page.locator('.chat-msgs .msg[data-role=user] .bubble', { hasText: '我的快递到哪了' }).waitFor();
   await alice.page.locator('.chat-msgs .msg[data-role=bot]').first().waitFor();
-  // SUMMARY await alice.page.locator('[data-test=summary]').waitFor();
+  await alice.page.locator('[data-test=summary]').waitFor();
   await screenshot(alice.page, 'workspace-queued');
   await alice.page.click('[data-test=accept]');
   await alice.page.waitForSelector('[data-test=state][data-state=ASSIGNED]');
@@ -79,14 +79,14 @@ test('the agent closes the conversation and the customer rates it', async () => 
   await customer.click('.star[data-score="4"]');
   await customer.fill('[data-test=rating] textarea', '很快就解决了');
   await customer.click('[data-test=rate-submit]');
-  // RATE await customer.locator('[data-test=rated]').waitFor();
+  await customer.locator('[data-test=rated]').waitFor();
   await screenshot(customer, 'widget-rated');
 
   const admin = await staffLogin(server, 'admin', ADMIN_PASSWORD);
   const { conversations } = await api(server, 'GET', '/v1/conversations?state=CLOSED', { token: admin.access_token });
   const closed = conversations.find((c) => c.id === conv);
-  // RATE assert.equal(closed?.rating?.score, 4);
-  // RATE assert.equal(closed?.rating?.comment, '很快就解决了');
+  assert.equal(closed?.rating?.score, 4);
+  assert.equal(closed?.rating?.comment, '很快就解决了');
 });
 
 test('after a server restart the pages reconnect by themselves and resume exactly', async () => {

@@ -97,6 +97,7 @@ export function start() {
     placeInLists(f.conv);
     if (f.conv === desk.active) loadEvents(f.conv);
   });
+  socket.on('rated', (f) => { if (desk.convs[f.conv]) desk.convs[f.conv].rating = f.rating; });
   socket.on('note', (f) => { const th = thread(f.conv); if (!th.notes.some((n) => n.id === f.note.id)) th.notes.push(f.note); });
   socket.on('agent', (f) => {
     const before = desk.agent.convs.join();
