@@ -25,7 +25,10 @@ export async function startStack() {
     server,
     wechat,
     admin,
-    close: async () => {
+    clients: new Set(),
+    close: async function () {
+      // A failed test leaves its clients reconnecting: stop them first.
+      for (const c of this.clients) c.destroy();
       await server.close();
       await wechat.close();
     },
@@ -54,6 +57,7 @@ export function newClient(stack, { storageFile = tempStorage(), auth = 'visitor'
     backoffMaxMs: 1000,
     ...options,
   });
+  stack.clients.add(client);
   // What a UI built on the events shows: history pages and live messages
   // appended as they come.
   const ui = [];
@@ -115,6 +119,9 @@ export class Agent {
     this.frames = [];
     this.waiters = new Set();
     this.n = 0;
+    // client_msg_ids must not repeat across reconnects: the server would
+    // take a repeat for a resend.
+    this.tag = Math.random().toString(36).slice(2, 8);
   }
 
   async open() {
@@ -169,8 +176,17 @@ export class Agent {
     }
   }
 
+  // op sends a lifecycle frame (accept, close...) and resolves with its done.
+  async op(frame) {
+    const id = frame.type + ++this.n;
+    this.send({ ...frame, id });
+    const f = await this.next((x) => x.id === id, `answer to ${id}`);
+    if (f.type !== 'done') throw new Error(`${frame.type} failed: ` + JSON.stringify(f));
+    return f;
+  }
+
   async say(conv, text) {
-    const cmid = 'a-' + ++this.n;
+    const cmid = `a-${this.tag}-${++this.n}`;
     this.send({ type: 'send', conv, client_msg_id: cmid, body: { type: 'text', text } });
     const ack = await this.next((f) => (f.type === 'ack' || f.type === 'error') && f.client_msg_id === cmid, `ack of ${cmid}`);
     if (ack.type !== 'ack') throw new Error('agent send failed: ' + JSON.stringify(ack));

@@ -13,16 +13,36 @@ function call(opts, name, res) {
   if (opts && typeof opts.complete === 'function') opts.complete(res);
 }
 
+// deadSocket is a SocketTask that fails as WeChat's does without a
+// network: an error, then the close.
+function deadSocket() {
+  const handlers = { open: [], message: [], close: [], error: [] };
+  setTimeout(() => {
+    handlers.error.forEach((fn) => fn({ errMsg: 'connectSocket:fail net::ERR_INTERNET_DISCONNECTED' }));
+    handlers.close.forEach((fn) => fn({ code: 1006, reason: 'abnormal closure' }));
+  }, 0);
+  return {
+    send: (o) => call(o, 'fail', { errMsg: 'sendSocketMessage:fail WebSocket is not connected' }),
+    close: (o) => call(o, 'success', { errMsg: 'closeSocket:ok' }),
+    onOpen: (fn) => handlers.open.push(fn),
+    onMessage: (fn) => handlers.message.push(fn),
+    onClose: (fn) => handlers.close.push(fn),
+    onError: (fn) => handlers.error.push(fn),
+  };
+}
+
 export function createWx({ storageFile, login } = {}) {
   let store = storageFile && existsSync(storageFile) ? JSON.parse(readFileSync(storageFile, 'utf8')) : {};
   const persist = () => { if (storageFile) writeFileSync(storageFile, JSON.stringify(store)); };
   const listeners = { network: new Set(), appShow: new Set() };
   const sockets = new Set();
+  let online = true;
 
   const wx = {
     sockets,
 
     connectSocket(opts) {
+      if (!online) return deadSocket();
       const ws = new WebSocket(opts.url, opts.protocols, { headers: opts.header });
       const handlers = { open: [], message: [], close: [], error: [] };
       const fire = (kind, res) => handlers[kind].forEach((fn) => fn(res));
@@ -46,7 +66,8 @@ export function createWx({ storageFile, login } = {}) {
         },
         close(o = {}) {
           if (!closed) {
-            if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
+            // A stalled socket would wait 30 s for the server's close frame.
+            if (ws.readyState === WebSocket.CONNECTING || ws.isPaused) ws.terminate();
             else ws.close(o.code ?? 1000, o.reason);
           }
           call(o, 'success', { errMsg: 'closeSocket:ok' });
@@ -55,8 +76,10 @@ export function createWx({ storageFile, login } = {}) {
         onMessage: (fn) => handlers.message.push(fn),
         onClose: (fn) => handlers.close.push(fn),
         onError: (fn) => handlers.error.push(fn),
-        // Test only: the network vanishes under this socket.
+        // Test only: the network vanishes under this socket (drop: the
+        // close is noticed; stall: nothing more arrives, nothing says why).
         drop: () => ws.terminate(),
+        stall: () => ws.pause(),
       };
       sockets.add(task);
       queueMicrotask(() => call(opts, 'success', { errMsg: 'connectSocket:ok' }));
@@ -64,6 +87,10 @@ export function createWx({ storageFile, login } = {}) {
     },
 
     request(opts) {
+      if (!online) {
+        queueMicrotask(() => call(opts, 'fail', { errMsg: 'request:fail net::ERR_INTERNET_DISCONNECTED' }));
+        return { abort() {} };
+      }
       const method = (opts.method || 'GET').toUpperCase();
       const header = opts.header || {};
       let url = opts.url;
@@ -123,6 +150,12 @@ export function createWx({ storageFile, login } = {}) {
     onAppShow: (fn) => listeners.appShow.add(fn),
     offAppShow: (fn) => listeners.appShow.delete(fn),
 
+    // Test only: the phone loses or regains its network. Going offline
+    // drops the open sockets; neither reports the change (emitNetworkStatus does).
+    setOnline(value) {
+      online = value;
+      if (!online) sockets.forEach((t) => t.drop());
+    },
     // Test only: what the runtime would report.
     emitNetworkStatus(isConnected) {
       listeners.network.forEach((fn) => fn({ isConnected, networkType: isConnected ? 'wifi' : 'none' }));
