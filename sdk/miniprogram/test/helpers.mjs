@@ -16,9 +16,9 @@ export { api, staffLogin, createAgent };
 
 // startStack starts the fake WeChat and a kefu server that calls it, and
 // gives the demo tenant the fake's AppSecret.
-export async function startStack() {
+export async function startStack(extraEnv = {}) {
   const wechat = await startFakeWeChat({ appid: 'demo' });
-  const server = await startKefu({ KEFU_WECHAT_API_BASE: wechat.url });
+  const server = await startKefu({ KEFU_WECHAT_API_BASE: wechat.url, ...extraEnv });
   const admin = await staffLogin(server, 'admin', ADMIN_PASSWORD);
   await api(server, 'PUT', '/v1/tenant/credentials', { token: admin.access_token, body: { wechat_app_secret: wechat.secret } });
   return {

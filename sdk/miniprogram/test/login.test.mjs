@@ -1,5 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { startStack, newClient, nextEvent, api } from './helpers.mjs';
 
 let stack;
@@ -89,5 +90,39 @@ test('an anonymous visitor gets a v- user and a conversation in state BOT', asyn
   assert.match(client.me.id, /^v-/);
   assert.equal((await state).state, 'BOT');
   assert.equal(client.status, 'open');
+  client.destroy();
+});
+
+test('a merchant-signed identity signs in as m-<user_id>', async () => {
+  const secret = 'merchant-identity-secret-0123456789';
+  await api(stack.server, 'PUT', '/v1/tenant/credentials', { token: stack.admin.access_token, body: { identity_secret: secret } });
+  // What the merchant's own server does: sign "<tenant>:<user_id>:<ts>".
+  const getIdentity = async () => {
+    const ts = Math.floor(Date.now() / 1000);
+    const sig = createHmac('sha256', secret).update(`demo:member-42:${ts}`).digest('hex');
+    return { user_id: 'member-42', ts, sig };
+  };
+  const { client } = newClient(stack, { auth: 'identity', getIdentity });
+  await client.start();
+  assert.equal(client.me.id, 'm-member-42');
+  client.destroy();
+
+  const forged = newClient(stack, { auth: 'identity', getIdentity: async () => ({ ...(await getIdentity()), user_id: 'member-43' }) });
+  await assert.rejects(forged.client.start(), (err) => err.code === 'unauthenticated');
+  forged.client.destroy();
+});
+
+test('a token supplied by the host app, asked for again when refused', async () => {
+  let asked = 0;
+  const getToken = async () => {
+    asked++;
+    const t = await api(stack.server, 'POST', '/v1/auth/visitor', { body: { tenant: 'demo' } });
+    // The first token the host hands over is broken.
+    return asked === 1 ? 'not-a-token' : t;
+  };
+  const { client } = newClient(stack, { auth: 'token', getToken });
+  await client.start();
+  assert.equal(asked, 2);
+  assert.match(client.me.id, /^v-/);
   client.destroy();
 });
