@@ -716,8 +716,10 @@ class KefuClient extends Emitter {
       // say): start a new one.
       this.emit('error', { code: f.code, message: f.message, conv: f.conv, op: 'resume' });
       var gen = this._gen;
+      var lost = this.conversationId;
       this._createConversation().then(function (id) {
         if (gen !== self._gen) return;
+        self._retarget(lost, id);
         self._switchTo(id);
         self._resume();
       }, function (err) {
@@ -892,9 +894,24 @@ class KefuClient extends Emitter {
     }
     var self = this;
     return this._createConversation().then(function (id) {
+      if (saved && saved.id) self._retarget(saved.id, id);
       self._switchTo(id);
       return id;
     });
+  }
+
+  // _retarget moves unsent messages of a conversation this user can no
+  // longer reach (another sign-in's) to the one that replaces it: the user
+  // wrote them into "the chat", not into a conversation id.
+  _retarget(lost, id) {
+    var moved = false;
+    this._outbox.forEach(function (e) {
+      if (e.conv === lost) {
+        e.conv = id;
+        moved = true;
+      }
+    });
+    if (moved) this._saveOutbox();
   }
 
   _createConversation() {
@@ -952,7 +969,8 @@ class KefuClient extends Emitter {
             return;
           }
           var e = body && body.error;
-          reject(new KefuError(e ? e.code : 'http_' + res.statusCode, e ? e.message : 'HTTP ' + res.statusCode, { status: res.statusCode }));
+          var code = e ? e.code : res.statusCode === 429 ? 'rate_limited' : res.statusCode >= 500 ? 'unavailable' : 'http_' + res.statusCode;
+          reject(new KefuError(code, e ? e.message : 'HTTP ' + res.statusCode, { status: res.statusCode }));
         },
         fail: function (res) {
           var msg = (res && res.errMsg) || 'request failed';

@@ -119,3 +119,29 @@ test('rate_limited sends are retried with the same client_msg_id until stored', 
   await expectOnce(client, wx, sent.client_msg_id);
   client.destroy();
 });
+
+test('unsent messages follow the user to a new conversation when their sign-in changes', async () => {
+  const a = newClient(stack);
+  await a.client.start();
+  const lost = a.client.conversationId;
+  a.client.destroy();
+  // The visitor token goes bad: the next sign-in is a new visitor, who
+  // cannot reach the old conversation.
+  const saved = a.wx.getStorageSync('kefu:demo:auth');
+  a.wx.setStorageSync('kefu:demo:auth', { ...saved, token: saved.token.slice(0, -4) + 'AAAA' });
+
+  const b = newClient(stack, { storageFile: a.storageFile });
+  const sent = b.client.send('换了身份也要送达');
+  assert.equal(sent.conv, lost);
+  const failed = [];
+  b.client.on('failed', (e) => failed.push(e));
+  const acked = nextEvent(b.client, 'ack', (e) => e.client_msg_id === sent.client_msg_id);
+  await b.client.start();
+  const ack = await acked;
+  assert.notEqual(b.client.conversationId, lost);
+  assert.equal(ack.conv, b.client.conversationId);
+  assert.notEqual(b.client.me.id, saved.user_id);
+  assert.deepEqual(failed, []);
+  await expectOnce(b.client, b.wx, sent.client_msg_id);
+  b.client.destroy();
+});
