@@ -117,7 +117,10 @@ class KefuClient extends Emitter {
    */
   constructor(options) {
     super();
-    var o = Object.assign({}, DEFAULTS, options || {});
+    var o = Object.assign({}, DEFAULTS);
+    Object.keys(options || {}).forEach(function (k) {
+      if (options[k] !== undefined) o[k] = options[k]; // an option left undefined keeps its default
+    });
     if (!o.baseUrl) throw new TypeError('kefu: baseUrl is required');
     if (!o.tenant) throw new TypeError('kefu: tenant is required');
     o.baseUrl = String(o.baseUrl).replace(/\/+$/, '');
@@ -854,7 +857,7 @@ class KefuClient extends Emitter {
       self._save('auth', info);
       self._token = info.token;
       self._tokenFresh = true;
-      if (info.user_id) self.me = { role: 'user', id: info.user_id };
+      self.me = info.user_id ? { role: 'user', id: info.user_id } : null; // a host token names its user only in the welcome
       self.emit('login', { user_id: info.user_id, method: o.auth });
       return info.token;
     }, function (err) {
