@@ -64,58 +64,6 @@ func (s *testServer) listed(t testing.TB, token, query, conv string, ok func(eng
 	return got
 }
 
-// TestInvitedListing: an agent invited to a conversation finds it with
-// invited=true, as after a reload of the workspace; nobody else does, and
-// it is not the invitee's own (mine=true). Once it is closed the
-// invitation has ended: invited=true no longer lists it, in any state.
-func TestInvitedListing(t *testing.T) {
-	s := startServer(t, testConfig(t.TempDir()))
-	admin, _ := s.staffToken(t)
-	alice := s.createAgent(t, admin, "alice", engine.StaffAgent, 3, nil)
-	bob := s.createAgent(t, admin, "bob", engine.StaffAgent, 3, nil)
-	carol := s.createAgent(t, admin, "carol", engine.StaffAgent, 3, nil)
-	cust := s.newCustomer(t)
-	conv := cust.conv
-
-	aliceWS := s.online(t, alice) // the only one online: it is routed to her
-	cust.ws.send(map[string]any{"type": "escalate", "conv": conv})
-	if f := cust.ws.state(conv, engine.StateAssigned); f.AgentID != alice.id {
-		t.Fatalf("assigned to %q, want alice: %s", f.AgentID, f.Raw)
-	}
-	bobWS := s.online(t, bob)
-	aliceWS.op("i1", map[string]any{"type": "invite", "conv": conv, "agent_id": bob.id})
-	bobWS.next(func(f frame) bool { return f.Type == "notice" && f.Kind == "invited" && f.Conv == conv }, "invitation")
-
-	invitedBob := func(c engine.Conversation) bool { return slices.Contains(c.Invited, bob.id) }
-	s.listed(t, bob.token, "invited=true", conv, invitedBob)
-	// Stored now: the other listings are read once.
-	s.listed(t, bob.token, "invited=true&state=ASSIGNED", conv, invitedBob)
-	for _, tc := range []struct {
-		who, token, query string
-		want              bool
-	}{
-		{"bob", bob.token, "mine=true", false},
-		{"bob", bob.token, "invited=true&state=ON_HOLD", false},
-		{"bob", bob.token, "invited=true&agent_id=" + alice.id, true},
-		{"alice", alice.token, "invited=true", false},
-		{"alice", alice.token, "mine=true", true},
-		{"carol", carol.token, "invited=true", false},
-		{"the admin", admin, "invited=true", false},
-	} {
-		if got := s.lists(t, tc.token, tc.query, conv); got != tc.want {
-			t.Errorf("%s's %s lists it: %v, want %v", tc.who, tc.query, got, tc.want)
-		}
-	}
-
-	aliceWS.op("x1", map[string]any{"type": "close", "conv": conv, "reason": "resolved"})
-	s.listed(t, admin, "state=CLOSED", conv, func(c engine.Conversation) bool { return len(c.Invited) == 0 })
-	for _, query := range []string{"invited=true&state=ASSIGNED", "invited=true"} {
-		if s.lists(t, bob.token, query, conv) {
-			t.Errorf("after the close bob's %s still lists it", query)
-		}
-	}
-}
-
 // ratedAs returns a check that a conversation's rating is want.
 func ratedAs(want *engine.Rating) func(engine.Conversation) bool {
 	return func(c engine.Conversation) bool {
