@@ -253,6 +253,57 @@ func TestTenantScoping(t *testing.T) {
 	}
 }
 
+// TestListInvited: staff list the conversations they are invited to as
+// they list their own, with or without a state; an agent may not list
+// another's invitations, a supervisor another's only in their groups.
+func TestListInvited(t *testing.T) {
+	n := startNode(t, nil)
+	ctx := context.Background()
+	sup := supervisor
+	sup.Groups = []string{"g1"}
+	for i, c := range []engine.Conversation{
+		{ID: "c1", AgentID: "a1", Group: "g1", Invited: []string{"a2"}, State: engine.StateAssigned},
+		{ID: "c2", AgentID: "a3", Group: "g2", Invited: []string{"a1"}, State: engine.StateAssigned},
+		{ID: "c3", AgentID: "a2", Group: "g1", Invited: []string{"a1"}, State: engine.StateOnHold},
+		{ID: "c4", AgentID: "a1", Group: "g2", Invited: []string{sup.Party.ID}, State: engine.StateAssigned},
+	} {
+		c.Tenant, c.UserID, c.CreatedAt = "t1", "u1", time.UnixMilli(int64(i+1)*1000)
+		if err := n.store.CreateConversation(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		caller actors.Caller
+		q      engine.ConversationQuery
+		want   string // the ids listed, or the error code
+	}{
+		{"an agent's invitations", agent, engine.ConversationQuery{InvitedID: "a1"}, "[c3 c2]"},
+		{"an agent's invitations in a state", agent, engine.ConversationQuery{InvitedID: "a1", State: engine.StateAssigned}, "[c2]"},
+		{"an agent's invitations from an owner", agent, engine.ConversationQuery{InvitedID: "a1", AgentID: "a3"}, "[c2]"},
+		{"owned by and invited to an agent", agent, engine.ConversationQuery{InvitedID: "a1", AgentID: "a1"}, "[]"},
+		{"an agent lists another's invitations", agent, engine.ConversationQuery{InvitedID: "a2"}, string(engine.CodeForbidden)},
+		{"a supervisor's invitations, outside their groups", sup, engine.ConversationQuery{InvitedID: sup.Party.ID}, "[c4]"},
+		{"a supervisor lists another's invitations", sup, engine.ConversationQuery{InvitedID: "a1"}, "[c3]"},
+		{"a supervisor lists another's invitations in another group", sup, engine.ConversationQuery{InvitedID: "a1", Group: "g2"}, string(engine.CodeForbidden)},
+		{"an admin lists anyone's invitations", admin, engine.ConversationQuery{InvitedID: "a1"}, "[c3 c2]"},
+		{"a customer", customer, engine.ConversationQuery{InvitedID: "a1"}, string(engine.CodeForbidden)},
+	} {
+		convs, err := n.client.ListConversations(ctx, tc.caller, tc.q)
+		got := string(engine.CodeOf(err))
+		if err == nil {
+			ids := []string{}
+			for _, c := range convs {
+				ids = append(ids, c.ID)
+			}
+			got = fmt.Sprint(ids)
+		}
+		if got != tc.want {
+			t.Errorf("%s: %s (%v), want %s", tc.name, got, err, tc.want)
+		}
+	}
+}
+
 // BenchmarkActivation measures activating a conversation that has 50
 // stored messages, including their reload, up to its first answer.
 func BenchmarkActivation(b *testing.B) {

@@ -228,7 +228,8 @@ func (c *Client) CheckTenant(ctx context.Context, tenant string) error {
 
 // ListConversations lists the tenant's conversations for a member of staff.
 func (c *Client) ListConversations(ctx context.Context, caller Caller, q engine.ConversationQuery) ([]engine.Conversation, error) {
-	req := &actorpb.ListConversations{Caller: callerToPB(caller), State: string(q.State), Limit: int32(q.Limit), AgentId: q.AgentID, Group: q.Group}
+	req := &actorpb.ListConversations{Caller: callerToPB(caller), State: string(q.State), Limit: int32(q.Limit), AgentId: q.AgentID,
+		InvitedId: q.InvitedID, Group: q.Group}
 	if !q.Before.IsZero() {
 		req.BeforeMs = q.Before.UnixMilli()
 	}

@@ -116,17 +116,21 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 			ctx.Respond(&actorpb.ListConversationsResponse{Error: errToPB(engine.NewError(engine.CodeForbidden, "staff only"))})
 			return
 		}
-		q := engine.ConversationQuery{State: engine.ConvState(m.State), Limit: int(m.Limit), AgentID: m.AgentId, Group: m.Group}
-		if caller.StaffRole == engine.StaffAgent && q.AgentID != caller.Party.ID && q.State != engine.StateQueued && q.State != engine.StateBot {
-			// Agents list their own conversations and the queue.
-			ctx.Respond(&actorpb.ListConversationsResponse{Error: errToPB(engine.NewError(engine.CodeForbidden, "agents list their own conversations (agent_id) or the queue (state QUEUED or BOT)"))})
+		q := engine.ConversationQuery{State: engine.ConvState(m.State), Limit: int(m.Limit), AgentID: m.AgentId,
+			InvitedID: m.InvitedId, Group: m.Group}
+		// Conversations the caller owns or is invited to, and the queue,
+		// are theirs to see whatever else the query asks.
+		theirs := q.AgentID == caller.Party.ID || q.InvitedID == caller.Party.ID || q.State == engine.StateQueued || q.State == engine.StateBot
+		if caller.StaffRole == engine.StaffAgent && !theirs {
+			ctx.Respond(&actorpb.ListConversationsResponse{Error: errToPB(engine.NewError(engine.CodeForbidden,
+				"agents list their own conversations (agent_id), those they are invited to (invited) or the queue (state QUEUED or BOT)"))})
 			return
 		}
 		if m.BeforeMs > 0 {
 			q.Before = time.UnixMilli(m.BeforeMs)
 		}
 		queries := []engine.ConversationQuery{q}
-		if caller.StaffRole == engine.StaffSupervisor && q.AgentID != caller.Party.ID && q.State != engine.StateQueued && q.State != engine.StateBot {
+		if caller.StaffRole == engine.StaffSupervisor && !theirs {
 			// Supervisors list their own groups' conversations.
 			switch {
 			case q.Group != "" && !slices.Contains(caller.Groups, q.Group):

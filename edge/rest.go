@@ -105,6 +105,9 @@ func (s *Server) listConversations(c *fiber.Ctx) error {
 	if c.QueryBool("mine") {
 		q.AgentID = callerFrom(c).Party.ID
 	}
+	if c.QueryBool("invited") {
+		q.InvitedID = callerFrom(c).Party.ID
+	}
 	if (q.AgentID != "" && !engine.ValidID(q.AgentID)) || (q.Group != "" && !engine.ValidID(q.Group)) {
 		return apiError(c, engine.NewError(engine.CodeInvalidField, "agent_id or group is not a valid id"))
 	}

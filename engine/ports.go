@@ -110,14 +110,16 @@ type FAQEntry struct {
 	Version   int64
 }
 
-// ConversationQuery filters ListConversations. Zero values match anything.
+// ConversationQuery filters ListConversations. Zero values match anything;
+// the filters given combine (a conversation must match each).
 type ConversationQuery struct {
-	UserID  string
-	State   ConvState
-	AgentID string    // owned by this member of staff
-	Group   string    // routed to this skill group
-	Before  time.Time // only conversations created before this instant
-	Limit   int       // at most this many; 0 means 50
+	UserID    string
+	State     ConvState
+	AgentID   string    // owned by this member of staff
+	InvitedID string    // this member of staff is among its Invited
+	Group     string    // routed to this skill group
+	Before    time.Time // only conversations created before this instant
+	Limit     int       // at most this many; 0 means 50
 }
 
 // AccountStore keeps tenants, staff accounts and server settings.

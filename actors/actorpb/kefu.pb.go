@@ -2452,6 +2452,7 @@ type ListConversations struct {
 	BeforeMs      int64                  `protobuf:"varint,4,opt,name=before_ms,json=beforeMs,proto3" json:"before_ms,omitempty"`
 	AgentId       string                 `protobuf:"bytes,5,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	Group         string                 `protobuf:"bytes,6,opt,name=group,proto3" json:"group,omitempty"`
+	InvitedId     string                 `protobuf:"bytes,7,opt,name=invited_id,json=invitedId,proto3" json:"invited_id,omitempty"` // conversations this member of staff is invited to
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2524,6 +2525,13 @@ func (x *ListConversations) GetAgentId() string {
 func (x *ListConversations) GetGroup() string {
 	if x != nil {
 		return x.Group
+	}
+	return ""
+}
+
+func (x *ListConversations) GetInvitedId() string {
+	if x != nil {
+		return x.InvitedId
 	}
 	return ""
 }
@@ -5510,14 +5518,16 @@ const file_kefu_proto_rawDesc = "" +
 	"\x16ChangePasswordResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\"(\n" +
 	"\x0eSessionRevoked\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason\"\xbd\x01\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"\xdc\x01\n" +
 	"\x11ListConversations\x12.\n" +
 	"\x06caller\x18\x01 \x01(\v2\x16.kefu.actors.v1.CallerR\x06caller\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\x05R\x05limit\x12\x1b\n" +
 	"\tbefore_ms\x18\x04 \x01(\x03R\bbeforeMs\x12\x19\n" +
 	"\bagent_id\x18\x05 \x01(\tR\aagentId\x12\x14\n" +
-	"\x05group\x18\x06 \x01(\tR\x05group\"\x8c\x01\n" +
+	"\x05group\x18\x06 \x01(\tR\x05group\x12\x1d\n" +
+	"\n" +
+	"invited_id\x18\a \x01(\tR\tinvitedId\"\x8c\x01\n" +
 	"\x19ListConversationsResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.kefu.actors.v1.ErrorR\x05error\x12B\n" +
 	"\rconversations\x18\x02 \x03(\v2\x1c.kefu.actors.v1.ConversationR\rconversations\"q\n" +

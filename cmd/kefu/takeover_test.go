@@ -112,7 +112,8 @@ func (c *wsClient) state(conv string, want engine.ConvState) frame {
 
 // TestTakeoverLifecycle runs escalate, assignment, transfer, invite, note,
 // hold, close and reopen over real WebSockets and checks that each frame
-// reaches exactly the participants it should.
+// reaches exactly the participants it should, and that the invitee alone
+// lists the conversation among their invitations until it is closed.
 func TestTakeoverLifecycle(t *testing.T) {
 	s := startServer(t, testConfig(t.TempDir()))
 	admin, _ := s.staffToken(t)
@@ -184,6 +185,27 @@ func TestTakeoverLifecycle(t *testing.T) {
 	carolWS := s.online(t, carol)
 	bobWS.op("i1", map[string]any{"type": "invite", "conv": conv, "agent_id": carol.id})
 	carolWS.next(func(f frame) bool { return f.Type == "notice" && f.Kind == "invited" && f.Conv == conv }, "invitation")
+	// After a reload carol finds it among her invitations (invited=true);
+	// nobody else does, and it is not hers (mine=true).
+	s.listed(t, carol.token, "invited=true&state=ASSIGNED", conv, func(c engine.Conversation) bool { return slices.Contains(c.Invited, carol.id) })
+	for _, tc := range []struct { // stored now: each read once
+		who, token, query string
+		want              bool
+	}{
+		{"carol", carol.token, "invited=true", true},
+		{"carol", carol.token, "invited=true&agent_id=" + bob.id, true},
+		{"carol", carol.token, "invited=true&state=ON_HOLD", false},
+		{"carol", carol.token, "mine=true", false},
+		{"bob", bob.token, "mine=true", true},
+		{"bob", bob.token, "invited=true", false},
+		{"alice", alice.token, "invited=true", false},
+		{"dave", dave.token, "invited=true", false},
+		{"the admin", admin, "invited=true", false},
+	} {
+		if got := s.lists(t, tc.token, tc.query, conv); got != tc.want {
+			t.Errorf("%s's %s lists it: %v, want %v", tc.who, tc.query, got, tc.want)
+		}
+	}
 	carolWS.resumeAll(conv, 0, 50)
 	carolWS.sendText(conv, "c1", "我是 carol，协助处理")
 	carolWS.ack("c1")
@@ -215,6 +237,13 @@ func TestTakeoverLifecycle(t *testing.T) {
 		t.Fatalf("close: %s", f.Raw)
 	}
 	s.waitLoad(t, admin, bob.id, 0)
+	// The close ended carol's invitation.
+	s.listed(t, admin, "state=CLOSED", conv, func(c engine.Conversation) bool { return len(c.Invited) == 0 })
+	for _, query := range []string{"invited=true&state=ASSIGNED", "invited=true"} {
+		if s.lists(t, carol.token, query, conv) {
+			t.Errorf("after the close carol's %s lists it", query)
+		}
+	}
 	var got []frame
 	user.next(func(f frame) bool {
 		got = append(got, f)

@@ -30,6 +30,23 @@ func (s *testServer) rate(t testing.TB, token, conv string, body any) (int, rati
 	return code, r
 }
 
+// list returns what GET /v1/conversations?<query> lists (200 of them at
+// most).
+func (s *testServer) list(t testing.TB, token, query string) []engine.Conversation {
+	t.Helper()
+	var page struct{ Conversations []engine.Conversation }
+	if code := s.api(t, "GET", "/v1/conversations?limit=200&"+query, token, nil, &page); code != 200 {
+		t.Fatalf("list conversations by %s: status %d", query, code)
+	}
+	return page.Conversations
+}
+
+// lists reports whether GET /v1/conversations?<query> lists conv.
+func (s *testServer) lists(t testing.TB, token, query, conv string) bool {
+	t.Helper()
+	return slices.ContainsFunc(s.list(t, token, query), func(c engine.Conversation) bool { return c.ID == conv })
+}
+
 // listed polls GET /v1/conversations?<query> until it lists conv and ok
 // holds for it, and returns it: the store is written behind the actor's
 // answers.
@@ -37,13 +54,10 @@ func (s *testServer) listed(t testing.TB, token, query, conv string, ok func(eng
 	t.Helper()
 	var got engine.Conversation
 	eventually(t, "conversation "+conv+" as listed by "+query, func() bool {
-		var page struct{ Conversations []engine.Conversation }
-		if code := s.api(t, "GET", "/v1/conversations?limit=200&"+query, token, nil, &page); code != 200 {
-			t.Fatalf("list conversations: status %d", code)
-		}
-		i := slices.IndexFunc(page.Conversations, func(c engine.Conversation) bool { return c.ID == conv })
+		page := s.list(t, token, query)
+		i := slices.IndexFunc(page, func(c engine.Conversation) bool { return c.ID == conv })
 		if i >= 0 {
-			got = page.Conversations[i]
+			got = page[i]
 		}
 		return i >= 0 && ok(got)
 	})

@@ -99,9 +99,12 @@ func (s *Store) ListConversations(ctx context.Context, tenant string, q engine.C
 		return nil, err
 	}
 	defer s.calls.Done()
-	// conversations_by_created, _by_user, _by_agent(_state),
+	// conversations_by_created, _by_user, _by_agent(_state), _by_invited,
 	// _by_group(_state) or _by_state, whose keys end in the sort order.
 	filter := bson.D{{Key: "tenant", Value: tenant}}
+	if q.InvitedID != "" { // an element of the invited array
+		filter = append(filter, bson.E{Key: "invited", Value: q.InvitedID})
+	}
 	if q.UserID != "" {
 		filter = append(filter, bson.E{Key: "user_id", Value: q.UserID})
 	}

@@ -150,6 +150,10 @@ var indexes = []index{
 		bson.D{asc("tenant"), asc("group_id"), desc("created_at"), desc("id")}, false},
 	{"conversations", "conversations_by_group_state",
 		bson.D{asc("tenant"), asc("group_id"), asc("state"), desc("created_at"), desc("id")}, false},
+	// ListConversations by invitee: a multikey index, one key per element
+	// of the invited array.
+	{"conversations", "conversations_by_invited",
+		bson.D{asc("tenant"), asc("invited"), desc("created_at"), desc("id")}, false},
 	// SetReadPointer and ReadPointers: a participant's values, highest
 	// first.
 	{"read_pointers", "read_pointers_by_party",

@@ -142,6 +142,10 @@ func (s *Store) ListConversations(ctx context.Context, tenant string, q engine.C
 	}
 	var f listFilter
 	args := []any{tenant}
+	if q.InvitedID != "" {
+		f |= listByInvited
+		args = append(args, q.InvitedID)
+	}
 	if q.UserID != "" {
 		f |= listByUser
 		args = append(args, q.UserID)

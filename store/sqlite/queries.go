@@ -111,9 +111,10 @@ const (
 	sqlMessageByClientID = `SELECT ` + msgColumns + `
 	FROM messages m WHERE m.tenant = ? AND m.conv = ? AND m.client_msg_id = ?`
 
-	convColumns = `tenant, id, user_id, state, agent_id, invited, group_id, priority, queued_at,
-	created_at, updated_at, rating_score, rating_comment, rating_at`
-	sqlConversation = `SELECT ` + convColumns + ` FROM conversations WHERE tenant = ? AND id = ?`
+	// Of conversations c, which ListConversations may join.
+	convColumns = `c.tenant, c.id, c.user_id, c.state, c.agent_id, c.invited, c.group_id, c.priority, c.queued_at,
+	c.created_at, c.updated_at, c.rating_score, c.rating_comment, c.rating_at`
+	sqlConversation = `SELECT ` + convColumns + ` FROM conversations c WHERE c.tenant = ? AND c.id = ?`
 
 	sqlReadPointers = `SELECT r.role, r.party_id, r.seq
 	FROM conversations c LEFT JOIN read_pointers r
@@ -160,7 +161,7 @@ const (
 )
 
 // listFilter is a bit set of the optional ListConversations filters; each of
-// its 32 values has its own prepared statement.
+// its 64 values has its own prepared statement.
 type listFilter uint8
 
 const (
@@ -169,22 +170,27 @@ const (
 	listByGroup
 	listByState
 	listBefore
+	listByInvited
 	numListFilters = 1 << iota
 )
 
 // listConversationsSQL builds the ListConversations statement for filter f.
-// Arguments: tenant, [user_id], [agent_id], [group_id], [state], [before
-// ms], limit.
+// Arguments: tenant, [invitee's staff id], [user_id], [agent_id],
+// [group_id], [state], [before ms], limit.
 //
 // SQLite has no statistics to tell a selective filter from a broad one, so
-// the most selective filter given leads: a user has a handful of
-// conversations, an agent holds tens at a time, a group's queue or a state
-// may hold thousands. A unary + keeps the other filters from choosing an
-// index, except the state after an agent or a group, whose indexes include
-// it.
+// the most selective filter given leads: a member of staff is invited to a
+// handful of open conversations, a user has a handful of conversations, an
+// agent holds tens at a time, a group's queue or a state may hold
+// thousands. A unary + keeps the other filters from choosing an index,
+// except the state after an agent or a group, whose indexes include it. An
+// invitee leads from conv_invitees, joined to each conversation by its key
+// (CROSS JOIN keeps SQLite from reordering the two).
 func listConversationsSQL(f listFilter) string {
 	var lead listFilter
 	switch {
+	case f&listByInvited != 0:
+		lead = listByInvited
 	case f&listByUser != 0:
 		lead = listByUser
 	case f&listByAgent != 0:
@@ -193,7 +199,14 @@ func listConversationsSQL(f listFilter) string {
 		lead = listByGroup
 	}
 	var b strings.Builder
-	b.WriteString(`SELECT ` + convColumns + ` FROM conversations WHERE tenant = ?`)
+	created, id := `c.created_at`, `c.id` // the sort order of conversations_by_*
+	if lead == listByInvited {
+		b.WriteString(`SELECT ` + convColumns + ` FROM conv_invitees i CROSS JOIN conversations c
+	ON c.tenant = i.tenant AND c.id = i.conv WHERE i.tenant = ? AND i.staff_id = ?`)
+		created, id = `i.created_at`, `i.conv` // conv_invitees_by_staff's
+	} else {
+		b.WriteString(`SELECT ` + convColumns + ` FROM conversations c WHERE c.tenant = ?`)
+	}
 	for _, t := range []struct {
 		bit    listFilter
 		column string
@@ -201,17 +214,17 @@ func listConversationsSQL(f listFilter) string {
 		if f&t.bit == 0 {
 			continue
 		}
-		indexed := t.bit == lead || (t.bit == listByState && lead != listByUser)
+		indexed := t.bit == lead || (t.bit == listByState && lead != listByUser && lead != listByInvited)
 		b.WriteString(` AND `)
 		if !indexed {
 			b.WriteString(`+`)
 		}
-		b.WriteString(t.column + ` = ?`)
+		b.WriteString(`c.` + t.column + ` = ?`)
 	}
 	if f&listBefore != 0 {
-		b.WriteString(` AND created_at < ?`)
+		b.WriteString(` AND ` + created + ` < ?`)
 	}
-	b.WriteString(` ORDER BY created_at DESC, id DESC LIMIT ?`)
+	b.WriteString(` ORDER BY ` + created + ` DESC, ` + id + ` DESC LIMIT ?`)
 	return b.String()
 }
 

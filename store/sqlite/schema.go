@@ -294,6 +294,37 @@ CREATE TABLE canned_responses (
 ) STRICT, WITHOUT ROWID;
 CREATE UNIQUE INDEX canned_by_shortcut ON canned_responses (tenant, owner, shortcut);
 `},
+	{8, "conversation invitees", `
+-- One row per staff id of a conversation's invited array, kept by the
+-- triggers, so that ListConversations by invitee is an index search, not
+-- a scan of every conversation's JSON. created_at is the conversation's
+-- (which never changes), so the index ends in the sort order.
+CREATE TABLE conv_invitees (
+	tenant     TEXT    NOT NULL,
+	conv       TEXT    NOT NULL,
+	staff_id   TEXT    NOT NULL,
+	created_at INTEGER NOT NULL,
+	PRIMARY KEY (tenant, conv, staff_id),
+	FOREIGN KEY (tenant, conv) REFERENCES conversations (tenant, id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX conv_invitees_by_staff ON conv_invitees (tenant, staff_id, created_at DESC, conv DESC);
+
+INSERT OR IGNORE INTO conv_invitees (tenant, conv, staff_id, created_at)
+SELECT c.tenant, c.id, j.value, c.created_at FROM conversations c, json_each(c.invited) j;
+
+CREATE TRIGGER conversations_invitees_insert AFTER INSERT ON conversations
+BEGIN
+	INSERT OR IGNORE INTO conv_invitees (tenant, conv, staff_id, created_at)
+	SELECT NEW.tenant, NEW.id, value, NEW.created_at FROM json_each(NEW.invited);
+END;
+CREATE TRIGGER conversations_invitees_update AFTER UPDATE OF invited ON conversations
+WHEN OLD.invited IS NOT NEW.invited
+BEGIN
+	DELETE FROM conv_invitees WHERE tenant = OLD.tenant AND conv = OLD.id;
+	INSERT OR IGNORE INTO conv_invitees (tenant, conv, staff_id, created_at)
+	SELECT NEW.tenant, NEW.id, value, NEW.created_at FROM json_each(NEW.invited);
+END;
+`},
 }
 
 const (

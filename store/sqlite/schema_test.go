@@ -90,9 +90,10 @@ func TestNewerSchemaRefused(t *testing.T) {
 	}
 }
 
-// TestMigration3KeepsOldRows: a conversation and an event written under
-// schema version 2 read back after the upgrade with zero routing fields.
-func TestMigration3KeepsOldRows(t *testing.T) {
+// oldDatabase makes a database of schema version n holding the rows the
+// statements insert, and returns its path.
+func oldDatabase(t *testing.T, n int, stmts ...string) string {
+	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "kefu.db")
 	db := rawDB(t, path)
@@ -100,20 +101,28 @@ func TestMigration3KeepsOldRows(t *testing.T) {
 	mustOK(t, "conn", err)
 	_, err = conn.ExecContext(ctx, sqlCreateMigrations)
 	mustOK(t, "schema_migrations", err)
-	for _, m := range migrations[:2] {
+	for _, m := range migrations[:n] {
 		mustOK(t, "migrate", applyMigration(ctx, conn, m, storetest.Epoch))
 	}
-	for _, q := range []string{
-		`INSERT INTO tenants VALUES ('t1', 'T', 'wx', 0)`,
-		`INSERT INTO conversations (tenant, id, user_id, state, agent_id, created_at, updated_at)
-			VALUES ('t1', 'c1', 'u1', 'ASSIGNED', 'a1', 1000, 2000)`,
-		`INSERT INTO conv_events VALUES ('t1', 'c1', 1, 'taken_over', 'QUEUED', 'ASSIGNED', 'agent', 'a1', 'r', 2000)`,
-	} {
+	for _, q := range stmts {
 		_, err := conn.ExecContext(ctx, q)
 		mustOK(t, q, err)
 	}
 	mustOK(t, "close conn", conn.Close())
 	mustOK(t, "close db", db.Close())
+	return path
+}
+
+// TestMigration3KeepsOldRows: a conversation and an event written under
+// schema version 2 read back after the upgrade with zero routing fields.
+func TestMigration3KeepsOldRows(t *testing.T) {
+	ctx := context.Background()
+	path := oldDatabase(t, 2,
+		`INSERT INTO tenants VALUES ('t1', 'T', 'wx', 0)`,
+		`INSERT INTO conversations (tenant, id, user_id, state, agent_id, created_at, updated_at)
+			VALUES ('t1', 'c1', 'u1', 'ASSIGNED', 'a1', 1000, 2000)`,
+		`INSERT INTO conv_events VALUES ('t1', 'c1', 1, 'taken_over', 'QUEUED', 'ASSIGNED', 'agent', 'a1', 'r', 2000)`,
+	)
 
 	s := mustOpen(t, Config{Path: path})
 	got, err := s.Conversation(ctx, "t1", "c1")
@@ -132,6 +141,41 @@ func TestMigration3KeepsOldRows(t *testing.T) {
 	list, err := s.ListConversations(ctx, "t1", engine.ConversationQuery{AgentID: "a1", State: engine.StateAssigned})
 	if err != nil || len(list) != 1 {
 		t.Fatalf("old conversation by agent and state: %+v, %v", list, err)
+	}
+}
+
+// TestMigration8IndexesInvitees: the invitees of conversations written
+// under schema version 7 are found by ListConversations after the upgrade,
+// and follow the updates after it.
+func TestMigration8IndexesInvitees(t *testing.T) {
+	ctx := context.Background()
+	path := oldDatabase(t, 7,
+		`INSERT INTO tenants VALUES ('t1', 'T', 'wx', 0)`,
+		`INSERT INTO conversations (tenant, id, user_id, state, agent_id, invited, created_at, updated_at)
+			VALUES ('t1', 'c1', 'u1', 'ASSIGNED', 'a1', '["a2","a3"]', 1000, 1000),
+			('t1', 'c2', 'u1', 'ASSIGNED', 'a2', '["a3"]', 2000, 2000),
+			('t1', 'c3', 'u1', 'CLOSED', 'a2', '[]', 3000, 3000)`,
+	)
+	s := mustOpen(t, Config{Path: path})
+	invitedTo := func(staff string) string {
+		t.Helper()
+		list, err := s.ListConversations(ctx, "t1", engine.ConversationQuery{InvitedID: staff})
+		mustOK(t, "list", err)
+		got := []string{}
+		for _, c := range list {
+			got = append(got, c.ID)
+		}
+		return fmt.Sprint(got)
+	}
+	if a2, a3 := invitedTo("a2"), invitedTo("a3"); a2 != "[c1]" || a3 != "[c2 c1]" {
+		t.Fatalf("after the upgrade a2 is invited to %s, a3 to %s; want [c1], [c2 c1]", a2, a3)
+	}
+	c1, err := s.Conversation(ctx, "t1", "c1")
+	mustOK(t, "conversation", err)
+	c1.Invited = []string{"a3"}
+	mustOK(t, "update", s.UpdateConversation(ctx, c1, engine.ConvEvent{Type: engine.EventTransferred}))
+	if a2, a3 := invitedTo("a2"), invitedTo("a3"); a2 != "[]" || a3 != "[c2 c1]" {
+		t.Fatalf("after an update a2 is invited to %s, a3 to %s; want [], [c2 c1]", a2, a3)
 	}
 }
 
@@ -280,12 +324,12 @@ func TestQueryPlans(t *testing.T) {
 		for _, a := range []struct {
 			bit listFilter
 			arg any
-		}{{listByUser, "u"}, {listByAgent, "a"}, {listByGroup, "g"}, {listByState, "BOT"}, {listBefore, 0}} {
+		}{{listByInvited, "i"}, {listByUser, "u"}, {listByAgent, "a"}, {listByGroup, "g"}, {listByState, "BOT"}, {listBefore, 0}} {
 			if f&a.bit != 0 {
 				args = append(args, a.arg)
 			}
 		}
-		name := fmt.Sprintf("listConversations/%05b", f)
+		name := fmt.Sprintf("listConversations/%06b", f)
 		queries[name] = append(args, 50)
 		sqlOf[name] = listConversationsSQL(f)
 	}

@@ -15,8 +15,8 @@ import (
 
 // testConversationRouting: the routing fields round-trip through
 // CreateConversation, UpdateConversation and ListConversations, and
-// ListConversations filters by owner and by group, alone and combined with
-// every other filter.
+// ListConversations filters by owner, by invitee and by group, alone and
+// combined with every other filter.
 func testConversationRouting(t *testing.T, open OpenFunc) {
 	s := openDefault(t, open)
 	ctx := context.Background()
@@ -29,6 +29,18 @@ func testConversationRouting(t *testing.T, open OpenFunc) {
 		CreatedAt: Epoch.Add(-time.Hour), UpdatedAt: Epoch.Add(-time.Minute)}
 	MustOK(t, "create", s.CreateConversation(ctx, full))
 	wantConversation(t, s, "created with every field", full)
+	// The invitees follow Invited as updates change it.
+	wantListed := func(what string, q engine.ConversationQuery, want string) {
+		t.Helper()
+		got, err := s.ListConversations(ctx, "tr", q)
+		MustOK(t, what, err)
+		if ids(got) != want {
+			t.Errorf("%s: ListConversations(%+v) = %s, want %s", what, q, ids(got), want)
+		}
+	}
+	wantListed("created", engine.ConversationQuery{InvitedID: "a2"}, "[full]")
+	wantListed("created", engine.ConversationQuery{InvitedID: "a3"}, "[full]")
+	wantListed("the owner is no invitee", engine.ConversationQuery{InvitedID: "a1"}, "[]")
 
 	// Every mutable field changes; the others are not UpdateConversation's.
 	upd := full
@@ -38,10 +50,13 @@ func testConversationRouting(t *testing.T, open OpenFunc) {
 	MustOK(t, "update", s.UpdateConversation(ctx, upd, engine.ConvEvent{Type: engine.EventTransferred}))
 	upd.UserID, upd.CreatedAt = full.UserID, full.CreatedAt
 	wantConversation(t, s, "after an update", upd)
+	wantListed("invitations ended", engine.ConversationQuery{InvitedID: "a2"}, "[]")
 	upd.State, upd.AgentID, upd.Invited, upd.Group, upd.Priority, upd.QueuedAt, upd.UpdatedAt =
 		engine.StateAssigned, "a4", []string{"a5"}, "", 0, time.Time{}, Epoch.Add(2*time.Minute)
 	MustOK(t, "update", s.UpdateConversation(ctx, upd, engine.ConvEvent{Type: engine.EventAssigned}))
 	wantConversation(t, s, "after clearing group, priority and queue time", upd)
+	wantListed("invited again", engine.ConversationQuery{InvitedID: "a5"}, "[full]")
+	wantListed("not invited again", engine.ConversationQuery{InvitedID: "a3"}, "[]")
 	list, err := s.ListConversations(ctx, "tr", engine.ConversationQuery{})
 	if err != nil || len(list) != 1 || !SameConversation(list[0], upd) {
 		t.Fatalf("ListConversations(tr) = %+v, %v; want [%+v]", list, err, upd)
@@ -52,23 +67,24 @@ func testConversationRouting(t *testing.T, open OpenFunc) {
 	rows := []struct {
 		user, agent, group string
 		state              engine.ConvState
+		invited            []string
 	}{
-		{"u0", "a1", "g1", engine.StateAssigned},
-		{"u1", "a1", "g1", engine.StateOnHold},
-		{"u0", "a2", "g2", engine.StateAssigned},
-		{"u1", "", "g1", engine.StateQueued},
-		{"u0", "", "g2", engine.StateQueued},
-		{"u1", "a1", "g2", engine.StateClosed},
-		{"u0", "a1", "g2", engine.StateAssigned},
-		{"u1", "a2", "g1", engine.StateAssigned},
-		{"u0", "", "", engine.StateBot},
-		{"u1", "a1", "g1", engine.StateAssigned},
+		{"u0", "a1", "g1", engine.StateAssigned, []string{"a2"}},
+		{"u1", "a1", "g1", engine.StateOnHold, []string{"a2", "a3"}},
+		{"u0", "a2", "g2", engine.StateAssigned, []string{"a1"}},
+		{"u1", "", "g1", engine.StateQueued, nil},
+		{"u0", "", "g2", engine.StateQueued, nil},
+		{"u1", "a1", "g2", engine.StateClosed, nil},
+		{"u0", "a1", "g2", engine.StateAssigned, []string{"a3"}},
+		{"u1", "a2", "g1", engine.StateAssigned, []string{"a3", "a1"}},
+		{"u0", "", "", engine.StateBot, nil},
+		{"u1", "a1", "g1", engine.StateAssigned, []string{"a2"}},
 	}
 	var all []engine.Conversation
 	for i, r := range rows {
 		at := Epoch.Add(time.Duration(i) * time.Minute)
 		c := engine.Conversation{Tenant: "ta", ID: fmt.Sprintf("r%02d", i), UserID: r.user, State: r.state,
-			AgentID: r.agent, Group: r.group, CreatedAt: at, UpdatedAt: at}
+			AgentID: r.agent, Invited: r.invited, Group: r.group, CreatedAt: at, UpdatedAt: at}
 		if i%2 == 0 {
 			MustOK(t, "create", s.CreateConversation(ctx, c))
 		} else {
@@ -77,11 +93,11 @@ func testConversationRouting(t *testing.T, open OpenFunc) {
 		}
 		all = append(all, c)
 	}
-	// Tenant tb has the same ids, owners and groups.
+	// Tenant tb has the same ids, owners, invitees and groups.
 	for i, id := range []string{"r00", "x"} {
 		at := Epoch.Add(time.Duration(i) * time.Hour)
 		MustOK(t, "create b", s.CreateConversation(ctx, engine.Conversation{Tenant: "tb", ID: id, UserID: "u0",
-			State: engine.StateAssigned, AgentID: "a1", Group: "g1", CreatedAt: at}))
+			State: engine.StateAssigned, AgentID: "a1", Invited: []string{"a2"}, Group: "g1", CreatedAt: at}))
 	}
 
 	for _, tt := range []struct {
@@ -103,6 +119,16 @@ func testConversationRouting(t *testing.T, open OpenFunc) {
 		{"group with no such state", "ta", engine.ConversationQuery{Group: "g1", State: engine.StateClosed}, "[]"},
 		{"unknown agent", "ta", engine.ConversationQuery{AgentID: "nobody"}, "[]"},
 		{"another tenant's agent", "tb", engine.ConversationQuery{AgentID: "a1", Group: "g1", State: engine.StateAssigned}, "[x r00]"},
+		{"invitee", "ta", engine.ConversationQuery{InvitedID: "a2"}, "[r09 r01 r00]"},
+		{"invitee among several", "ta", engine.ConversationQuery{InvitedID: "a1"}, "[r07 r02]"},
+		{"invitee and state", "ta", engine.ConversationQuery{InvitedID: "a2", State: engine.StateAssigned}, "[r09 r00]"},
+		{"invitee and owner", "ta", engine.ConversationQuery{InvitedID: "a3", AgentID: "a1"}, "[r06 r01]"},
+		{"invitee before", "ta", engine.ConversationQuery{InvitedID: "a3", Before: all[6].CreatedAt}, "[r01]"},
+		{"invitee, limit", "ta", engine.ConversationQuery{InvitedID: "a3", Limit: 2}, "[r07 r06]"},
+		{"invitee, state, limit", "ta", engine.ConversationQuery{InvitedID: "a2", State: engine.StateAssigned, Limit: 1}, "[r09]"},
+		{"invitee with no such state", "ta", engine.ConversationQuery{InvitedID: "a1", State: engine.StateClosed}, "[]"},
+		{"unknown invitee", "ta", engine.ConversationQuery{InvitedID: "nobody"}, "[]"},
+		{"another tenant's invitee", "tb", engine.ConversationQuery{InvitedID: "a2"}, "[x r00]"},
 	} {
 		got, err := s.ListConversations(ctx, tt.tenant, tt.q)
 		MustOK(t, tt.name, err)
@@ -116,14 +142,14 @@ func testConversationRouting(t *testing.T, open OpenFunc) {
 		}
 	}
 
-	// Every combination of the five filters, with two sets of values,
+	// Every combination of the six filters, with two sets of values,
 	// against a plain filter in Go.
 	values := []engine.ConversationQuery{
-		{UserID: "u1", AgentID: "a1", Group: "g1", State: engine.StateAssigned, Before: all[9].CreatedAt},
-		{UserID: "u0", AgentID: "a2", Group: "g2", State: engine.StateAssigned, Before: all[7].CreatedAt},
+		{UserID: "u1", AgentID: "a1", Group: "g1", State: engine.StateAssigned, Before: all[9].CreatedAt, InvitedID: "a3"},
+		{UserID: "u0", AgentID: "a2", Group: "g2", State: engine.StateAssigned, Before: all[7].CreatedAt, InvitedID: "a1"},
 	}
 	for _, v := range values {
-		for mask := range 1 << 5 {
+		for mask := range 1 << 6 {
 			var q engine.ConversationQuery
 			if mask&1 != 0 {
 				q.UserID = v.UserID
@@ -139,6 +165,9 @@ func testConversationRouting(t *testing.T, open OpenFunc) {
 			}
 			if mask&16 != 0 {
 				q.Before = v.Before
+			}
+			if mask&32 != 0 {
+				q.InvitedID = v.InvitedID
 			}
 			got, err := s.ListConversations(ctx, "ta", q)
 			MustOK(t, "list", err)
@@ -174,6 +203,7 @@ func filterConversations(cs []engine.Conversation, q engine.ConversationQuery) [
 	var out []engine.Conversation
 	for _, c := range cs {
 		if (q.UserID == "" || c.UserID == q.UserID) && (q.AgentID == "" || c.AgentID == q.AgentID) &&
+			(q.InvitedID == "" || slices.Contains(c.Invited, q.InvitedID)) &&
 			(q.Group == "" || c.Group == q.Group) && (q.State == "" || c.State == q.State) &&
 			(q.Before.IsZero() || c.CreatedAt.Before(q.Before)) {
 			out = append(out, c)
