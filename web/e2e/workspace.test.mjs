@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ADMIN_PASSWORD, api, createAgent, staffLogin, startKefu } from '../../scripts/testkit/kefu-server.mjs';
-import { launch, openInWorkspace, openWidget, say, screenshot, signIn, widgetConversation } from './browser.mjs';
+import { launch, openInWorkspace, openWidget, say, screenshot, seqsOf, signIn, widgetConversation } from './browser.mjs';
 
 let server, browser, carol, agent, customer, conv;
 
@@ -88,6 +88,34 @@ test('tags on the customer, typing, hold and resume', async () => {
   await agent.waitForSelector('[data-test=state][data-state=ASSIGNED]');
   await agent.click('[data-test=tab-mine]');
   await agent.locator(`[data-test=list-mine] .item[data-conv="${conv}"]`).waitFor();
+});
+
+test('a long conversation opens at its newest messages, pages back, and counts unread', async () => {
+  const second = await openWidget(browser, server);
+  // 27 questions and 27 answers: more than the 50 messages a conversation opens at.
+  for (let i = 1; i <= 27; i++) await say(second, `第${i}个问题：运费怎么算`);
+  await second.waitForFunction(() => document.querySelectorAll('.messages [data-seq]').length >= 54, null, { timeout: 60000 });
+  await second.click('[data-test=human]');
+  await second.waitForSelector('.chat[data-state=ASSIGNED]');
+  const long = await widgetConversation(second);
+
+  // Carol still looks at the first conversation: the new one shows unread.
+  await agent.click('[data-test=tab-mine]');
+  const item = agent.locator(`[data-test=list-mine] .item[data-conv="${long}"]`);
+  await item.locator('[data-test=unread]').waitFor();
+  assert.ok(Number(await item.locator('[data-test=unread] sup').textContent()) > 0);
+
+  await item.click();
+  await agent.locator('[data-test=older]').waitFor();
+  const first = await seqsOf(agent);
+  assert.ok(first.length <= 51 && first[0] > 1, `opens at the newest messages, got ${first[0]}..${first.at(-1)}`);
+  await agent.click('[data-test=older]');
+  await agent.waitForFunction((n) => document.querySelectorAll('.chat-msgs [data-seq]').length > n, first.length);
+  const paged = await seqsOf(agent);
+  assert.ok(paged[0] < first[0]);
+  assert.deepEqual(paged, paged.map((_, i) => paged[0] + i), 'older and newer pages join without a gap');
+  await item.locator('[data-test=unread]').waitFor({ state: 'detached' });
+  await second.context().close();
 });
 
 test('the widget speaks English on request, and the workspace fits a phone', async () => {

@@ -23,6 +23,8 @@ export class KefuSocket extends Emitter {
     this.you = null;
     this.convs = new Map(); // conv -> { lastSeq, base, seen:Set, catchingUp }
     this.pending = new Map(); // request id -> { resolve, reject, timer }
+    this.reads = new Map(); // conv -> read seq waiting to be reported
+    this.readsSent = new Map(); // conv -> the last read seq reported
     this.outbox = this.loadOutbox();
     this.attempt = 0;
     this.nextId = 1;
@@ -289,7 +291,18 @@ export class KefuSocket extends Emitter {
   }
 
   typing(conv, on) { this.send_({ type: 'typing', conv, on }); }
-  read(conv, seq) { this.send_({ type: 'read', conv, seq }); }
+  // read reports how far the user has read. Reports are coalesced for a
+  // quarter second: a burst of messages must not become a burst of frames
+  // that eats the socket's rate limit.
+  read(conv, seq) {
+    if ((this.readsSent.get(conv) ?? 0) >= seq || (this.reads.get(conv) ?? 0) >= seq) return;
+    this.reads.set(conv, seq);
+    this.readTimer ??= setTimeout(() => {
+      this.readTimer = null;
+      for (const [c, n] of this.reads) if (this.send_({ type: 'read', conv: c, seq: n })) this.readsSent.set(c, n);
+      this.reads.clear();
+    }, 250);
+  }
   frame(frame) { return this.send_(frame); }
   op(type, fields) { return this.request({ type, ...fields }); }
 }

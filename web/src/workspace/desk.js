@@ -93,7 +93,7 @@ export function start() {
     th.state = f.state;
     if (f.summary) th.summary = f.summary;
     const c = desk.convs[f.conv];
-    if (c) Object.assign(c, { state: f.state, agent_id: f.agent_id ?? '', group: f.group ?? c.group, invited: f.invited ?? [] });
+    if (c) Object.assign(c, { state: f.state, agent_id: f.agent_id ?? '', group: f.group ?? c.group, invited: f.invited ?? [], pushedAt: Date.now() });
     placeInLists(f.conv);
     if (f.conv === desk.active) loadEvents(f.conv);
   });
@@ -132,33 +132,57 @@ function refreshOutbox(conv) {
   th.outbox = [...socket.pendingFor(conv).map((o) => ({ ...o })), ...th.outbox.filter((o) => o.failed)];
 }
 
+// A pushed state is fresher than a list read at about the same time: the
+// store is written behind the conversation actor, so a list can lag a
+// push by a moment.
+const FRESH_MS = 10_000;
+const fresh = (c) => c?.pushedAt && Date.now() - c.pushedAt < FRESH_MS;
+
 async function fetchList(query) {
   const res = await api.get(`/v1/conversations?${query}`);
-  for (const c of res.conversations) desk.convs[c.id] = { ...desk.convs[c.id], ...c };
+  for (const c of res.conversations) {
+    const known = desk.convs[c.id];
+    desk.convs[c.id] = fresh(known)
+      ? { ...known, ...c, state: known.state, agent_id: known.agent_id, invited: known.invited }
+      : { ...known, ...c, pushedAt: 0 };
+  }
   return res.conversations.map((c) => c.id);
 }
 
 export async function refreshQueue() {
-  try { desk.lists.queued = await fetchList('state=QUEUED&limit=100'); } catch { /* shown by the socket status */ }
+  try {
+    desk.lists.queued = (await fetchList('state=QUEUED&limit=100')).filter((id) => listOf(desk.convs[id]) === 'queued');
+  } catch { /* shown by the socket status */ }
 }
 
 export async function refreshLists() {
   try {
-    const [queued, mine, hold, closed] = await Promise.all([
+    const [queued, mine, invited, hold, closed] = await Promise.all([
       fetchList('state=QUEUED&limit=100'), fetchList('mine=true&state=ASSIGNED&limit=100'),
+      fetchList('invited=true&state=ASSIGNED&limit=100'),
       fetchList('mine=true&state=ON_HOLD&limit=100'), fetchList('mine=true&state=CLOSED&limit=30'),
     ]);
-    Object.assign(desk.lists, { queued, mine, hold, closed });
+    const lists = { queued, mine: [...mine, ...invited], hold, closed };
+    for (const [name, ids] of Object.entries(lists)) desk.lists[name] = ids.filter((id) => listOf(desk.convs[id]) === name);
+    for (const id of Object.keys(desk.convs)) if (fresh(desk.convs[id])) placeInLists(id);
     // Follow every conversation I serve, so its unread count stays live.
-    for (const id of [...mine, ...hold]) if (!socket.convs.has(id)) socket.follow(id);
+    for (const id of [...desk.lists.mine, ...desk.lists.hold]) if (!socket.convs.has(id)) socket.follow(id);
   } catch { /* retried on the next change */ }
+}
+
+// listOf names the list a conversation belongs in, if any.
+function listOf(c) {
+  if (c.state === 'QUEUED') return 'queued';
+  // A colleague invited me: I help with it from my own list.
+  if (c.state === 'ASSIGNED' && c.invited?.includes(session.staff.id)) return 'mine';
+  if (c.agent_id !== session.staff.id) return null;
+  return { ASSIGNED: 'mine', ON_HOLD: 'hold', CLOSED: 'closed' }[c.state] ?? null;
 }
 
 function placeInLists(id) {
   const c = desk.convs[id];
   if (!c) return;
-  const mine = c.agent_id === session.staff.id;
-  const want = c.state === 'QUEUED' ? 'queued' : !mine ? null : c.state === 'ASSIGNED' ? 'mine' : c.state === 'ON_HOLD' ? 'hold' : c.state === 'CLOSED' ? 'closed' : null;
+  const want = listOf(c);
   for (const [name, ids] of Object.entries(desk.lists)) {
     const has = ids.includes(id);
     if (name === want && !has) ids.unshift(id);
@@ -231,7 +255,8 @@ export function setPresence(status) { socket.frame({ type: 'presence', status })
 // op runs a lifecycle operation over the socket and refreshes the lists.
 export async function op(type, conv, fields = {}) {
   const res = await socket.op(type, { conv, ...fields });
-  if (res.state && desk.convs[conv]) desk.convs[conv].state = res.state;
+  const c = desk.convs[conv];
+  if (res.state && c) Object.assign(c, { state: res.state, pushedAt: Date.now() }, type === 'accept' ? { agent_id: session.staff.id } : {});
   await refreshLists();
   return res;
 }
