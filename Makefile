@@ -11,7 +11,7 @@ proto:
 
 # The built UI (web/dist) is committed so `go run ./cmd/kefu` serves it.
 web:
-	cd web && npm ci && npm run build
+	cd web && npm install --no-save && npm run build
 
 test:
 	scripts/test
