@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kefu-dev/kefu/actors"
+	"github.com/kefu-dev/kefu/auth"
 	"github.com/kefu-dev/kefu/bots"
 	"github.com/kefu-dev/kefu/engine"
 	"github.com/kefu-dev/kefu/store/sqlite"
@@ -35,6 +36,7 @@ type faultStore struct {
 
 	recentFails atomic.Int32 // fail this many Recent calls
 	updateFail  atomic.Bool  // fail every UpdateConversation
+	sessionFail atomic.Bool  // fail every PutSession
 
 	faqGate   chan struct{} // if non-nil, FAQEntries waits for it
 	faqCalled chan struct{} // if non-nil, gets a value per FAQEntries call
@@ -65,6 +67,13 @@ func (f *faultStore) UpdateConversation(ctx context.Context, c engine.Conversati
 		return errors.New("injected: update failed")
 	}
 	return f.Store.UpdateConversation(ctx, c, ev)
+}
+
+func (f *faultStore) PutSession(ctx context.Context, s engine.StaffSession) error {
+	if f.sessionFail.Load() {
+		return errors.New("injected: session write failed")
+	}
+	return f.Store.PutSession(ctx, s)
 }
 
 func (f *faultStore) FAQEntries(ctx context.Context, tenant string) ([]engine.FAQEntry, error) {
@@ -500,5 +509,50 @@ func TestLateLandingWriteKeepsLastSeq(t *testing.T) {
 	f, _ := waitFrame(out, 5*time.Second, func(f anyFrame) bool { return f.Type == "history" || f.Type == "error" })
 	if f.Type != "history" {
 		t.Errorf("resume with the acked seq %d: %s", last, f.raw)
+	}
+}
+
+// A refresh whose session write fails leaves the old refresh token valid:
+// the client never got the new one, so its retry is not a reuse and must
+// not revoke the session.
+func TestRefreshSurvivesSessionWriteFailure(t *testing.T) {
+	fs := &faultStore{}
+	n := startNode(t, withFaults(fs))
+	ctx := context.Background()
+	hash, err := auth.HashPassword("a1-password-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	staff, err := n.store.StaffByID(ctx, "t1", agent.Party.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	staff.PasswordHash = hash
+	if err := n.store.UpdateStaff(ctx, staff); err != nil {
+		t.Fatal(err)
+	}
+	in, err := n.client.Login(ctx, "t1", "a1", "a1-password-1", "127.0.0.1", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := auth.ParseRefreshToken(in.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	fs.sessionFail.Store(true)
+	if _, err := n.client.Refresh(ctx, "t1", rt.StaffID, rt.Session, rt.Secret, "127.0.0.1"); engine.CodeOf(err) != engine.CodeUnavailable {
+		t.Fatalf("refresh with a failing store = %v, want unavailable", err)
+	}
+	fs.sessionFail.Store(false)
+	next, err := n.client.Refresh(ctx, "t1", rt.StaffID, rt.Session, rt.Secret, "127.0.0.1")
+	if err != nil {
+		t.Fatalf("the retry with the same refresh token was refused: %v", err)
+	}
+	if next.Session != in.Session {
+		t.Errorf("the retry moved to session %s, want %s", next.Session, in.Session)
+	}
+	if _, err := n.client.CheckSession(ctx, actors.Caller{Tenant: "t1", Party: agent.Party, StaffRole: engine.StaffAgent, Session: in.Session}); err != nil {
+		t.Errorf("the session was revoked: %v", err)
 	}
 }

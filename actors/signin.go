@@ -208,6 +208,12 @@ func (a *agentActor) refresh(ctx actor.Context, sender *actor.PID, m *actorpb.Re
 	a.sessions[s.ID] = &next // at once: a second use of the old token is reuse
 	a.saveSession(ctx, next, func(ctx actor.Context, err error) {
 		if err != nil {
+			// The client never got the new token: its retry with the old
+			// one is not a reuse. Unless something replaced the session
+			// meanwhile (a revocation), the old token stays the valid one.
+			if a.sessions[s.ID] == &next {
+				a.sessions[s.ID] = s
+			}
 			reply(ctx, sender, &actorpb.LoginResponse{Error: errToPB(errTryAgain)})
 			return
 		}
