@@ -16,6 +16,8 @@ export default defineConfig({
         workspace: resolve(import.meta.dirname, 'workspace/index.html'),
         chat: resolve(import.meta.dirname, 'chat/index.html'),
       },
+      // Vue is what the two pages share; name its chunk after it.
+      output: { manualChunks: { vue: ['vue'] } },
     },
   },
   server: { proxy: { '/v1': { target: 'http://127.0.0.1:8080', ws: true } } },

@@ -155,7 +155,11 @@ export async function refreshQueue() {
   } catch { /* shown by the socket status */ }
 }
 
-export async function refreshLists() {
+// refreshLists reads the lists again. The agent frame's convs (what the
+// agent actor says I hold) is the truth the lists must reach: the store is
+// written behind the actors, so a list read at once may miss a
+// conversation just assigned, and is read again shortly.
+export async function refreshLists(attempt = 0) {
   try {
     const [queued, mine, invited, hold, closed] = await Promise.all([
       fetchList('state=QUEUED&limit=100'), fetchList('mine=true&state=ASSIGNED&limit=100'),
@@ -167,6 +171,8 @@ export async function refreshLists() {
     for (const id of Object.keys(desk.convs)) if (fresh(desk.convs[id])) placeInLists(id);
     // Follow every conversation I serve, so its unread count stays live.
     for (const id of [...desk.lists.mine, ...desk.lists.hold]) if (!socket.convs.has(id)) socket.follow(id);
+    const missing = desk.agent.convs.some((id) => !desk.lists.mine.includes(id) && !desk.lists.hold.includes(id));
+    if (missing && attempt < 6) setTimeout(() => refreshLists(attempt + 1), 300 * 2 ** attempt);
   } catch { /* retried on the next change */ }
 }
 
