@@ -10,7 +10,13 @@ const outbox = (wx) => wx.getStorageSync('kefu:demo:outbox') || [];
 const tokenOf = (wx) => wx.getStorageSync('kefu:demo:auth').token;
 
 async function expectOnce(client, wx, cmid) {
-  const all = await history(stack.server, tokenOf(wx), client.conversationId);
+  // The bot may answer after the ack: read the history until the list and
+  // the store agree on the newest seq, then compare them whole.
+  let all;
+  await waitFor('the list and the history to reach the same seq', async () => {
+    all = await history(stack.server, tokenOf(wx), client.conversationId);
+    return client.lastSeq === all.at(-1).seq;
+  });
   const copies = all.filter((m) => m.client_msg_id === cmid);
   assert.equal(copies.length, 1, `exactly one stored message ${cmid}: ${JSON.stringify(all)}`);
   assert.equal(client.messages.filter((m) => m.client_msg_id === cmid).length, 1, 'and once in the list');
