@@ -4,6 +4,7 @@
 //
 // The single-node default uses an in-process provider whose only member is
 // this process, so nothing outside the binary is needed. A Node is created
-// by Start and owned by its caller, who must call Shutdown once; the
-// protoactor objects it wraps own their goroutines.
+// by Start and owned by its caller, who calls Shutdown, which returns once
+// every activation has stopped, before closing the store the actors write
+// to; the protoactor objects it wraps own their goroutines.
 package cluster

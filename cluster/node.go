@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -32,6 +33,9 @@ type Config struct {
 	// Level is the lowest level of Proto.Actor's logs that is kept. Its
 	// INFO lines are chatty, so the zero value (INFO) is raised to WARN.
 	Level slog.Level
+	// StopTimeout bounds how long Shutdown waits for the activations to
+	// stop (each may finish store writes as it stops). Zero means 1 minute.
+	StopTimeout time.Duration
 }
 
 // Node is a running cluster member.
@@ -40,6 +44,7 @@ type Node struct {
 	Cluster *cluster.Cluster
 	cfg     Config
 	logger  *slog.Logger
+	stop    sync.Once
 }
 
 // ErrStart is returned, wrapped, when a member cannot start.
@@ -56,6 +61,9 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 5 * time.Second
+	}
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = time.Minute
 	}
 	if cfg.Level < slog.LevelWarn {
 		cfg.Level = slog.LevelWarn
@@ -107,11 +115,52 @@ func (n *Node) Address() string { return n.System.Address() }
 // RequestTimeout is the configured bound of one actor request.
 func (n *Node) RequestTimeout() time.Duration { return n.cfg.RequestTimeout }
 
-// Shutdown stops every activation (each finishes the message it is
-// handling), then the remote. It is called once.
+// Shutdown stops every activation and waits until each has stopped (it
+// finishes the message it is handling, then what it does on
+// *actor.Stopping: a conversation stores the writes it still holds), for
+// at most Config.StopTimeout; then it stops the remote. Once it returns no
+// activation of this member touches the store any more, so the caller may
+// close it. Calls after the first do nothing.
 func (n *Node) Shutdown() {
-	n.Cluster.IdentityLookup.Shutdown() // poisons every activation and waits
-	n.Cluster.Shutdown(false)
+	n.stop.Do(func() {
+		// Every activation is a child of the disthash placement actor, which
+		// therefore stops only after all of them. The identity lookup's
+		// Shutdown poisons it but waits at most 10 s (protoactor's fixed
+		// PoisonFuture timeout) and then returns anyway: wait for the
+		// placement actor itself.
+		stopped := n.watch(actor.NewPID(n.System.Address(), disthash.PartitionActivatorActorName))
+		n.Cluster.IdentityLookup.Shutdown()
+		timer := time.NewTimer(n.cfg.StopTimeout)
+		defer timer.Stop()
+		select {
+		case <-stopped:
+		case <-timer.C:
+			n.logger.Error("cluster: activations still stopping; shutting down without them", "waited", n.cfg.StopTimeout)
+		}
+		n.Cluster.Shutdown(false)
+	})
+}
+
+// watch returns a channel closed once the local actor pid has stopped (at
+// once if it has already). It returns once pid has the watch in its
+// mailbox: an actor that is already stopping when a watch reaches it
+// answers Terminated at once.
+func (n *Node) watch(pid *actor.PID) <-chan struct{} {
+	watching, stopped := make(chan struct{}), make(chan struct{})
+	n.System.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		switch m := ctx.Message().(type) {
+		case *actor.Started:
+			ctx.Watch(pid)
+			close(watching)
+		case *actor.Terminated:
+			if m.Who.Equal(pid) {
+				close(stopped)
+				ctx.Stop(ctx.Self())
+			}
+		}
+	}))
+	<-watching
+	return stopped
 }
 
 // levelHandler drops records below min before they reach the wrapped handler.
