@@ -75,11 +75,6 @@ type (
 		lastSeq int64
 		err     error
 	}
-	writtenMsg struct {
-		q    *writeQueue
-		what string
-		err  error
-	}
 	readStoredMsg struct {
 		sender *actor.PID
 		origin *actor.PID
@@ -108,7 +103,8 @@ type conversationActor struct {
 	reloadFailures int
 
 	// State changes, and apart from them timer changes, are stored one at
-	// a time in the order they were made, each retried until stored.
+	// a time in the order they were made, each retried until stored, and
+	// finished when the actor stops (writes.go).
 	stateWrites, timerWrites writeQueue
 
 	stash []stashed
@@ -154,9 +150,21 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 	case *cluster.ClusterInit:
 		a.tenant, a.id, _ = strings.Cut(m.Identity.Identity, "/")
 		a.log = a.d.Logger.With("tenant", a.tenant, "conv", a.id)
+		// Retried until stored: the conversation must not come back in an
+		// old state, or lose a timer, after a restart (it stays loaded
+		// meanwhile: maybePassivate).
+		a.stateWrites = writeQueue{timeout: a.d.StoreTimeout, log: a.log, retry: true}
+		a.timerWrites = writeQueue{timeout: a.d.StoreTimeout, log: a.log, retry: true}
 		a.d.Metrics.conversationStarted()
 		ctx.SetReceiveTimeout(a.d.IdleTimeout)
 		a.async(ctx, a.load)
+	case *actor.Stopping:
+		// The node shuts down or the cluster moves the conversation: its
+		// state and timer changes still queued are stored now, blocking
+		// the mailbox, which is fine only because the actor is going away
+		// (writes.go). A restart or the next activation loads them.
+		a.stateWrites.finish(ctx)
+		a.timerWrites.finish(ctx)
 	case *actor.Stopped:
 		a.cancelBot()
 		if a.tenant != "" {
@@ -177,7 +185,7 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 	case *retryReloadMsg:
 		a.reload(ctx)
 	case *retryWriteMsg:
-		a.nextWrite(ctx, m.q)
+		m.q.next(ctx)
 	case *pageMsg:
 		a.onPage(ctx, m)
 	case *readStoredMsg:
@@ -191,7 +199,7 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 	case *assistMsg:
 		reply(ctx, m.sender, m.resp)
 	case *writtenMsg:
-		a.onWritten(ctx, m)
+		m.q.written(ctx, m.err)
 	case *routedMsg:
 		a.onRouted(ctx, m)
 	case *agentReservedMsg:
@@ -736,58 +744,9 @@ func (a *conversationActor) cancelBot() {
 	a.botGen++
 }
 
-// writeQueue is a conversation's ordered store writes of one kind:
-// pending[0] is being (or about to be) written.
-type writeQueue struct {
-	pending []storeWrite
-	busy    bool
-}
-
-// storeWrite is one ordered write of the conversation's header or timers.
-// start runs on the mailbox when the write's turn comes (a state change
-// takes the header as it is then) and returns the store call.
-type storeWrite struct {
-	what  string // for the log
-	start func() func(context.Context) error
-}
-
-type retryWriteMsg struct{ q *writeQueue }
-
-// write queues a store write behind the earlier ones of q.
-func (a *conversationActor) write(ctx actor.Context, q *writeQueue, what string, start func() func(context.Context) error) {
-	q.pending = append(q.pending, storeWrite{what: what, start: start})
-	a.nextWrite(ctx, q)
-}
-
-// nextWrite starts q's oldest write unless one of q is running. Writes of
-// a queue never overlap, so the store sees them in order.
-func (a *conversationActor) nextWrite(ctx actor.Context, q *writeQueue) {
-	if q.busy || len(q.pending) == 0 {
-		return
-	}
-	q.busy = true
-	w := q.pending[0]
-	run := w.start()
-	a.async(ctx, func(c context.Context) any { return &writtenMsg{q: q, what: w.what, err: run(c)} })
-}
-
-func (a *conversationActor) onWritten(ctx actor.Context, m *writtenMsg) {
-	q := m.q
-	q.busy = false
-	if m.err != nil {
-		// The conversation must not come back in an old state, or lose a
-		// timer, after a restart: keep trying (and stay loaded) until stored.
-		a.log.Error("storing "+m.what+"; retrying", "err", m.err)
-		later(ctx, time.Second, &retryWriteMsg{q: q})
-		return
-	}
-	q.pending = q.pending[1:]
-	a.nextWrite(ctx, q)
-}
-
 // writesPending reports whether a store write is queued or running.
 func (a *conversationActor) writesPending() bool {
-	return a.stateWrites.busy || len(a.stateWrites.pending) > 0 || a.timerWrites.busy || len(a.timerWrites.pending) > 0
+	return !a.stateWrites.idle() || !a.timerWrites.idle()
 }
 
 // dropBotQueue removes bot messages not yet written: once a person owns

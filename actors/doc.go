@@ -7,7 +7,8 @@
 //     messages, dedupe window, read pointers and subscribed sessions. Writes go
 //     to the store from goroutines it starts, never inside Receive; their
 //     results come back to it as messages, so its state is touched only by
-//     its own mailbox.
+//     its own mailbox. The one exception is stopping: the state and timer
+//     writes still queued are stored in *actor.Stopping (writes.go).
 //   - tenant (virtual, identity "<tenant>"): staff login, conversation
 //     listing, knowledge-base search, and the single writer of the
 //     knowledge base, the routing configuration, the canned responses and

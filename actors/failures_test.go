@@ -40,6 +40,10 @@ type faultStore struct {
 
 	faqGate   chan struct{} // if non-nil, FAQEntries waits for it
 	faqCalled chan struct{} // if non-nil, gets a value per FAQEntries call
+
+	// writeGate, if non-nil, holds every UpdateConversation, PutTimer and
+	// DeleteTimer until it is closed.
+	writeGate chan struct{}
 }
 
 func (f *faultStore) Append(ctx context.Context, msgs []engine.Message) (int, error) {
@@ -63,10 +67,40 @@ func (f *faultStore) Recent(ctx context.Context, tenant, conv string, n int) ([]
 }
 
 func (f *faultStore) UpdateConversation(ctx context.Context, c engine.Conversation, ev engine.ConvEvent) error {
+	if err := f.held(ctx); err != nil {
+		return err
+	}
 	if f.updateFail.Load() {
 		return errors.New("injected: update failed")
 	}
 	return f.Store.UpdateConversation(ctx, c, ev)
+}
+
+func (f *faultStore) PutTimer(ctx context.Context, t engine.Timer) error {
+	if err := f.held(ctx); err != nil {
+		return err
+	}
+	return f.Store.PutTimer(ctx, t)
+}
+
+func (f *faultStore) DeleteTimer(ctx context.Context, tenant, conv string, kind engine.TimerKind) error {
+	if err := f.held(ctx); err != nil {
+		return err
+	}
+	return f.Store.DeleteTimer(ctx, tenant, conv, kind)
+}
+
+// held waits for writeGate, if there is one.
+func (f *faultStore) held(ctx context.Context) error {
+	if f.writeGate == nil {
+		return nil
+	}
+	select {
+	case <-f.writeGate:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (f *faultStore) PutSession(ctx context.Context, s engine.StaffSession) error {

@@ -118,11 +118,11 @@ func (a *conversationActor) transition(ctx actor.Context, ch change) bool {
 // the earlier changes: each is stored with the header as it is when its
 // write starts.
 func (a *conversationActor) record(ctx actor.Context, what string, event engine.ConvEvent) {
-	a.write(ctx, &a.stateWrites, what, func() func(context.Context) error {
+	a.stateWrites.add(ctx, storeWrite{what: what, start: func() func(context.Context) error {
 		conv := a.conv
 		conv.Invited = slices.Clone(conv.Invited)
 		return func(c context.Context) error { return a.d.Store.UpdateConversation(c, conv, event) }
-	})
+	}})
 }
 
 // dropUnauthorizedSubs stops pushes to staff who may no longer see the

@@ -14,10 +14,11 @@ import (
 
 // A conversation owns its timers: it arms and disarms them as its state
 // and messages change, keeps them in memory and persists every change
-// through its ordered store writes (conversationActor.write). The Scheduler fires persisted timers that fall
-// due, activating the conversation wherever it lives next; the
-// conversation runs a timer only if it still has it armed with that due
-// time, so a stale or repeated firing does nothing.
+// through its ordered store writes (timerWrites, writes.go), finished even
+// as it stops. The Scheduler fires persisted timers that fall due,
+// activating the conversation wherever it lives next; the conversation
+// runs a timer only if it still has it armed with that due time, so a
+// stale or repeated firing does nothing.
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
@@ -28,17 +29,17 @@ func (a *conversationActor) arm(ctx actor.Context, kind engine.TimerKind, due ti
 	}
 	a.timers[kind] = due
 	t := engine.Timer{Tenant: a.tenant, Conv: a.id, Kind: kind, DueAt: due}
-	a.write(ctx, &a.timerWrites, "timer "+string(kind), func() func(context.Context) error {
+	a.timerWrites.add(ctx, storeWrite{what: "timer " + string(kind), start: func() func(context.Context) error {
 		return func(c context.Context) error { return a.d.Store.PutTimer(c, t) }
-	})
+	}})
 }
 
 // dropTimer deletes the conversation's stored timer of kind.
 func (a *conversationActor) dropTimer(ctx actor.Context, kind engine.TimerKind) {
 	tenant, conv := a.tenant, a.id
-	a.write(ctx, &a.timerWrites, "timer "+string(kind)+" removal", func() func(context.Context) error {
+	a.timerWrites.add(ctx, storeWrite{what: "timer " + string(kind) + " removal", start: func() func(context.Context) error {
 		return func(c context.Context) error { return a.d.Store.DeleteTimer(c, tenant, conv, kind) }
-	})
+	}})
 }
 
 func (a *conversationActor) disarm(ctx actor.Context, kinds ...engine.TimerKind) {

@@ -1,0 +1,149 @@
+package actors_test
+
+// What actors store when they stop: the node shuts down while writes are
+// running and more wait behind them.
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kefu-dev/kefu/actors"
+	"github.com/kefu-dev/kefu/actors/actorpb"
+	"github.com/kefu-dev/kefu/engine"
+)
+
+// logWatch is a slog handler that closes seen at the first record whose
+// message is msg.
+type logWatch struct {
+	msg  string
+	seen chan struct{}
+	once sync.Once
+}
+
+func watchLog(msg string) *logWatch { return &logWatch{msg: msg, seen: make(chan struct{})} }
+
+func (h *logWatch) Enabled(context.Context, slog.Level) bool { return true }
+func (h *logWatch) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *logWatch) WithGroup(string) slog.Handler            { return h }
+func (h *logWatch) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.once.Do(func() { close(h.seen) })
+	}
+	return nil
+}
+
+// finishing is what an actor logs as it starts finishing its writes on stop.
+const finishing = "finishing store writes before stopping"
+
+// shutdownReleasing shuts the node down while release holds the actors'
+// store writes: it opens release once an actor has started finishing its
+// writes (seen) or, should none ever start, once Shutdown has returned, and
+// then waits for Shutdown.
+func shutdownReleasing(t *testing.T, n *testNode, seen <-chan struct{}, release chan struct{}) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		n.node.Shutdown()
+		close(done)
+	}()
+	select {
+	case <-seen:
+	case <-done:
+	}
+	close(release)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the node did not shut down")
+	}
+}
+
+// TestStopFinishesConversationWrites: conversations that stop while their
+// first state and timer writes are running, with more changes queued behind
+// them, store every change in order before the node's Shutdown returns:
+// the events, the final header (a rating included) and the timers as they
+// are in memory.
+func TestStopFinishesConversationWrites(t *testing.T) {
+	fs := &faultStore{writeGate: make(chan struct{})}
+	logs := watchLog(finishing)
+	n := startNode(t, func(d *actors.Deps) {
+		withFaults(fs)(d)
+		d.Logger = slog.New(logs)
+	})
+	ctx := context.Background()
+	type op struct {
+		by actors.Caller
+		op *actorpb.ConvOp
+	}
+	accept := op{agent, &actorpb.ConvOp{Op: actors.OpAccept}} // its state and timer writes wait for the gate
+	hold, unhold := op{agent, &actorpb.ConvOp{Op: actors.OpHold}}, op{agent, &actorpb.ConvOp{Op: actors.OpUnhold}}
+	cases := []struct {
+		ops    []op
+		events []engine.EventType
+		state  engine.ConvState
+		rating int // 0: none
+		timers []engine.TimerKind
+		conv   string
+	}{
+		{
+			ops: []op{accept, hold, unhold, {agent, &actorpb.ConvOp{Op: actors.OpClose, Reason: "resolved"}},
+				{customer, &actorpb.ConvOp{Op: actors.OpRate, Score: 4}}},
+			events: []engine.EventType{engine.EventTakenOver, engine.EventHeld, engine.EventUnheld, engine.EventClosed, engine.EventRated},
+			state:  engine.StateClosed, rating: 4,
+		},
+		{
+			ops:    []op{accept, hold},
+			events: []engine.EventType{engine.EventTakenOver, engine.EventHeld},
+			state:  engine.StateOnHold, timers: []engine.TimerKind{engine.TimerHoldExpiry},
+		},
+	}
+	for i, tc := range cases {
+		cases[i].conv = newConv(t, n)
+		for _, o := range tc.ops {
+			if _, err := n.client.Op(ctx, o.by, cases[i].conv, o.op); err != nil {
+				t.Fatalf("%s: %v", o.op.Op, err)
+			}
+		}
+	}
+	shutdownReleasing(t, n, logs.seen, fs.writeGate)
+
+	for _, tc := range cases {
+		events, err := n.store.Events(ctx, "t1", tc.conv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var types []engine.EventType
+		for _, e := range events {
+			types = append(types, e.Type)
+		}
+		if !slices.Equal(types, tc.events) {
+			t.Errorf("%s: events stored %v, want %v", tc.conv, types, tc.events)
+		}
+		c, err := n.store.Conversation(ctx, "t1", tc.conv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rating := 0
+		if c.Rating != nil {
+			rating = c.Rating.Score
+		}
+		if c.State != tc.state || rating != tc.rating {
+			t.Errorf("%s: header stored %s rated %d, want %s rated %d", tc.conv, c.State, rating, tc.state, tc.rating)
+		}
+		timers, err := n.store.Timers(ctx, "t1", tc.conv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kinds []engine.TimerKind
+		for _, tm := range timers {
+			kinds = append(kinds, tm.Kind)
+		}
+		if !slices.Equal(kinds, tc.timers) {
+			t.Errorf("%s: timers stored %v, want %v", tc.conv, kinds, tc.timers)
+		}
+	}
+}
