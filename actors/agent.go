@@ -49,8 +49,7 @@ type agentActor struct {
 	sessions       map[string]*engine.StaffSession
 	login          engine.LoginState
 	deviceSessions map[string]string // device PID -> the session it signed in under
-	credWrites     []credWrite       // sign-in writes waiting their turn
-	credBusy       bool              // one is being stored
+	credWrites     writeQueue        // sign-in writes, in order
 }
 
 type agentLoadedMsg struct {
@@ -74,7 +73,14 @@ func (a *agentActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *cluster.ClusterInit:
 		a.tenant, a.id, _ = strings.Cut(m.Identity.Identity, "/")
+		a.credWrites = writeQueue{timeout: a.d.StoreTimeout, log: a.d.Logger.With("tenant", a.tenant, "staff", a.id)}
 		a.load(ctx)
+	case *actor.Stopping:
+		// The node shuts down or the cluster moves the agent: the sign-in
+		// writes still queued (a revocation, a failed-login count) are
+		// stored now, blocking the mailbox, which is fine only because the
+		// actor is going away (writes.go).
+		a.credWrites.finish(ctx)
 	case *retryLoadMsg:
 		a.load(ctx)
 	case *agentLoadedMsg:
@@ -85,8 +91,8 @@ func (a *agentActor) Receive(ctx actor.Context) {
 			delete(a.deviceSessions, m.Who.String())
 			a.changed(ctx)
 		}
-	case *credWrittenMsg:
-		a.onCredWritten(ctx, m)
+	case *writtenMsg:
+		m.q.written(ctx, m.err)
 	case *passwordCheckedMsg:
 		a.onPasswordChecked(ctx, m)
 	case *passwordChangeMsg:

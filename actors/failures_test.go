@@ -41,8 +41,10 @@ type faultStore struct {
 	faqGate   chan struct{} // if non-nil, FAQEntries waits for it
 	faqCalled chan struct{} // if non-nil, gets a value per FAQEntries call
 
-	// writeGate, if non-nil, holds every UpdateConversation, PutTimer and
-	// DeleteTimer until it is closed.
+	// writeGate, if non-nil, holds every UpdateConversation, PutTimer,
+	// DeleteTimer, PutSession and PutLoginState until it is closed
+	// (holdWrites).
+	gateMu    sync.Mutex
 	writeGate chan struct{}
 }
 
@@ -90,13 +92,25 @@ func (f *faultStore) DeleteTimer(ctx context.Context, tenant, conv string, kind 
 	return f.Store.DeleteTimer(ctx, tenant, conv, kind)
 }
 
+// holdWrites makes the write-behind calls wait from now on, until the
+// channel it returns is closed.
+func (f *faultStore) holdWrites() chan struct{} {
+	f.gateMu.Lock()
+	defer f.gateMu.Unlock()
+	f.writeGate = make(chan struct{})
+	return f.writeGate
+}
+
 // held waits for writeGate, if there is one.
 func (f *faultStore) held(ctx context.Context) error {
-	if f.writeGate == nil {
+	f.gateMu.Lock()
+	gate := f.writeGate
+	f.gateMu.Unlock()
+	if gate == nil {
 		return nil
 	}
 	select {
-	case <-f.writeGate:
+	case <-gate:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -104,10 +118,20 @@ func (f *faultStore) held(ctx context.Context) error {
 }
 
 func (f *faultStore) PutSession(ctx context.Context, s engine.StaffSession) error {
+	if err := f.held(ctx); err != nil {
+		return err
+	}
 	if f.sessionFail.Load() {
 		return errors.New("injected: session write failed")
 	}
 	return f.Store.PutSession(ctx, s)
+}
+
+func (f *faultStore) PutLoginState(ctx context.Context, ls engine.LoginState) error {
+	if err := f.held(ctx); err != nil {
+		return err
+	}
+	return f.Store.PutLoginState(ctx, ls)
 }
 
 func (f *faultStore) FAQEntries(ctx context.Context, tenant string) ([]engine.FAQEntry, error) {
@@ -546,12 +570,11 @@ func TestLateLandingWriteKeepsLastSeq(t *testing.T) {
 	}
 }
 
-// A refresh whose session write fails leaves the old refresh token valid:
-// the client never got the new one, so its retry is not a reuse and must
-// not revoke the session.
-func TestRefreshSurvivesSessionWriteFailure(t *testing.T) {
-	fs := &faultStore{}
-	n := startNode(t, withFaults(fs))
+// signIn gives the agent of these tests a password and signs them in. It
+// must come before anything activates the agent's actor, which reads the
+// password once.
+func signIn(t *testing.T, n *testNode) actors.SignIn {
+	t.Helper()
 	ctx := context.Background()
 	hash, err := auth.HashPassword("a1-password-1")
 	if err != nil {
@@ -569,6 +592,17 @@ func TestRefreshSurvivesSessionWriteFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return in
+}
+
+// A refresh whose session write fails leaves the old refresh token valid:
+// the client never got the new one, so its retry is not a reuse and must
+// not revoke the session.
+func TestRefreshSurvivesSessionWriteFailure(t *testing.T) {
+	fs := &faultStore{}
+	n := startNode(t, withFaults(fs))
+	ctx := context.Background()
+	in := signIn(t, n)
 	rt, err := auth.ParseRefreshToken(in.RefreshToken)
 	if err != nil {
 		t.Fatal(err)

@@ -32,18 +32,7 @@ type (
 		hash   string // the new password's hash; empty when refused
 		err    *engine.Error
 	}
-	credWrittenMsg struct {
-		err  error
-		then func(ctx actor.Context, err error)
-	}
 )
-
-// credWrite is one store write of sign-in state; then runs on the mailbox
-// once it is done.
-type credWrite struct {
-	run  func(context.Context) error
-	then func(ctx actor.Context, err error)
-}
 
 var (
 	errDenied      = engine.NewError(engine.CodeUnauthenticated, "wrong username or password")
@@ -52,31 +41,10 @@ var (
 )
 
 // persist queues a write of sign-in state behind the earlier ones, so the
-// store sees them in the order they were made.
+// store sees them in the order they were made; then runs once it is done
+// (a failure is logged), even if the actor is stopping (writes.go).
 func (a *agentActor) persist(ctx actor.Context, run func(context.Context) error, then func(ctx actor.Context, err error)) {
-	a.credWrites = append(a.credWrites, credWrite{run: run, then: then})
-	a.nextCredWrite(ctx)
-}
-
-func (a *agentActor) nextCredWrite(ctx actor.Context) {
-	if a.credBusy || len(a.credWrites) == 0 {
-		return
-	}
-	a.credBusy = true
-	w := a.credWrites[0]
-	a.credWrites = a.credWrites[1:]
-	async(ctx, a.d.StoreTimeout, func(c context.Context) any { return &credWrittenMsg{err: w.run(c), then: w.then} })
-}
-
-func (a *agentActor) onCredWritten(ctx actor.Context, m *credWrittenMsg) {
-	a.credBusy = false
-	if m.err != nil {
-		a.d.Logger.Error("storing sign-in state", "tenant", a.tenant, "staff", a.id, "err", m.err)
-	}
-	if m.then != nil {
-		m.then(ctx, m.err)
-	}
-	a.nextCredWrite(ctx)
+	a.credWrites.add(ctx, storeWrite{what: "sign-in state", start: func() func(context.Context) error { return run }, then: then})
 }
 
 func (a *agentActor) saveLoginState(ctx actor.Context) {

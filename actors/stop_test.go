@@ -68,13 +68,14 @@ func shutdownReleasing(t *testing.T, n *testNode, seen <-chan struct{}, release 
 // the events, the final header (a rating included) and the timers as they
 // are in memory.
 func TestStopFinishesConversationWrites(t *testing.T) {
-	fs := &faultStore{writeGate: make(chan struct{})}
+	fs := &faultStore{}
 	logs := watchLog(finishing)
 	n := startNode(t, func(d *actors.Deps) {
 		withFaults(fs)(d)
 		d.Logger = slog.New(logs)
 	})
 	ctx := context.Background()
+	release := fs.holdWrites()
 	type op struct {
 		by actors.Caller
 		op *actorpb.ConvOp
@@ -109,7 +110,7 @@ func TestStopFinishesConversationWrites(t *testing.T) {
 			}
 		}
 	}
-	shutdownReleasing(t, n, logs.seen, fs.writeGate)
+	shutdownReleasing(t, n, logs.seen, release)
 
 	for _, tc := range cases {
 		events, err := n.store.Events(ctx, "t1", tc.conv)
@@ -145,5 +146,46 @@ func TestStopFinishesConversationWrites(t *testing.T) {
 		if !slices.Equal(kinds, tc.timers) {
 			t.Errorf("%s: timers stored %v, want %v", tc.conv, kinds, tc.timers)
 		}
+	}
+}
+
+// TestStopFinishesSignInWrites: an agent's actor that stops while a sign-in
+// write is running (a logout's revocation), with another queued behind it
+// (a failed login's count), stores both before the node's Shutdown returns,
+// and answers the logout that waited for its write.
+func TestStopFinishesSignInWrites(t *testing.T) {
+	fs := &faultStore{}
+	logs := watchLog(finishing)
+	n := startNode(t, func(d *actors.Deps) {
+		withFaults(fs)(d)
+		d.Logger = slog.New(logs)
+	})
+	ctx := context.Background()
+	in := signIn(t, n)
+	release := fs.holdWrites()
+	caller := actors.Caller{Tenant: "t1", Party: agent.Party, StaffRole: engine.StaffAgent, Session: in.Session}
+	loggedOut := make(chan error, 1)
+	go func() { loggedOut <- n.client.Logout(ctx, caller, agent.Party.ID, false) }()
+	pollFor(t, 10*time.Second, "the session revoked", func() bool {
+		_, err := n.client.CheckSession(ctx, caller)
+		return engine.CodeOf(err) == engine.CodeUnauthenticated
+	})
+	if _, err := n.client.Login(ctx, "t1", "a1", "not-the-password", "127.0.0.1", "test"); engine.CodeOf(err) != engine.CodeUnauthenticated {
+		t.Fatalf("a wrong password: %v", err)
+	}
+	shutdownReleasing(t, n, logs.seen, release)
+
+	if err := <-loggedOut; err != nil {
+		t.Errorf("the logout was not answered: %v", err)
+	}
+	sessions, err := n.store.StaffSessions(ctx, "t1", agent.Party.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(sessions, func(s engine.StaffSession) bool { return s.ID == in.Session }); i < 0 || sessions[i].RevokedAt.IsZero() {
+		t.Errorf("the revocation was not stored: %+v", sessions)
+	}
+	if ls, err := n.store.LoginState(ctx, "t1", agent.Party.ID); err != nil || ls.FailedLogins != 1 {
+		t.Errorf("login state stored %+v (%v), want one failed login", ls, err)
 	}
 }

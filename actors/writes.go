@@ -142,7 +142,7 @@ func (q *writeQueue) pop(ctx actor.Context, err error) {
 	if err != nil {
 		msg := "storing " + w.what
 		if q.stopping {
-			msg += " as the actor stopped; it is not stored"
+			msg += " as the actor stopped"
 		}
 		q.log.Error(msg, "err", err)
 	}
