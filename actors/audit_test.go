@@ -125,6 +125,12 @@ func auditLog(t testing.TB, n *testNode, q engine.AuditQuery, want int) []engine
 	return got
 }
 
+// viewedEntry is the i-th of a series of audit entries.
+func viewedEntry(i int) engine.AuditEntry {
+	return engine.AuditEntry{Actor: agent.Party, IP: "10.1.2.3", Action: engine.AuditTranscriptViewed,
+		Target: fmt.Sprintf("c%03d", i), Detail: "after_seq 0, 3 messages"}
+}
+
 // TestAuditBatchesWhileAWriteIsInFlight: entries recorded while the store
 // is busy with one audit write go to it together in the next, every one of
 // them is stored once, and the actor answers meanwhile.
@@ -132,11 +138,7 @@ func TestAuditBatchesWhileAWriteIsInFlight(t *testing.T) {
 	st := &auditStore{entered: make(chan struct{}), release: make(chan struct{})}
 	n := startNode(t, withAuditStore(st, nil))
 	ctx := context.Background()
-	view := func(i int) engine.AuditEntry {
-		return engine.AuditEntry{Actor: agent.Party, IP: "10.1.2.3", Action: engine.AuditTranscriptViewed,
-			Target: fmt.Sprintf("c%03d", i), Detail: "after_seq 0, 3 messages"}
-	}
-	if err := n.client.RecordAudit(ctx, "t1", view(0)); err != nil {
+	if err := n.client.RecordAudit(ctx, "t1", viewedEntry(0)); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -148,7 +150,7 @@ func TestAuditBatchesWhileAWriteIsInFlight(t *testing.T) {
 	// queued, and the tenant actor keeps serving other requests.
 	const more = 99
 	for i := 1; i <= more; i++ {
-		if err := n.client.RecordAudit(ctx, "t1", view(i)); err != nil {
+		if err := n.client.RecordAudit(ctx, "t1", viewedEntry(i)); err != nil {
 			t.Fatalf("record %d while a write is in flight: %v", i, err)
 		}
 	}

@@ -189,3 +189,34 @@ func TestStopFinishesSignInWrites(t *testing.T) {
 		t.Errorf("login state stored %+v (%v), want one failed login", ls, err)
 	}
 }
+
+// TestStopFinishesAuditWrites: a tenant actor that stops while an audit
+// write is running, with more entries queued behind it, stores them all
+// before the node's Shutdown returns.
+func TestStopFinishesAuditWrites(t *testing.T) {
+	st := &auditStore{entered: make(chan struct{}), release: make(chan struct{})}
+	logs := watchLog(finishing)
+	n := startNode(t, withAuditStore(st, slog.New(logs)))
+	ctx := context.Background()
+	const k = 10
+	for i := range k {
+		if err := n.client.RecordAudit(ctx, "t1", viewedEntry(i)); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			<-st.entered // the first is being written; the others queue
+		}
+	}
+	shutdownReleasing(t, n, logs.seen, st.release)
+
+	got, err := n.store.AuditLog(ctx, "t1", engine.AuditQuery{Limit: engine.MaxAuditLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != k {
+		t.Errorf("%d audit entries stored, want %d", len(got), k)
+	}
+	if sizes := st.callSizes(); !slices.Equal(sizes, []int{1, k - 1}) {
+		t.Errorf("AppendAudit calls of %v entries, want [1 %d]", sizes, k-1)
+	}
+}

@@ -37,10 +37,9 @@ var dummyHash = sync.OnceValue(func() string {
 type tenantActor struct {
 	d        *Deps
 	tenant   string
-	writes   []tenantWrite         // knowledge-base and configuration changes waiting their turn
-	writing  bool                  // one is being applied
+	writes   writeQueue            // knowledge-base and configuration changes, in order
 	audit    []engine.AuditEntry   // audit entries waiting for the next store write (tenant_audit.go)
-	auditing bool                  // an audit write is in flight
+	auditing *storeCall[error]     // the audit write in flight, if any
 	watchers map[string]*actor.PID // supervisors' sessions that receive alerts
 }
 
@@ -50,15 +49,21 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *cluster.ClusterInit:
 		a.tenant = m.Identity.Identity
+		a.writes = writeQueue{timeout: a.d.StoreTimeout, log: a.d.Logger.With("tenant", a.tenant)}
 		ctx.SetReceiveTimeout(a.d.IdleTimeout)
 	case *actor.ReceiveTimeout:
-		if !a.writing && len(a.writes) == 0 && len(a.watchers) == 0 && !a.auditing && len(a.audit) == 0 {
+		if a.writes.idle() && len(a.watchers) == 0 && a.auditing == nil && len(a.audit) == 0 {
 			ctx.Stop(ctx.Self())
 			return
 		}
 		ctx.SetReceiveTimeout(a.d.IdleTimeout) // it disarms when it fires
 	case *actor.Stopping:
-		a.flushAuditOnStop()
+		// The node shuts down or the cluster moves the tenant: the changes
+		// and audit entries still queued are stored now, blocking the
+		// mailbox, which is fine only because the actor is going away
+		// (writes.go). Changes first: they record audit entries.
+		a.writes.finish(ctx)
+		a.finishAudit()
 	case *actorpb.KBList:
 		a.kbList(ctx, m)
 	case *actorpb.KBSearch:
@@ -67,19 +72,14 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 		a.kbEnqueue(ctx, m.Caller, m)
 	case *actorpb.KBDelete:
 		a.kbEnqueue(ctx, m.Caller, m)
-	case *tenantWrittenMsg:
-		a.writing = false
-		a.nextWrite(ctx)
+	case *writtenMsg:
+		m.q.written(ctx, m.err)
 	case *actorpb.TenantConfig:
 		a.config(ctx, m)
-	case *configChanged:
-		a.onConfigChanged(ctx, m)
 	case *actorpb.AppendAudit:
 		a.appendAudit(ctx, m)
-	case *auditMsg:
-		a.record(ctx, m.entries...)
 	case *auditWrittenMsg:
-		a.auditing = false
+		a.auditing = nil
 		a.flushAudit(ctx)
 	case *actorpb.ListAudit:
 		a.listAudit(ctx, m)
@@ -177,44 +177,39 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 	}
 }
 
-// tenantWrite is a change waiting its turn: the tenant actor applies one
-// at a time, so read-modify-writes (knowledge-base versions, customer
+// write queues a change behind the earlier ones: the tenant actor applies
+// one at a time, so read-modify-writes (knowledge-base versions, customer
 // tags) never race. run returns the reply to the requester and messages
-// for the actor itself once the write is done.
-type tenantWrite struct {
-	sender *actor.PID
-	run    func(context.Context) (resp any, then []any)
-}
-
-// tenantWrittenMsg reports that the write in flight finished.
-type tenantWrittenMsg struct{}
-
-// write queues a change behind the earlier ones.
+// for the actor itself (afterWrite), both delivered once the write is
+// done, even if the actor is stopping.
 func (a *tenantActor) write(ctx actor.Context, run func(context.Context) (resp any, then []any)) {
-	a.writes = append(a.writes, tenantWrite{sender: ctx.Sender(), run: run})
-	a.nextWrite(ctx)
+	sender := ctx.Sender()
+	var resp any
+	var then []any
+	a.writes.add(ctx, storeWrite{what: "a tenant change", start: func() func(context.Context) error {
+		return func(c context.Context) error {
+			resp, then = run(c)
+			return nil
+		}
+	}, then: func(ctx actor.Context, err error) {
+		if err != nil {
+			return // errStillRunning: resp is not ours to read; the requester times out
+		}
+		reply(ctx, sender, resp)
+		a.afterWrite(ctx, then)
+	}})
 }
 
-func (a *tenantActor) nextWrite(ctx actor.Context) {
-	if a.writing || len(a.writes) == 0 {
-		return
+// afterWrite handles what a change's run returned for the actor itself.
+func (a *tenantActor) afterWrite(ctx actor.Context, msgs []any) {
+	for _, m := range msgs {
+		switch m := m.(type) {
+		case *configChanged:
+			a.onConfigChanged(ctx, m)
+		case *auditMsg:
+			a.record(ctx, m.entries...)
+		}
 	}
-	w := a.writes[0]
-	a.writes = a.writes[1:]
-	a.writing = true
-	self, root, timeout := ctx.Self(), ctx.ActorSystem().Root, a.d.StoreTimeout
-	go func() {
-		c, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		resp, then := w.run(c)
-		if w.sender != nil {
-			root.Send(w.sender, resp)
-		}
-		root.Send(self, &tenantWrittenMsg{})
-		for _, m := range then {
-			root.Send(self, m)
-		}
-	}()
 }
 
 // off runs f in a goroutine and sends its result to the requester.

@@ -15,13 +15,14 @@ import (
 // configuration and knowledge-base writes (auditMsg). One store write is in
 // flight at a time; what arrives meanwhile waits in a.audit and goes in the
 // next write, so under load the store sees a few large writes, not one per
-// entry, and the mailbox never waits for the store.
+// entry, and the mailbox never waits for the store, except as the actor
+// stops (finishAudit).
 
 // maxAuditBatch bounds the entries of one store write.
 const maxAuditBatch = 256
 
-// auditMsg brings entries the actor recorded off its mailbox (a write
-// that succeeded) back to it.
+// auditMsg carries entries a change recorded off the mailbox (a write that
+// succeeded) back to the actor (tenantActor.afterWrite).
 type auditMsg struct{ entries []engine.AuditEntry }
 
 // auditWrittenMsg reports that the audit write in flight finished.
@@ -65,44 +66,52 @@ func (a *tenantActor) record(ctx actor.Context, entries ...engine.AuditEntry) {
 
 // flushAudit starts the next store write unless one is in flight.
 func (a *tenantActor) flushAudit(ctx actor.Context) {
-	if a.auditing || len(a.audit) == 0 {
+	if a.auditing != nil || len(a.audit) == 0 {
 		return
 	}
+	batch := a.nextAuditBatch()
+	a.auditing = goStore(ctx, a.d.StoreTimeout, func(c context.Context) error { return a.writeAudit(c, batch) },
+		func(error) any { return &auditWrittenMsg{} })
+}
+
+// nextAuditBatch takes the oldest entries queued, at most maxAuditBatch.
+func (a *tenantActor) nextAuditBatch() []engine.AuditEntry {
 	n := min(len(a.audit), maxAuditBatch)
 	batch := a.audit[:n:n] // appends to a.audit cannot reach it
 	a.audit = a.audit[n:]
 	if len(a.audit) == 0 {
 		a.audit = nil
 	}
-	a.auditing = true
-	self, root := ctx.Self(), ctx.ActorSystem().Root
-	a.writeAudit(batch, func() { root.Send(self, &auditWrittenMsg{}) })
+	return batch
 }
 
-// writeAudit stores batch off the mailbox and then calls done (if any). A
-// failed write is logged entry by entry, so the log keeps what the store
-// did not.
-func (a *tenantActor) writeAudit(batch []engine.AuditEntry, done func()) {
-	st, log, timeout := a.d.Store, a.d.Logger, a.d.StoreTimeout
-	go func() {
-		c, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		if err := st.AppendAudit(c, batch); err != nil {
-			logLostAudit(log, batch, err)
-		}
-		if done != nil {
-			done()
-		}
-	}()
+// writeAudit stores batch. A failed write is logged entry by entry, so the
+// log keeps what the store did not.
+func (a *tenantActor) writeAudit(c context.Context, batch []engine.AuditEntry) error {
+	err := a.d.Store.AppendAudit(c, batch)
+	if err != nil {
+		logLostAudit(a.d.Logger, batch, err)
+	}
+	return err
 }
 
-// flushAuditOnStop writes what is still queued when the actor stops. It
-// passivates only with nothing queued, so this happens when the node shuts
-// down; nothing is waited for, since a stopping actor must not block.
-func (a *tenantActor) flushAuditOnStop() {
-	if len(a.audit) > 0 {
-		a.writeAudit(a.audit, nil)
-		a.audit = nil
+// finishAudit stores what is still queued when the actor stops, after the
+// write in flight (see writes.go). It passivates only with nothing queued,
+// so this happens when the node shuts down or the cluster moves it.
+func (a *tenantActor) finishAudit() {
+	if a.auditing == nil && len(a.audit) == 0 {
+		return
+	}
+	a.d.Logger.Info("finishing store writes before stopping", "tenant", a.tenant, "queued", len(a.audit), "what", "audit entries")
+	if a.auditing != nil {
+		if _, ok := a.auditing.wait(a.d.StoreTimeout); !ok {
+			a.d.Logger.Error("an audit write was still running as the tenant actor stopped", "tenant", a.tenant, "err", errStillRunning)
+		}
+		a.auditing = nil
+	}
+	for len(a.audit) > 0 {
+		batch := a.nextAuditBatch()
+		storeNow(a.d.StoreTimeout, func(c context.Context) error { return a.writeAudit(c, batch) })
 	}
 }
 
