@@ -39,7 +39,6 @@ type testServer struct {
 	dir    string
 	cancel context.CancelFunc
 	done   chan error
-	clock  engine.Clock
 }
 
 func testConfig(dir string) config.Config {
@@ -92,12 +91,24 @@ func startServer(t testing.TB, cfg config.Config) *testServer {
 // the time by clock (nil: the wall clock).
 func startServerClock(t testing.TB, cfg config.Config, clock engine.Clock) *testServer {
 	t.Helper()
+	return startServerHooks(t, cfg, serveHooks{clock: clock}, nil)
+}
+
+// startServerHooks starts a server with hooks (the harness sets onReady).
+// Its warnings and errors go to the test log; watch, if set, sees every
+// record it logs, at any level.
+func startServerHooks(t testing.TB, cfg config.Config, hooks serveHooks, watch func(slog.Record)) *testServer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &testServer{dir: cfg.DataDir, cancel: cancel, done: make(chan error, 1), clock: clock}
+	s := &testServer{dir: cfg.DataDir, cancel: cancel, done: make(chan error, 1)}
 	ready := make(chan string, 1)
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	hooks.onReady = func(addr string) { ready <- addr }
+	var logs slog.Handler = slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})
+	if watch != nil {
+		logs = watchHandler{Handler: logs, watch: watch}
+	}
 	go func() {
-		s.done <- serve(ctx, cfg, logger, io.Discard, serveHooks{onReady: func(addr string) { ready <- addr }, clock: s.clock})
+		s.done <- serve(ctx, cfg, slog.New(logs), io.Discard, hooks)
 	}()
 	select {
 	case s.addr = <-ready:
@@ -108,6 +119,31 @@ func startServerClock(t testing.TB, cfg config.Config, clock engine.Clock) *test
 	}
 	t.Cleanup(func() { s.stop(t) })
 	return s
+}
+
+// watchHandler hands every record to watch, and those its Handler takes
+// to it.
+type watchHandler struct {
+	slog.Handler
+	watch func(slog.Record)
+}
+
+func (h watchHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h watchHandler) Handle(ctx context.Context, r slog.Record) error {
+	h.watch(r)
+	if !h.Handler.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h watchHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return watchHandler{Handler: h.Handler.WithAttrs(attrs), watch: h.watch}
+}
+
+func (h watchHandler) WithGroup(name string) slog.Handler {
+	return watchHandler{Handler: h.Handler.WithGroup(name), watch: h.watch}
 }
 
 // stop shuts the server down gracefully and waits; it may be called twice.

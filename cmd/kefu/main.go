@@ -97,8 +97,9 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 
 // serveHooks let tests watch and steer a server.
 type serveHooks struct {
-	onReady func(addr string) // receives the HTTP address once the server accepts connections
-	clock   engine.Clock      // nil: the wall clock
+	onReady   func(addr string)               // receives the HTTP address once the server accepts connections
+	clock     engine.Clock                    // nil: the wall clock
+	wrapStore func(engine.Store) engine.Store // nil: the store as opened; tests wrap it to hold or fail calls
 }
 
 // serve runs Kefu until ctx is done, then shuts down in order: stop
@@ -115,6 +116,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 	store, _, where, err := openStore(ctx, cfg, logger, reg)
 	if err != nil {
 		return fmt.Errorf("opening the store: %w", err)
+	}
+	if hooks.wrapStore != nil {
+		store = hooks.wrapStore(store)
 	}
 	defer func() {
 		if err := store.Close(); err != nil {
@@ -157,7 +161,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 	if err != nil {
 		return err
 	}
-	defer node.Shutdown()
+	defer node.Shutdown() // returns once every activation has stopped and stored what it held
 	schedCtx, stopScheduler := context.WithCancel(context.Background())
 	schedDone := make(chan struct{})
 	go func() {
