@@ -40,12 +40,6 @@ type faultStore struct {
 
 	faqGate   chan struct{} // if non-nil, FAQEntries waits for it
 	faqCalled chan struct{} // if non-nil, gets a value per FAQEntries call
-
-	// writeGate, if non-nil, holds every UpdateConversation, PutTimer,
-	// DeleteTimer, PutSession and PutLoginState until it is closed
-	// (holdWrites).
-	gateMu    sync.Mutex
-	writeGate chan struct{}
 }
 
 func (f *faultStore) Append(ctx context.Context, msgs []engine.Message) (int, error) {
@@ -69,69 +63,17 @@ func (f *faultStore) Recent(ctx context.Context, tenant, conv string, n int) ([]
 }
 
 func (f *faultStore) UpdateConversation(ctx context.Context, c engine.Conversation, ev engine.ConvEvent) error {
-	if err := f.held(ctx); err != nil {
-		return err
-	}
 	if f.updateFail.Load() {
 		return errors.New("injected: update failed")
 	}
 	return f.Store.UpdateConversation(ctx, c, ev)
 }
 
-func (f *faultStore) PutTimer(ctx context.Context, t engine.Timer) error {
-	if err := f.held(ctx); err != nil {
-		return err
-	}
-	return f.Store.PutTimer(ctx, t)
-}
-
-func (f *faultStore) DeleteTimer(ctx context.Context, tenant, conv string, kind engine.TimerKind) error {
-	if err := f.held(ctx); err != nil {
-		return err
-	}
-	return f.Store.DeleteTimer(ctx, tenant, conv, kind)
-}
-
-// holdWrites makes the write-behind calls wait from now on, until the
-// channel it returns is closed.
-func (f *faultStore) holdWrites() chan struct{} {
-	f.gateMu.Lock()
-	defer f.gateMu.Unlock()
-	f.writeGate = make(chan struct{})
-	return f.writeGate
-}
-
-// held waits for writeGate, if there is one.
-func (f *faultStore) held(ctx context.Context) error {
-	f.gateMu.Lock()
-	gate := f.writeGate
-	f.gateMu.Unlock()
-	if gate == nil {
-		return nil
-	}
-	select {
-	case <-gate:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 func (f *faultStore) PutSession(ctx context.Context, s engine.StaffSession) error {
-	if err := f.held(ctx); err != nil {
-		return err
-	}
 	if f.sessionFail.Load() {
 		return errors.New("injected: session write failed")
 	}
 	return f.Store.PutSession(ctx, s)
-}
-
-func (f *faultStore) PutLoginState(ctx context.Context, ls engine.LoginState) error {
-	if err := f.held(ctx); err != nil {
-		return err
-	}
-	return f.Store.PutLoginState(ctx, ls)
 }
 
 func (f *faultStore) FAQEntries(ctx context.Context, tenant string) ([]engine.FAQEntry, error) {

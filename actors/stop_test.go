@@ -14,6 +14,7 @@ import (
 	"github.com/kefu-dev/kefu/actors"
 	"github.com/kefu-dev/kefu/actors/actorpb"
 	"github.com/kefu-dev/kefu/engine"
+	"github.com/kefu-dev/kefu/store/storetest"
 )
 
 // logWatch is a slog handler that closes seen at the first record whose
@@ -38,6 +39,28 @@ func (h *logWatch) Handle(_ context.Context, r slog.Record) error {
 
 // finishing is what an actor logs as it starts finishing its writes on stop.
 const finishing = "finishing store writes before stopping"
+
+// startHeldNode starts a node whose store holds the actors' write-behind
+// calls while shut, and whose log tells when an actor starts finishing its
+// writes as it stops.
+func startHeldNode(t *testing.T) (*testNode, *storetest.Held, *logWatch) {
+	held, logs := &storetest.Held{}, watchLog(finishing)
+	n := startNode(t, func(d *actors.Deps) {
+		held.Store = d.Store
+		d.Store = held
+		d.Logger = slog.New(logs)
+	})
+	return n, held, logs
+}
+
+// mapped returns f of each of xs.
+func mapped[T, U any](xs []T, f func(T) U) []U {
+	out := make([]U, 0, len(xs))
+	for _, x := range xs {
+		out = append(out, f(x))
+	}
+	return out
+}
 
 // shutdownReleasing shuts the node down while release holds the actors'
 // store writes: it opens release once an actor has started finishing its
@@ -68,14 +91,9 @@ func shutdownReleasing(t *testing.T, n *testNode, seen <-chan struct{}, release 
 // the events, the final header (a rating included) and the timers as they
 // are in memory.
 func TestStopFinishesConversationWrites(t *testing.T) {
-	fs := &faultStore{}
-	logs := watchLog(finishing)
-	n := startNode(t, func(d *actors.Deps) {
-		withFaults(fs)(d)
-		d.Logger = slog.New(logs)
-	})
+	n, held, logs := startHeldNode(t)
 	ctx := context.Background()
-	release := fs.holdWrites()
+	release := held.Shut()
 	type op struct {
 		by actors.Caller
 		op *actorpb.ConvOp
@@ -114,15 +132,8 @@ func TestStopFinishesConversationWrites(t *testing.T) {
 
 	for _, tc := range cases {
 		events, err := n.store.Events(ctx, "t1", tc.conv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var types []engine.EventType
-		for _, e := range events {
-			types = append(types, e.Type)
-		}
-		if !slices.Equal(types, tc.events) {
-			t.Errorf("%s: events stored %v, want %v", tc.conv, types, tc.events)
+		if types := mapped(events, func(e engine.ConvEvent) engine.EventType { return e.Type }); err != nil || !slices.Equal(types, tc.events) {
+			t.Errorf("%s: events stored %v (%v), want %v", tc.conv, types, err, tc.events)
 		}
 		c, err := n.store.Conversation(ctx, "t1", tc.conv)
 		if err != nil {
@@ -136,15 +147,8 @@ func TestStopFinishesConversationWrites(t *testing.T) {
 			t.Errorf("%s: header stored %s rated %d, want %s rated %d", tc.conv, c.State, rating, tc.state, tc.rating)
 		}
 		timers, err := n.store.Timers(ctx, "t1", tc.conv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var kinds []engine.TimerKind
-		for _, tm := range timers {
-			kinds = append(kinds, tm.Kind)
-		}
-		if !slices.Equal(kinds, tc.timers) {
-			t.Errorf("%s: timers stored %v, want %v", tc.conv, kinds, tc.timers)
+		if kinds := mapped(timers, func(tm engine.Timer) engine.TimerKind { return tm.Kind }); err != nil || !slices.Equal(kinds, tc.timers) {
+			t.Errorf("%s: timers stored %v (%v), want %v", tc.conv, kinds, err, tc.timers)
 		}
 	}
 }
@@ -154,15 +158,10 @@ func TestStopFinishesConversationWrites(t *testing.T) {
 // (a failed login's count), stores both before the node's Shutdown returns,
 // and answers the logout that waited for its write.
 func TestStopFinishesSignInWrites(t *testing.T) {
-	fs := &faultStore{}
-	logs := watchLog(finishing)
-	n := startNode(t, func(d *actors.Deps) {
-		withFaults(fs)(d)
-		d.Logger = slog.New(logs)
-	})
+	n, held, logs := startHeldNode(t)
 	ctx := context.Background()
 	in := signIn(t, n)
-	release := fs.holdWrites()
+	release := held.Shut()
 	caller := actors.Caller{Tenant: "t1", Party: agent.Party, StaffRole: engine.StaffAgent, Session: in.Session}
 	loggedOut := make(chan error, 1)
 	go func() { loggedOut <- n.client.Logout(ctx, caller, agent.Party.ID, false) }()

@@ -10,59 +10,8 @@ import (
 
 	"github.com/kefu-dev/kefu/config"
 	"github.com/kefu-dev/kefu/engine"
+	"github.com/kefu-dev/kefu/store/storetest"
 )
-
-// heldStore holds the conversations' header and timer writes while its
-// gate is shut.
-type heldStore struct {
-	engine.Store
-	mu   sync.Mutex
-	gate chan struct{}
-}
-
-// hold shuts the gate until the channel it returns is closed.
-func (h *heldStore) hold() chan struct{} {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.gate = make(chan struct{})
-	return h.gate
-}
-
-func (h *heldStore) wait(ctx context.Context) error {
-	h.mu.Lock()
-	gate := h.gate
-	h.mu.Unlock()
-	if gate == nil {
-		return nil
-	}
-	select {
-	case <-gate:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (h *heldStore) UpdateConversation(ctx context.Context, c engine.Conversation, ev engine.ConvEvent) error {
-	if err := h.wait(ctx); err != nil {
-		return err
-	}
-	return h.Store.UpdateConversation(ctx, c, ev)
-}
-
-func (h *heldStore) PutTimer(ctx context.Context, t engine.Timer) error {
-	if err := h.wait(ctx); err != nil {
-		return err
-	}
-	return h.Store.PutTimer(ctx, t)
-}
-
-func (h *heldStore) DeleteTimer(ctx context.Context, tenant, conv string, kind engine.TimerKind) error {
-	if err := h.wait(ctx); err != nil {
-		return err
-	}
-	return h.Store.DeleteTimer(ctx, tenant, conv, kind)
-}
 
 // stopReleasing stops the server while release holds store calls: it opens
 // release once an actor has started finishing its writes (finishing) or,
@@ -101,7 +50,7 @@ func (s *testServer) stopReleasing(t testing.TB, finishing <-chan struct{}, rele
 func TestShutdownStoresEveryChange(t *testing.T) { forEachStore(t, testShutdownStoresEveryChange) }
 
 func testShutdownStoresEveryChange(t *testing.T, cfg config.Config) {
-	held := &heldStore{}
+	held := &storetest.Held{}
 	finishing := make(chan struct{})
 	var once sync.Once
 	s := startServerHooks(t, cfg, serveHooks{wrapStore: func(st engine.Store) engine.Store {
@@ -120,7 +69,7 @@ func testShutdownStoresEveryChange(t *testing.T, cfg config.Config) {
 	cust.ws.send(map[string]any{"type": "escalate", "conv": conv})
 	cust.ws.state(conv, engine.StateAssigned)
 
-	release := held.hold()
+	release := held.Shut()
 	aliceWS.op("h", map[string]any{"type": engine.FrameHold, "conv": conv})
 	aliceWS.op("u", map[string]any{"type": engine.FrameUnhold, "conv": conv})
 	aliceWS.op("c", map[string]any{"type": "close", "conv": conv, "reason": "resolved"})

@@ -10,5 +10,9 @@
 // with its test here. Adapter-specific behaviour (schemas, query plans,
 // the writer's internals) stays in the adapter's own tests.
 //
+// Held is for the store's users' tests: wrapped around a real store, it
+// holds the writes actors make behind their mailboxes for as long as a test
+// needs.
+//
 // The package is imported by tests only and imports no adapter.
 package storetest
