@@ -102,7 +102,7 @@ func (a *tenantActor) finishAudit() {
 	if a.auditing == nil && len(a.audit) == 0 {
 		return
 	}
-	a.d.Logger.Info("finishing store writes before stopping", "tenant", a.tenant, "queued", len(a.audit), "what", "audit entries")
+	a.d.Logger.Info(logFinishing, "tenant", a.tenant, "queued", len(a.audit), "what", "audit entries")
 	if a.auditing != nil {
 		if _, ok := a.auditing.wait(a.d.StoreTimeout); !ok {
 			a.d.Logger.Error("an audit write was still running as the tenant actor stopped", "tenant", a.tenant, "err", errStillRunning)

@@ -25,6 +25,10 @@ import (
 // waits behind it but its own stop. cluster.Node.Shutdown waits for every
 // activation to stop before the process closes the store.
 
+// logFinishing is what an actor logs, at Info, as it starts finishing its
+// writes on stop.
+const logFinishing = "finishing store writes before stopping"
+
 // errStillRunning ends a write the stopping actor stopped waiting for: its
 // store call may still land, but the actor no longer knows.
 var errStillRunning = errors.New("actors: the store call was still running when the store timeout passed")
@@ -162,7 +166,7 @@ func (q *writeQueue) finish(ctx actor.Context) {
 	if q.idle() {
 		return
 	}
-	q.log.Info("finishing store writes before stopping", "queued", len(q.pending), "what", q.pending[0].what)
+	q.log.Info(logFinishing, "queued", len(q.pending), "what", q.pending[0].what)
 	q.stopping = true
 	if q.busy {
 		err, ok := q.running.wait(q.timeout)
