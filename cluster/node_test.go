@@ -14,6 +14,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/kefu-dev/kefu/cluster/clustertest"
@@ -231,6 +232,20 @@ func skipProtoactorRaces(t *testing.T) {
 	}
 }
 
+// etcdAdmin is a client of etcd of the test's own, with a context for its
+// calls; both end with the test.
+func etcdAdmin(t *testing.T, endpoints []string) (*clientv3.Client, context.Context) {
+	t.Helper()
+	admin, err := clientv3.New(clientv3.Config{Endpoints: endpoints, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return admin, ctx
+}
+
 // TestEtcdWatch: a member follows the records in etcd: a member that
 // registers is added, an unreadable record is ignored, a record deleted
 // drops its member.
@@ -238,13 +253,7 @@ func TestEtcdWatch(t *testing.T) {
 	etcd := clustertest.StartEtcd(t)
 	n := start(t, Config{Etcd: etcd, Name: "watched"}, echoKind())
 	eventually(t, 5*time.Second, "the member lists itself", func() bool { return hasMember(n, n.System.ID) })
-	admin, err := clientv3.New(clientv3.Config{Endpoints: etcd})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	admin, ctx := etcdAdmin(t, etcd)
 	const prefix = "/kefu/watched/members/"
 	ghost := `{"id":"ghost","host":"127.0.0.1","port":9,"kinds":["echo"]}`
 	for key, value := range map[string]string{prefix + "ghost": ghost, prefix + "junk": "not json", "/kefu/other/members/x": ghost} {
@@ -272,13 +281,7 @@ func TestEtcdWatch(t *testing.T) {
 func TestEtcdLostMember(t *testing.T) {
 	etcd := clustertest.StartEtcd(t)
 	n := start(t, Config{Etcd: etcd}, echoKind())
-	admin, err := clientv3.New(clientv3.Config{Endpoints: etcd})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	admin, ctx := etcdAdmin(t, etcd)
 	if _, err := admin.Revoke(ctx, n.etcd.lease); err != nil {
 		t.Fatal(err)
 	}

@@ -105,6 +105,15 @@ func TestRolesThroughEtcd(t *testing.T) {
 	if msgs := edge.history(t, staffToken, conv); len(msgs) != 1 || msgs[0].ClientMsgID != "c1" || msgs[0].From.Role != engine.RoleUser {
 		t.Fatalf("history through the edge: %+v", msgs)
 	}
+	// Pushes travel back from the node to the sessions on the edge.
+	agent := dial(t, edge, "/v1/ws/agent", nil)
+	agent.hello(staffToken)
+	agent.resumeAll(conv, 0, 50)
+	user.sendText(conv, "c2", "还在吗？")
+	user.ack("c2")
+	if f := agent.nextType("message"); f.Msg.ClientMsgID != "c2" || f.Msg.Seq != 2 {
+		t.Fatalf("the agent's socket on the edge received %s", f.Raw)
+	}
 	if _, err := os.Stat(edgeCfg.DataDir); !os.IsNotExist(err) {
 		t.Errorf("the edge touched its data dir: %v", err)
 	}
