@@ -19,7 +19,6 @@ type Cluster struct {
 	kefu     string
 	Etcd     string // client endpoint
 	MongoURI string
-	etcd     *Proc
 	ferret   *Proc
 	Nodes    []*Node
 	Edges    []*Node
@@ -51,7 +50,7 @@ func Start(t testing.TB, nodes, edges int) *Cluster {
 	}
 	c := &Cluster{t: t, dir: dir, kefu: kefu}
 	t.Cleanup(c.Close)
-	c.etcd, c.Etcd = startEtcd(t, dir)
+	c.Etcd = StartEtcd(t)[0]
 	c.ferret = newProc(t, "ferretdb", ferretdb, nil)
 	c.ferret.start()
 	c.MongoURI = strings.TrimSpace(strings.TrimPrefix(c.ferret.waitLine("ferretdb ready", 60*time.Second), "ferretdb ready"))
@@ -110,9 +109,6 @@ func (c *Cluster) Close() {
 	}
 	if c.ferret != nil {
 		c.ferret.Stop()
-	}
-	if c.etcd != nil {
-		c.etcd.Stop()
 	}
 	if c.t.Failed() {
 		for _, p := range c.procs() {

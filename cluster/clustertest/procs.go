@@ -2,16 +2,13 @@ package clustertest
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -62,17 +59,6 @@ func binaries(t testing.TB) (kefu, ferretdb string) {
 func moduleRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
-// freePort returns a loopback port nothing listens on right now.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Proc is one OS process of the harness.
@@ -191,26 +177,6 @@ func (p *Proc) Running() bool {
 	}
 }
 
-// etcd runs Debian's etcd-server on two free loopback ports with its data
-// in dir, and returns its client endpoint.
-func startEtcd(t testing.TB, dir string) (*Proc, string) {
-	t.Helper()
-	bin, err := exec.LookPath("etcd")
-	if err != nil {
-		t.Fatal("etcd is not installed (Debian's etcd-server; scripts/test installs it)")
-	}
-	client := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
-	peer := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
-	p := newProc(t, "etcd", bin, []string{"ETCD_UNSUPPORTED_ARCH=" + runtime.GOARCH},
-		"--name", "kefu-test", "--data-dir", filepath.Join(dir, "etcd"),
-		"--listen-client-urls", client, "--advertise-client-urls", client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "kefu-test="+peer, "--log-level", "warn")
-	p.start()
-	waitHTTP(t, p, client+"/health", 30*time.Second)
-	return p, client
-}
-
 // waitHTTP polls url until it answers 200.
 func waitHTTP(t testing.TB, p *Proc, url string, d time.Duration) {
 	t.Helper()
@@ -232,14 +198,4 @@ func waitHTTP(t testing.TB, p *Proc, url string, d time.Duration) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// ctxDeadline is the time left before t's deadline, less a margin, or d.
-func ctxDeadline(t testing.TB, d time.Duration) (context.Context, context.CancelFunc) {
-	if dl, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
-		if when, ok := dl.Deadline(); ok && time.Until(when) < d {
-			return context.WithDeadline(context.Background(), when.Add(-5*time.Second))
-		}
-	}
-	return context.WithTimeout(context.Background(), d)
 }

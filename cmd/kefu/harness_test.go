@@ -92,10 +92,16 @@ func startServer(t testing.TB, cfg config.Config) *testServer {
 // the time by clock (nil: the wall clock).
 func startServerClock(t testing.TB, cfg config.Config, clock engine.Clock) *testServer {
 	t.Helper()
+	return startServerLogger(t, cfg, clock, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+}
+
+// startServerLogger is startServerClock with the server's logs going to
+// logger.
+func startServerLogger(t testing.TB, cfg config.Config, clock engine.Clock, logger *slog.Logger) *testServer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &testServer{dir: cfg.DataDir, cancel: cancel, done: make(chan error, 1), clock: clock}
 	ready := make(chan string, 1)
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	go func() {
 		s.done <- serve(ctx, cfg, logger, io.Discard, serveHooks{onReady: func(addr string) { ready <- addr }, clock: s.clock})
 	}()
