@@ -21,7 +21,7 @@ import (
 // keys.
 const (
 	TokenSecret   = "cluster-test-token-secret-0123456789abcdef"
-	MasterKey     = "0123456789abcdef0123456789abcdef"
+	MasterKey     = "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=" // 32 bytes, base64
 	AdminPassword = "cluster-admin-pass-1"
 )
 
