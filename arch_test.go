@@ -41,9 +41,11 @@ func under(pkg string, roots ...string) bool {
 // TestPackageArrows enforces DESIGN.md's dependency rules: edge -> cluster/
 // actors -> bots, kb -> engine <- store; engine imports nothing from the
 // module; only store reaches a database driver, only edge reaches Fiber,
-// only bots and kb reach go-openai, only cmd reaches config. FerretDB, the
-// MongoDB stand-in of the tests, is reached by store/mongo/mongotest only,
-// which only tests import: never by the kefu binary.
+// only bots and kb reach go-openai, only cmd reaches config, only cluster
+// reaches etcd. FerretDB, the MongoDB stand-in of the tests, is reached by
+// store/mongo/mongotest only, and etcd's test process is started by
+// cluster/clustertest only, which only tests import: never by the kefu
+// binary.
 func TestPackageArrows(t *testing.T) {
 	type rule struct {
 		dep     string   // an import path prefix
@@ -63,6 +65,8 @@ func TestPackageArrows(t *testing.T) {
 		{module + "/store", []string{"store", "cmd"}},
 		{module + "/store/storetest", []string{"store/storetest"}}, // tests only
 		{module + "/cluster", []string{"cluster", "cmd"}},
+		{module + "/cluster/clustertest", []string{"cluster/clustertest"}}, // tests only
+		{"go.etcd.io/etcd", []string{"cluster", "cmd"}},
 		{module + "/actors", []string{"actors", "edge", "cmd"}},
 	}
 	for pkg, deps := range packages(t) {
@@ -110,7 +114,7 @@ func TestBinaryLinksNoTestServer(t *testing.T) {
 	}
 	for _, dep := range strings.Fields(string(out)) {
 		if strings.HasPrefix(dep, "github.com/FerretDB/") || strings.HasPrefix(dep, module+"/store/mongo/mongotest") ||
-			strings.HasPrefix(dep, module+"/store/storetest") {
+			strings.HasPrefix(dep, module+"/store/storetest") || strings.HasPrefix(dep, module+"/cluster/clustertest") {
 			t.Errorf("cmd/kefu links %s, which is for tests only", dep)
 		}
 	}

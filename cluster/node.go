@@ -1,13 +1,17 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -25,34 +29,66 @@ type Config struct {
 	// 127.0.0.1; zero Port picks a free port.
 	Host string
 	Port int
+	// AdvertisedHost and AdvertisedPort are the address other members
+	// dial. Zero: Host and Port.
+	AdvertisedHost string
+	AdvertisedPort int
+	// Etcd lists the etcd endpoints whose records make the cluster. Empty:
+	// a single member in this process, with no etcd.
+	Etcd []string
+	// Client joins as a cluster client (the edge's shape): it hosts no
+	// kinds, keeps no record in etcd and sends requests to the members.
+	// It needs Etcd.
+	Client bool
+	// LeaseTTL is how long etcd keeps the record of a member that stopped
+	// renewing it (a dead member). Zero means 2s; see defaultLeaseTTL.
+	LeaseTTL time.Duration
 	// RequestTimeout bounds one request to an actor. Zero means 5s.
 	RequestTimeout time.Duration
-	// Logger receives Proto.Actor's own logs at Level and above. Nil
+	// StopTimeout bounds how long Shutdown waits for the activations to
+	// stop (each may finish store writes as it stops). Zero means 1 minute.
+	StopTimeout time.Duration
+	// Logger receives Kefu's cluster logs (etcd retries, membership
+	// changes) and Proto.Actor's own logs at Level and above. Nil
 	// discards them.
 	Logger *slog.Logger
 	// Level is the lowest level of Proto.Actor's logs that is kept. Its
 	// INFO lines are chatty, so the zero value (INFO) is raised to WARN.
 	Level slog.Level
-	// StopTimeout bounds how long Shutdown waits for the activations to
-	// stop (each may finish store writes as it stops). Zero means 1 minute.
-	StopTimeout time.Duration
 }
 
-// Node is a running cluster member.
+// Node is a cluster member: created by New, in the cluster after Join.
 type Node struct {
 	System  *actor.ActorSystem
 	Cluster *cluster.Cluster
 	cfg     Config
 	logger  *slog.Logger
-	stop    sync.Once
+	etcd    *etcdProvider // nil: the in-process single member
+	joined  bool
+	once    sync.Once // Shutdown
+	members atomic.Pointer[[]*cluster.Member]
 }
 
 // ErrStart is returned, wrapped, when a member cannot start.
 var ErrStart = errors.New("cluster: cannot start member")
 
-// Start starts a single-node member hosting kinds and returns once it has
-// joined. A busy port is an error, not a panic.
+// Start is New and Join: it returns once the member has joined.
 func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, error) {
+	n, err := New(cfg, kinds...)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Join(ctx); err != nil {
+		n.Shutdown()
+		return nil, err
+	}
+	return n, nil
+}
+
+// New builds a member hosting kinds (none for a client) without starting
+// it: its Cluster can be handed to clients, which must not send before
+// Join returns.
+func New(cfg Config, kinds ...*cluster.Kind) (*Node, error) {
 	if cfg.Name == "" {
 		cfg.Name = "kefu"
 	}
@@ -65,6 +101,9 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = time.Minute
 	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = defaultLeaseTTL
+	}
 	if cfg.Level < slog.LevelWarn {
 		cfg.Level = slog.LevelWarn
 	}
@@ -72,62 +111,157 @@ func Start(ctx context.Context, cfg Config, kinds ...*cluster.Kind) (*Node, erro
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	// remote.Start panics when it cannot listen: probe the address first.
-	if cfg.Port != 0 {
-		l, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrStart, err)
+	if cfg.Client && len(cfg.Etcd) == 0 {
+		return nil, fmt.Errorf("%w: a client member needs etcd to find the members", ErrStart)
+	}
+	if cfg.Client && len(kinds) > 0 {
+		return nil, fmt.Errorf("%w: a client member hosts no kinds", ErrStart)
+	}
+	var opts []remote.ConfigOption
+	if cfg.AdvertisedHost != "" || cfg.AdvertisedPort != 0 {
+		if cfg.Port == 0 {
+			// The advertised port defaults to the port, which must then be
+			// known before the remote listens.
+			port, err := freePort(cfg.Host)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrStart, err)
+			}
+			cfg.Port = port
 		}
-		_ = l.Close()
+		host, port := cmp.Or(cfg.AdvertisedHost, cfg.Host), cmp.Or(cfg.AdvertisedPort, cfg.Port)
+		opts = append(opts, remote.WithAdvertisedHost(net.JoinHostPort(host, strconv.Itoa(port))))
 	}
 	protoLogger := slog.New(levelHandler{min: cfg.Level, Handler: logger.Handler()}).With("component", "protoactor")
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return protoLogger }))
-	remoteCfg := remote.Configure(cfg.Host, cfg.Port)
-	clusterCfg := cluster.Configure(cfg.Name, localProvider{}, disthash.New(), remoteCfg,
+	n := &Node{System: system, cfg: cfg, logger: logger}
+	var provider cluster.ClusterProvider = localProvider{}
+	if len(cfg.Etcd) > 0 {
+		n.etcd = newEtcdProvider(cfg.Name, cfg.Etcd, cfg.LeaseTTL, logger)
+		provider = n.etcd
+	}
+	clusterCfg := cluster.Configure(cfg.Name, provider, disthash.New(), remote.Configure(cfg.Host, cfg.Port, opts...),
 		cluster.WithKinds(kinds...),
 		cluster.WithRequestTimeout(cfg.RequestTimeout),
 	)
-	c := cluster.New(system, clusterCfg)
+	n.Cluster = cluster.New(system, clusterCfg)
+	// protoactor's MemberList reads its members without its lock: keep a
+	// copy of each topology it publishes instead.
+	n.members.Store(&[]*cluster.Member{})
+	system.EventStream.Subscribe(func(ev any) {
+		if t, ok := ev.(*cluster.ClusterTopology); ok {
+			members := slices.Clone(t.Members)
+			n.members.Store(&members)
+		}
+	})
+	return n, nil
+}
+
+// Join starts the remote and joins the cluster: with etcd, it first probes
+// etcd until it answers, retrying with backoff, and gives up when ctx
+// ends. A busy port is an error, not a panic. Join is called once.
+func (n *Node) Join(ctx context.Context) error {
+	// remote.Start panics when it cannot listen: probe the address first.
+	if n.cfg.Port != 0 {
+		l, err := net.Listen("tcp", net.JoinHostPort(n.cfg.Host, strconv.Itoa(n.cfg.Port)))
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrStart, err)
+		}
+		_ = l.Close()
+	}
+	if n.etcd != nil {
+		if err := n.etcd.connect(ctx); err != nil {
+			return fmt.Errorf("%w: %v", ErrStart, err)
+		}
+	}
 	started := make(chan error, 1)
 	go func() {
 		defer func() {
-			if r := recover(); r != nil {
+			if r := recover(); r != nil { // protoactor panics when its provider fails
 				started <- fmt.Errorf("%w: %v", ErrStart, r)
 			}
 		}()
-		c.StartMember() // returns after protoactor's own one-second settle
+		if n.cfg.Client {
+			n.Cluster.StartClient()
+		} else {
+			n.Cluster.StartMember() // returns after protoactor's own one-second settle
+		}
 		started <- nil
 	}()
 	select {
 	case err := <-started:
 		if err != nil {
-			return nil, err
+			return err
 		}
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %v", ErrStart, ctx.Err())
+		return fmt.Errorf("%w: %v", ErrStart, ctx.Err())
 	}
-	return &Node{System: system, Cluster: c, cfg: cfg, logger: logger}, nil
+	n.joined = true
+	if n.etcd != nil {
+		n.logger.Info("joined the cluster", "etcd", strings.Join(n.cfg.Etcd, ","), "address", n.Address(),
+			"client", n.cfg.Client, "members", len(n.Members()))
+	}
+	return nil
 }
 
-// Address is the member's remote address.
+// Address is the member's remote address, as other members dial it.
 func (n *Node) Address() string { return n.System.Address() }
+
+// Members are the cluster's members (never clients) as this member last
+// learned them. They are shared: do not modify them.
+func (n *Node) Members() []*cluster.Member { return *n.members.Load() }
 
 // RequestTimeout is the configured bound of one actor request.
 func (n *Node) RequestTimeout() time.Duration { return n.cfg.RequestTimeout }
 
-// Shutdown stops every activation and waits until each has stopped (it
-// finishes the message it is handling, then what it does on
-// *actor.Stopping: a conversation stores the writes it still holds), for
-// at most Config.StopTimeout; then it stops the remote. Once it returns no
-// activation of this member touches the store any more, so the caller may
-// close it. Calls after the first do nothing.
+// Lost receives an error (ErrLost) if the member is dropped from the
+// cluster without leaving: etcd let its lease expire (a stall, a network
+// partition). The others then refuse it, so the process should stop and
+// be restarted. Nil (never ready) for the in-process single member.
+func (n *Node) Lost() <-chan error {
+	if n.etcd == nil {
+		return nil
+	}
+	return n.etcd.lost
+}
+
+// Shutdown leaves the cluster and stops: with etcd it first removes the
+// member's record, so the others stop routing to it at once and its
+// actors activate elsewhere on their next request; then it stops every
+// activation and waits until each has stopped (see below), then the
+// remote.
+// It may be called more than once, and after a failed Join.
+//
+// This is protoactor's graceful shutdown in Kefu's order, without its
+// fixed two-second wait: the provider leaves first (protoactor stops the
+// actor system first), and activations stop before the remote.
 func (n *Node) Shutdown() {
-	n.stop.Do(func() {
+	n.once.Do(func() {
+		if n.etcd != nil {
+			n.etcd.leave()
+		}
+		if !n.joined {
+			if n.Cluster.Remote != nil {
+				n.Cluster.Remote.Shutdown(false)
+			}
+			n.System.Shutdown()
+			return
+		}
+		if n.cfg.Client {
+			// A client hosts no activations and never started gossip,
+			// which Cluster.Shutdown assumes.
+			n.Cluster.IdentityLookup.Shutdown()
+			n.System.Shutdown()
+			n.Cluster.Remote.Shutdown(false)
+			return
+		}
 		// Every activation is a child of the disthash placement actor, which
-		// therefore stops only after all of them. The identity lookup's
-		// Shutdown poisons it but waits at most 10 s (protoactor's fixed
-		// PoisonFuture timeout) and then returns anyway: wait for the
-		// placement actor itself.
+		// therefore stops only after all of them (each finishes the message
+		// it handles, then its *actor.Stopping work: a conversation stores
+		// the writes it still holds). The identity lookup's Shutdown poisons
+		// it but waits at most 10 s (protoactor's fixed PoisonFuture
+		// timeout): wait for the placement actor itself, for at most
+		// StopTimeout, so that no activation touches the store once
+		// Shutdown returns.
 		stopped := n.watch(actor.NewPID(n.System.Address(), disthash.PartitionActivatorActorName))
 		n.Cluster.IdentityLookup.Shutdown()
 		timer := time.NewTimer(n.cfg.StopTimeout)
@@ -161,6 +295,16 @@ func (n *Node) watch(pid *actor.PID) <-chan struct{} {
 	}))
 	<-watching
 	return stopped
+}
+
+// freePort returns a port on host that was free a moment ago.
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // levelHandler drops records below min before they reach the wrapped handler.

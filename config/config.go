@@ -18,6 +18,9 @@ import (
 // path in upper case with '_' for '.', and the flag is -path (for example
 // http.addr, KEFU_HTTP_ADDR, -http.addr). kefu.example.yaml documents each.
 type Config struct {
+	// Role is what this process does in a cluster: RoleAll (the zero
+	// value is not valid; Default sets it), RoleNode or RoleEdge.
+	Role         string       `yaml:"role"`
 	DataDir      string       `yaml:"data_dir"`
 	HTTP         HTTP         `yaml:"http"`
 	WS           WS           `yaml:"ws"`
@@ -154,11 +157,37 @@ func (c Config) MasterKeyPath() string {
 	}
 }
 
-// Cluster configures the actor system.
+// The roles of a process (Config.Role).
+const (
+	// RoleAll hosts every actor kind, serves HTTP and WebSockets and runs
+	// the timer scheduler: a whole Kefu in one process.
+	RoleAll = "all"
+	// RoleNode hosts the actor kinds and runs the timer scheduler; its
+	// HTTP listener serves only /healthz, /readyz and /metrics.
+	RoleNode = "node"
+	// RoleEdge serves HTTP and WebSockets and forwards into the cluster
+	// as a client member: no actor kinds, no store, no scheduler.
+	RoleEdge = "edge"
+)
+
+// Cluster configures the actor system and how members find each other.
 type Cluster struct {
-	Name           string   `yaml:"name"`
-	Host           string   `yaml:"host"`
-	Port           int      `yaml:"port"`
+	Name string `yaml:"name"`
+	// Host and Port are where this member's remote listens. Port 0 picks
+	// a free port.
+	Host string `yaml:"host"`
+	Port int    `yaml:"port"`
+	// AdvertisedHost and AdvertisedPort are the address other members
+	// dial (behind NAT, in containers). Empty and 0: Host and Port.
+	AdvertisedHost string `yaml:"advertised_host"`
+	AdvertisedPort int    `yaml:"advertised_port"`
+	// Etcd lists the etcd endpoints (http://host:port) whose membership
+	// records make the cluster. Empty: a single member in this process,
+	// no etcd.
+	Etcd []string `yaml:"etcd"`
+	// JoinTimeout bounds joining the cluster at start, etcd retries
+	// included.
+	JoinTimeout    Duration `yaml:"join_timeout"`
 	RequestTimeout Duration `yaml:"request_timeout"`
 }
 
@@ -207,6 +236,7 @@ type Bootstrap struct {
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
+		Role:    RoleAll,
 		DataDir: "./data",
 		HTTP:    HTTP{Addr: ":8080", ShutdownTimeout: Duration(15 * time.Second)},
 		WS: WS{
@@ -214,8 +244,9 @@ func Default() Config {
 			PingInterval: Duration(25 * time.Second), HelloTimeout: Duration(10 * time.Second),
 			WriteTimeout: Duration(10 * time.Second),
 		},
-		Store:        Store{MongoDatabase: "kefu", MaxBatch: 512, StoreTimeout: Duration(10 * time.Second)},
-		Cluster:      Cluster{Name: "kefu", Host: "127.0.0.1", RequestTimeout: Duration(5 * time.Second)},
+		Store: Store{MongoDatabase: "kefu", MaxBatch: 512, StoreTimeout: Duration(10 * time.Second)},
+		Cluster: Cluster{Name: "kefu", Host: "127.0.0.1", JoinTimeout: Duration(time.Minute),
+			RequestTimeout: Duration(5 * time.Second)},
 		Conversation: Conversation{Recent: 200, IdleTimeout: Duration(2 * time.Minute), TimerInterval: Duration(time.Second)},
 		Auth: Auth{StaffTokenTTL: Duration(15 * time.Minute), RefreshTokenTTL: Duration(7 * 24 * time.Hour),
 			VisitorTokenTTL: Duration(30 * 24 * time.Hour), LockoutThreshold: 5, LockoutDuration: Duration(15 * time.Minute)},
@@ -272,7 +303,8 @@ func (c Config) Validate() error {
 	positive := map[string]Duration{
 		"http.shutdown_timeout": c.HTTP.ShutdownTimeout, "ws.ping_interval": c.WS.PingInterval,
 		"ws.hello_timeout": c.WS.HelloTimeout, "ws.write_timeout": c.WS.WriteTimeout, "store.timeout": c.Store.StoreTimeout,
-		"cluster.request_timeout": c.Cluster.RequestTimeout, "conversation.idle_timeout": c.Conversation.IdleTimeout,
+		"cluster.request_timeout": c.Cluster.RequestTimeout, "cluster.join_timeout": c.Cluster.JoinTimeout,
+		"conversation.idle_timeout":   c.Conversation.IdleTimeout,
 		"conversation.timer_interval": c.Conversation.TimerInterval,
 		"auth.staff_token_ttl":        c.Auth.StaffTokenTTL, "auth.visitor_token_ttl": c.Auth.VisitorTokenTTL,
 		"auth.refresh_token_ttl": c.Auth.RefreshTokenTTL, "auth.lockout_duration": c.Auth.LockoutDuration,
@@ -311,6 +343,7 @@ func (c Config) Validate() error {
 	if c.Cluster.Name == "" {
 		bad("cluster.name", "must not be empty")
 	}
+	c.validateCluster(bad)
 	if c.Conversation.Recent < 10 || c.Conversation.Recent > 100000 {
 		bad("conversation.recent", "must be from 10 to 100000 (got %d)", c.Conversation.Recent)
 	}
@@ -377,6 +410,59 @@ func (c Config) Validate() error {
 		bad("bootstrap.admin_password", "must be at least 8 characters")
 	}
 	return errors.Join(errs...)
+}
+
+// validateCluster checks the role and what it needs from the cluster
+// settings.
+func (c Config) validateCluster(bad func(name, format string, args ...any)) {
+	switch c.Role {
+	case RoleAll, RoleNode, RoleEdge:
+	default:
+		bad("role", "must be all, node or edge (got %q)", c.Role)
+		return
+	}
+	if c.Cluster.AdvertisedPort < 0 || c.Cluster.AdvertisedPort > 65535 {
+		bad("cluster.advertised_port", "must be 0-65535 (got %d)", c.Cluster.AdvertisedPort)
+	}
+	for _, e := range c.Cluster.Etcd {
+		if err := checkEtcdEndpoint(e); err != nil {
+			bad("cluster.etcd", "%q %v", e, err)
+		}
+	}
+	if len(c.Cluster.Etcd) == 0 {
+		if c.Role != RoleAll {
+			bad("role", "%s needs a cluster to join: set cluster.etcd (the single-process default is role all)", c.Role)
+		}
+		return
+	}
+	if ip := net.ParseIP(c.Cluster.Host); ip != nil && ip.IsUnspecified() && c.Cluster.AdvertisedHost == "" {
+		bad("cluster.advertised_host", "is required when cluster.host is %s: other members cannot dial that address", c.Cluster.Host)
+	}
+	if c.Role != RoleEdge && c.Store.MongoURI == "" {
+		bad("store.mongo_uri", "is required with cluster.etcd for role %s: every node must share one MongoDB (a SQLite file cannot be shared)", c.Role)
+	}
+	if c.Role == RoleEdge && c.Auth.TokenSecret == "" && len(c.Auth.TokenKeys) == 0 {
+		bad("auth.token_secret", "role edge opens no store, where a generated key would be kept: set auth.token_secret or auth.token_keys, the same on every member that serves HTTP")
+	}
+}
+
+// checkEtcdEndpoint accepts http://host:port (the scheme may be left
+// out). TLS to etcd is not supported yet.
+func checkEtcdEndpoint(e string) error {
+	hostport := e
+	if rest, ok := strings.CutPrefix(e, "http://"); ok {
+		hostport = rest
+	} else if strings.Contains(e, "://") {
+		return errors.New("must be http://host:port (TLS to etcd is not supported)")
+	}
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil || host == "" {
+		return errors.New("must be http://host:port")
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return errors.New("has no valid port")
+	}
+	return nil
 }
 
 // Duration is a time.Duration written as "30s", "5m" or "1h30m".

@@ -122,7 +122,7 @@ func TestExampleFileMatchesDefaults(t *testing.T) {
 	}
 	def := Default()
 	// The file writes empty lists as []; the defaults leave them nil.
-	for _, l := range []*[]string{&cfg.HTTP.AllowedOrigins, &cfg.HTTP.WidgetFrameAncestors, &cfg.Auth.TokenKeys} {
+	for _, l := range []*[]string{&cfg.HTTP.AllowedOrigins, &cfg.HTTP.WidgetFrameAncestors, &cfg.Auth.TokenKeys, &cfg.Cluster.Etcd} {
 		if len(*l) == 0 {
 			*l = nil
 		}
@@ -178,5 +178,62 @@ func TestEncryptionSettings(t *testing.T) {
 		if got := tc.cfg.MasterKeyPath(); got != filepath.FromSlash(tc.want) {
 			t.Errorf("MasterKeyPath of %+v = %q, want %q", tc.cfg, got, tc.want)
 		}
+	}
+}
+
+// TestClusterSettings: the role and what each needs from the cluster
+// settings, named in every error.
+func TestClusterSettings(t *testing.T) {
+	const mongo, secret = "mongodb://db/?replicaSet=rs0", "0123456789abcdef0123456789abcdef"
+	etcd := map[string]string{"KEFU_CLUSTER_ETCD": "http://127.0.0.1:2379, 127.0.0.1:22379"}
+	withEnv := func(extra map[string]string) map[string]string {
+		m := maps.Clone(etcd)
+		maps.Copy(m, extra)
+		return m
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string // "" means valid
+	}{
+		{"default", nil, nil, ""},
+		{"unknown role", []string{"-role", "worker"}, nil, "role: must be all, node or edge"},
+		{"node without etcd", []string{"-role", "node"}, nil, "role: node needs a cluster to join: set cluster.etcd"},
+		{"edge without etcd", nil, map[string]string{"KEFU_ROLE": "edge", "KEFU_AUTH_TOKEN_SECRET": secret}, "role: edge needs a cluster"},
+		{"etcd without mongo", nil, etcd, "store.mongo_uri: is required with cluster.etcd for role all"},
+		{"node without mongo", []string{"-role", "node"}, etcd, "store.mongo_uri: is required with cluster.etcd for role node"},
+		{"node", []string{"-role", "node", "-store.mongo_uri", mongo, "-encryption.master_key", testMasterKey}, etcd, ""},
+		{"all", []string{"-store.mongo_uri", mongo, "-encryption.master_key", testMasterKey}, etcd, ""},
+		{"edge without keys", []string{"-role", "edge"}, etcd, "auth.token_secret: role edge opens no store"},
+		{"edge", []string{"-role", "edge"}, withEnv(map[string]string{"KEFU_AUTH_TOKEN_SECRET": secret}), ""},
+		{"edge with rotating keys", []string{"-role", "edge", "-auth.token_keys", "k2:" + secret}, etcd, ""},
+		{"https etcd", []string{"-role", "edge", "-auth.token_secret", secret, "-cluster.etcd", "https://e:2379"}, nil, "TLS to etcd is not supported"},
+		{"bad endpoint", []string{"-role", "edge", "-auth.token_secret", secret, "-cluster.etcd", "http://e"}, nil, `cluster.etcd: "http://e" must be http://host:port`},
+		{"unspecified host", []string{"-role", "edge", "-auth.token_secret", secret, "-cluster.host", "0.0.0.0"}, etcd, "cluster.advertised_host: is required when cluster.host is 0.0.0.0"},
+		{"advertised", []string{"-role", "edge", "-auth.token_secret", secret, "-cluster.host", "0.0.0.0", "-cluster.advertised_host", "10.0.0.7", "-cluster.advertised_port", "4020"}, etcd, ""},
+		{"advertised port", []string{"-cluster.advertised_port", "70000"}, nil, "cluster.advertised_port"},
+		{"join timeout", []string{"-cluster.join_timeout", "0s"}, nil, "cluster.join_timeout"},
+	} {
+		cfg, err := Load(tc.args, env(tc.env), io.Discard)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v, want it valid", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
+		case tc.name == "advertised" && (cfg.Cluster.AdvertisedHost != "10.0.0.7" || cfg.Cluster.AdvertisedPort != 4020):
+			t.Errorf("advertised address: %+v", cfg.Cluster)
+		case tc.name == "node" && (cfg.Role != RoleNode || !reflect.DeepEqual(cfg.Cluster.Etcd, []string{"http://127.0.0.1:2379", "127.0.0.1:22379"})):
+			t.Errorf("node: role %q etcd %q", cfg.Role, cfg.Cluster.Etcd)
+		}
+	}
+	// The file's etcd is a list.
+	file := filepath.Join(t.TempDir(), "kefu.yaml")
+	if err := os.WriteFile(file, []byte("role: node\ncluster:\n  etcd: [http://a:2379, http://b:2379]\n  join_timeout: 5s\nstore:\n  mongo_uri: "+mongo+"\nencryption:\n  master_key: "+testMasterKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load([]string{"-config", file}, env(nil), io.Discard)
+	if err != nil || cfg.Role != RoleNode || len(cfg.Cluster.Etcd) != 2 || cfg.Cluster.JoinTimeout.D() != 5*time.Second {
+		t.Errorf("from the file: role %q etcd %q join_timeout %v, %v", cfg.Role, cfg.Cluster.Etcd, cfg.Cluster.JoinTimeout, err)
 	}
 }

@@ -1,7 +1,8 @@
 // Package edge is Kefu's front door: the Fiber HTTP server with the user and
 // agent WebSocket endpoints, the REST API, authentication, health and
 // metrics. It talks to the cluster only through actors.Client and never
-// touches a database.
+// touches a database. NewHealth serves the probes alone, for an actor node
+// that serves no clients.
 //
 // Concurrency: each WebSocket has exactly one reader goroutine (the Fiber
 // handler) and at most one writer goroutine at a time, fed by a bounded

@@ -178,6 +178,27 @@ func New(cfg Config) (*Server, error) {
 		accountLimit: newKeyedLimiter(cfg.APIPerAccountPerSecond, int(2*cfg.APIPerAccountPerSecond)),
 	}
 	s.metrics = newMetrics(cfg.Registry)
+	s.newApp()
+	if err := s.routes(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewHealth builds a server of the probes only (/healthz, /readyz,
+// /metrics from reg): the HTTP side of an actor node, which serves no
+// clients. Like the edge's, its /readyz answers 503 until SetReady(true)
+// and from Shutdown on. A nil logger or registry is as in Config.
+func NewHealth(reg *prometheus.Registry, logger *slog.Logger) *Server {
+	cfg := Config{Registry: reg, Logger: logger}
+	cfg.setDefaults()
+	s := &Server{cfg: cfg, log: cfg.Logger, conns: make(map[*wsConn]struct{})}
+	s.newApp()
+	s.probeRoutes()
+	return s
+}
+
+func (s *Server) newApp() {
 	s.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
 		// Strings from a request (path parameters, queries) travel into
@@ -190,25 +211,26 @@ func New(cfg Config) (*Server, error) {
 		IdleTimeout:  120 * time.Second,
 		ErrorHandler: s.errorHandler,
 	})
-	if err := s.routes(); err != nil {
-		return nil, err
-	}
-	return s, nil
 }
 
-func (s *Server) routes() error {
-	app := s.app
-	app.Get("/healthz", func(c *fiber.Ctx) error { return c.SendString("ok") })
-	app.Get("/readyz", func(c *fiber.Ctx) error {
+// probeRoutes serves the health, readiness and metrics probes.
+func (s *Server) probeRoutes() {
+	s.app.Get("/healthz", func(c *fiber.Ctx) error { return c.SendString("ok") })
+	s.app.Get("/readyz", func(c *fiber.Ctx) error {
 		if !s.ready.Load() || s.draining.Load() {
 			return c.Status(http.StatusServiceUnavailable).SendString("not ready")
 		}
 		return c.SendString("ready")
 	})
-	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})))
+	s.app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})))
+}
+
+func (s *Server) routes() error {
+	app := s.app
+	s.probeRoutes()
 
 	app.Use(s.securityHeaders)
-	v1 := app.Group("/v1", s.limitIP)
+	v1 := app.Group("/v1", s.requireReady, s.limitIP)
 	s.authRoutes(v1)
 	s.identityRoutes(v1)
 	v1.Post("/conversations", s.requireToken(auth.AudienceUser), s.createConversation)
@@ -241,6 +263,16 @@ func (s *Server) securityHeaders(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
 	if s.cfg.HSTS {
 		c.Set(fiber.HeaderStrictTransportSecurity, "max-age=31536000; includeSubDomains")
+	}
+	return c.Next()
+}
+
+// requireReady refuses API requests and new sockets until the server is
+// ready (its member has joined the cluster): before, there is nothing to
+// forward them to.
+func (s *Server) requireReady(c *fiber.Ctx) error {
+	if !s.ready.Load() {
+		return apiError(c, engine.NewError(engine.CodeUnavailable, "the server is joining the cluster; try again"))
 	}
 	return c.Next()
 }
@@ -279,7 +311,9 @@ func (s *Server) checkOrigin(c *fiber.Ctx) error {
 	return apiError(c, engine.NewError(engine.CodeForbidden, "origin "+origin+" is not allowed"))
 }
 
-// SetReady marks the server ready (or not) for /readyz.
+// SetReady marks the server ready (or not): /readyz answers 200 only while
+// it is ready and not shutting down, and the API and new sockets are
+// refused (503, unavailable) until it is ready.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 
 // Serve accepts connections on ln until Shutdown.

@@ -1,6 +1,7 @@
 // Command kefu runs the Kefu customer-service chat engine.
 //
-//	kefu [serve] [flags]    run everything on this machine (the default)
+//	kefu [serve] [flags]    run everything on this machine (the default), or
+//	                        one role of a cluster: -role node|edge with -cluster.etcd
 //	kefu kb import|export   manage a tenant's knowledge base
 //	kefu keys rotate        new data key versions, re-wrapped under the current master key
 //	kefu eval --kb FILE --set FILE.jsonl [--json]

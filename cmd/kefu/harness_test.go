@@ -99,16 +99,22 @@ func startServerClock(t testing.TB, cfg config.Config, clock engine.Clock) *test
 // record it logs, at any level.
 func startServerHooks(t testing.TB, cfg config.Config, hooks serveHooks, watch func(slog.Record)) *testServer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &testServer{dir: cfg.DataDir, cancel: cancel, done: make(chan error, 1)}
-	ready := make(chan string, 1)
-	hooks.onReady = func(addr string) { ready <- addr }
 	var logs slog.Handler = slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})
 	if watch != nil {
 		logs = watchHandler{Handler: logs, watch: watch}
 	}
+	return startServerLogger(t, cfg, hooks, slog.New(logs))
+}
+
+// startServerLogger starts a server with hooks whose logs go to logger.
+func startServerLogger(t testing.TB, cfg config.Config, hooks serveHooks, logger *slog.Logger) *testServer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &testServer{dir: cfg.DataDir, cancel: cancel, done: make(chan error, 1)}
+	ready := make(chan string, 1)
+	hooks.onReady = func(addr string) { ready <- addr }
 	go func() {
-		s.done <- serve(ctx, cfg, slog.New(logs), io.Discard, hooks)
+		s.done <- serve(ctx, cfg, logger, io.Discard, hooks)
 	}()
 	select {
 	case s.addr = <-ready:

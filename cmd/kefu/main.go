@@ -14,9 +14,11 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	protocluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -97,14 +99,17 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 
 // serveHooks let tests watch and steer a server.
 type serveHooks struct {
-	onReady   func(addr string)               // receives the HTTP address once the server accepts connections
+	onListen  func(addr string)               // receives the HTTP address once the probes answer, before the member joins
+	onReady   func(addr string)               // receives the HTTP address once the server is ready
 	clock     engine.Clock                    // nil: the wall clock
 	wrapStore func(engine.Store) engine.Store // nil: the store as opened; tests wrap it to hold or fail calls
 }
 
-// serve runs Kefu until ctx is done, then shuts down in order: stop
-// accepting and close every socket, stop the timer scheduler and the
-// actors, flush the store's writer and close the database.
+// serve runs Kefu in its role until ctx is done, then shuts down in order:
+// stop accepting and close every socket, stop the timer scheduler, leave
+// the cluster and stop the actors, flush the store's writer and close the
+// database. An actor node keeps answering its probes (503) until it has
+// left. Role edge opens no store and hosts no actors.
 func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout io.Writer, hooks serveHooks) error {
 	clock := hooks.clock
 	if clock == nil {
@@ -112,38 +117,134 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	hostsActors, servesClients := cfg.Role != config.RoleEdge, cfg.Role != config.RoleNode
 
-	store, _, where, err := openStore(ctx, cfg, logger, reg)
-	if err != nil {
-		return fmt.Errorf("opening the store: %w", err)
-	}
-	if hooks.wrapStore != nil {
-		store = hooks.wrapStore(store)
-	}
-	defer func() {
-		if err := store.Close(); err != nil {
-			logger.Error("closing the store", "err", err)
+	var (
+		store engine.Store // nil for an edge
+		where string
+		kinds []*protocluster.Kind
+	)
+	if hostsActors {
+		var err error
+		if store, _, where, err = openStore(ctx, cfg, logger, reg); err != nil {
+			return fmt.Errorf("opening the store: %w", err)
 		}
-	}()
-	if err := bootstrap(ctx, store, cfg.Bootstrap, logger, stdout); err != nil {
-		return err
+		if hooks.wrapStore != nil {
+			store = hooks.wrapStore(store)
+		}
+		defer func() {
+			if err := store.Close(); err != nil {
+				logger.Error("closing the store", "err", err)
+			}
+		}()
+		if err := bootstrap(ctx, store, cfg.Bootstrap, logger, stdout); err != nil {
+			return err
+		}
+		deps, err := actorDeps(cfg, store, clock, logger, reg)
+		if err != nil {
+			return err
+		}
+		kinds = actors.Kinds(deps)
 	}
-	keys, err := tokenKeys(ctx, store, cfg.Auth)
+	node, err := cluster.New(cluster.Config{
+		Name: cfg.Cluster.Name, Host: cfg.Cluster.Host, Port: cfg.Cluster.Port,
+		AdvertisedHost: cfg.Cluster.AdvertisedHost, AdvertisedPort: cfg.Cluster.AdvertisedPort,
+		Etcd: cfg.Cluster.Etcd, Client: !hostsActors,
+		RequestTimeout: cfg.Cluster.RequestTimeout.D(), Logger: logger,
+	}, kinds...)
 	if err != nil {
 		return err
 	}
+	defer node.Shutdown() // returns once every activation has stopped and stored what it held
 
+	srv := edge.NewHealth(reg, logger)
+	if servesClients {
+		if srv, err = newEdge(ctx, cfg, store, node, logger, reg); err != nil {
+			return err
+		}
+	}
+	// The probes answer while the member joins: /healthz 200, /readyz 503.
+	ln, err := listen(cfg.HTTP)
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	if hooks.onListen != nil {
+		hooks.onListen(ln.Addr().String())
+	}
+	stopHTTP := sync.OnceFunc(func() {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout.D())
+		defer cancel()
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			logger.Error("stopping the HTTP server", "err", err)
+		}
+	})
+	defer stopHTTP()
+
+	joinCtx, cancel := context.WithTimeout(ctx, cfg.Cluster.JoinTimeout.D())
+	err = node.Join(joinCtx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			logger.Info("stopped before joining the cluster")
+			return nil
+		}
+		return err
+	}
+	stopScheduler := func() {}
+	if hostsActors {
+		schedCtx, cancel := context.WithCancel(context.Background())
+		schedDone := make(chan struct{})
+		go func() {
+			defer close(schedDone)
+			actors.NewScheduler(store, clock, node.Cluster, cfg.Conversation.TimerInterval.D(), logger).Run(schedCtx)
+		}()
+		stopScheduler = sync.OnceFunc(func() { cancel(); <-schedDone })
+		defer stopScheduler()
+	}
+	srv.SetReady(true)
+	addr := ln.Addr().String()
+	ready := []any{"http", addr}
+	if hostsActors {
+		ready = append(ready, "store", where)
+	}
+	logger.Info("kefu is ready", append(ready, "cluster", node.Address(), "role", cfg.Role)...)
+	if hooks.onReady != nil {
+		hooks.onReady(addr)
+	}
+
+	var stopErr error
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		return fmt.Errorf("http server: %w", err)
+	case err := <-node.Lost():
+		stopErr = fmt.Errorf("%w; stopping so that a restart joins again", err)
+	}
+	logger.Info("shutting down")
+	srv.SetReady(false)
+	if servesClients {
+		stopHTTP() // every socket gets its close frame (1001) before the actors stop
+	}
+	stopScheduler()
+	node.Shutdown() // leaves the cluster, then stops the actors
+	return stopErr  // deferred: stop the probes, then flush and close the store
+}
+
+// actorDeps builds what the actors of a node need.
+func actorDeps(cfg config.Config, store engine.Store, clock engine.Clock, logger *slog.Logger, reg prometheus.Registerer) (actors.Deps, error) {
 	bot, err := newBot(cfg.Bot, logger)
 	if err != nil {
-		return err
+		return actors.Deps{}, err
 	}
 	indexCfg := kb.IndexConfig{Logger: logger}
 	if e := cfg.Bot.Embeddings; e.BaseURL != "" {
 		if indexCfg.Embedder, err = kb.NewOpenAIEmbedder(kb.OpenAIEmbedderConfig{BaseURL: e.BaseURL, Model: e.Model, APIKey: e.APIKey}); err != nil {
-			return fmt.Errorf("bot.embeddings: %w", err)
+			return actors.Deps{}, fmt.Errorf("bot.embeddings: %w", err)
 		}
 	}
-	deps := actors.Deps{
+	return actors.Deps{
 		Store: store, Clock: clock, Logger: logger, Metrics: actors.NewMetrics(reg),
 		Recent: cfg.Conversation.Recent, IdleTimeout: cfg.Conversation.IdleTimeout.D(),
 		StoreTimeout: cfg.Store.StoreTimeout.D(), Bot: bot,
@@ -151,26 +252,20 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 		WeChat:    actors.WeChatConfig{APIBase: strings.TrimSuffix(cfg.WeChat.APIBase, "/")},
 		SignIn: actors.SignInPolicy{LockoutThreshold: cfg.Auth.LockoutThreshold, LockoutDuration: cfg.Auth.LockoutDuration.D(),
 			RefreshTTL: cfg.Auth.RefreshTokenTTL.D()},
-	}
-	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	node, err := cluster.Start(startCtx, cluster.Config{
-		Name: cfg.Cluster.Name, Host: cfg.Cluster.Host, Port: cfg.Cluster.Port,
-		RequestTimeout: cfg.Cluster.RequestTimeout.D(), Logger: logger,
-	}, actors.Kinds(deps)...)
-	cancel()
-	if err != nil {
-		return err
-	}
-	defer node.Shutdown() // returns once every activation has stopped and stored what it held
-	schedCtx, stopScheduler := context.WithCancel(context.Background())
-	schedDone := make(chan struct{})
-	go func() {
-		defer close(schedDone)
-		actors.NewScheduler(store, clock, node.Cluster, cfg.Conversation.TimerInterval.D(), logger).Run(schedCtx)
-	}()
-	defer func() { stopScheduler(); <-schedDone }()
+	}, nil
+}
 
-	srv, err := edge.New(edge.Config{
+// newEdge builds the HTTP and WebSocket edge over the member's cluster.
+// store is nil for role edge, whose token keys must be configured.
+func newEdge(ctx context.Context, cfg config.Config, store engine.Store, node *cluster.Node, logger *slog.Logger, reg *prometheus.Registry) (*edge.Server, error) {
+	keys, err := tokenKeys(ctx, store, cfg.Auth)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Role == config.RoleAll && len(cfg.Cluster.Etcd) > 0 && cfg.Auth.TokenSecret == "" && len(cfg.Auth.TokenKeys) == 0 {
+		logger.Warn("tokens are signed with the key kept in the store, which edges cannot read: give every member that serves HTTP the same auth.token_secret")
+	}
+	return edge.New(edge.Config{
 		Client:   actors.NewClient(node.Cluster, cfg.Cluster.RequestTimeout.D(), logger),
 		Signer:   &auth.Signer{Keys: keys, Issuer: "kefu"},
 		Verifier: &auth.Verifier{Keys: keys, Issuer: "kefu", Leeway: 30 * time.Second},
@@ -186,34 +281,6 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 		AuthPerIPPerMinute: cfg.Limits.AuthPerIPPerMinute, LoginPerAccountPerMinute: cfg.Limits.LoginPerAccountPerMinute,
 		APIPerIPPerSecond: cfg.Limits.APIPerIPPerSecond, APIPerAccountPerSecond: cfg.Limits.APIPerAccountPerSecond,
 	})
-	if err != nil {
-		return err
-	}
-	ln, err := listen(cfg.HTTP)
-	if err != nil {
-		return err
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	srv.SetReady(true)
-	addr := ln.Addr().String()
-	logger.Info("kefu is ready", "http", addr, "store", where, "cluster", node.Address())
-	if hooks.onReady != nil {
-		hooks.onReady(addr)
-	}
-
-	select {
-	case <-ctx.Done():
-	case err := <-served:
-		return fmt.Errorf("http server: %w", err)
-	}
-	logger.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout.D())
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		logger.Error("stopping the edge", "err", err)
-	}
-	return nil // deferred: stop the actors, then flush and close the store
 }
 
 // newBot builds the bot pipeline: FAQ-only, or with an LLM when configured.
@@ -298,7 +365,10 @@ func bootstrap(ctx context.Context, store engine.Store, b config.Bootstrap, logg
 		return err
 	}
 	now := time.Now().UTC()
-	if err := store.CreateTenant(ctx, engine.Tenant{ID: b.Tenant, Name: "Demo shop", AppID: b.Tenant, CreatedAt: now}); err != nil {
+	switch err := store.CreateTenant(ctx, engine.Tenant{ID: b.Tenant, Name: "Demo shop", AppID: b.Tenant, CreatedAt: now}); {
+	case errors.Is(err, engine.ErrExists):
+		return nil // another node of the cluster, starting at the same time, bootstraps
+	case err != nil:
 		return fmt.Errorf("creating the demo tenant: %w", err)
 	}
 	password, generated := b.AdminPassword, false
@@ -339,10 +409,14 @@ func bootstrap(ctx context.Context, store engine.Store, b config.Bootstrap, logg
 
 // tokenKeys returns the token signing keys: the configured ones, or one
 // generated on first start and kept in the store for every node to share.
+// Without a store (role edge) they must be configured.
 func tokenKeys(ctx context.Context, store engine.Store, a config.Auth) (*auth.Keyring, error) {
 	current, keys, err := a.Keys()
 	if err != nil {
 		return nil, err
+	}
+	if len(keys) == 0 && store == nil {
+		return nil, errors.New("role edge opens no store, where the generated token key is kept: set auth.token_secret or auth.token_keys, the same on every member that serves HTTP")
 	}
 	if len(keys) == 0 {
 		secret, err := store.PutSettingIfAbsent(ctx, "auth.token_key.k1", auth.GenerateSecret(32))
