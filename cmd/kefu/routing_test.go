@@ -751,7 +751,10 @@ func TestRoutingSticky(t *testing.T) {
 		return loads[x] == 1 && loads[y] == 0
 	})
 
-	// The customer comes back: X again.
+	// The customer comes back: X again. Routing finds the last agent in
+	// the stored conversations, which are written behind the actors: wait
+	// until the first one is stored as X's.
+	s.listed(t, admin, "state=CLOSED", first, func(c engine.Conversation) bool { return c.AgentID == x })
 	second := c.open(s, t)
 	c.ws.send(map[string]any{"type": "escalate", "conv": second})
 	if got := c.ws.state(second, engine.StateAssigned).AgentID; got != x {
