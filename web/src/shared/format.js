@@ -23,3 +23,13 @@ export function bodyText(body) {
   if (body.type === 'text' || body.type === 'system' || body.type === 'quick_reply') return body.text ?? '';
   return `[${body.type}]`;
 }
+
+// insertBySeq puts msg into list (ascending by seq) unless its seq is there
+// already; it reports whether it did.
+export function insertBySeq(list, msg) {
+  let i = list.length;
+  while (i > 0 && list[i - 1].seq > msg.seq) i--;
+  if (list[i - 1]?.seq === msg.seq) return false;
+  list.splice(i, 0, msg);
+  return true;
+}

@@ -5,6 +5,7 @@
 import { reactive } from 'vue';
 import { Api } from '../shared/api.js';
 import { KefuSocket, wsURL } from '../shared/socket.js';
+import { insertBySeq } from '../shared/format.js';
 import { getToken, session } from './session.js';
 import { t } from './messages.js';
 
@@ -37,14 +38,6 @@ function thread(id) {
   return desk.threads[id];
 }
 
-function insert(list, msg) {
-  let i = list.length;
-  while (i > 0 && list[i - 1].seq > msg.seq) i--;
-  if (list[i - 1]?.seq === msg.seq) return false;
-  list.splice(i, 0, msg);
-  return true;
-}
-
 export const isMe = (party) => party?.role === 'agent' && party.id === session.staff?.id;
 
 // unread counts the customer's messages after my read pointer.
@@ -61,7 +54,7 @@ export function start() {
   socket.on('base', (conv, base) => { thread(conv).base = base; });
   socket.on('message', (conv, msg) => {
     const th = thread(conv);
-    insert(th.messages, msg);
+    insertBySeq(th.messages, msg);
     if (msg.from.role === 'user') th.typing = false;
     refreshOutbox(conv);
     if (conv === desk.active) markRead(conv);
@@ -226,7 +219,7 @@ export async function loadOlder(id) {
   try {
     const from = Math.max(0, th.base - 50);
     const page = await api.get(`/v1/conversations/${id}/messages?after_seq=${from}&limit=${th.base - from}`);
-    for (const m of page.messages) insert(th.messages, m);
+    for (const m of page.messages) insertBySeq(th.messages, m);
     th.base = from;
   } finally {
     th.loadingOlder = false;
