@@ -43,6 +43,7 @@ type inbound struct{ frame engine.ClientFrame }
 type resolvedMsg struct {
 	link *convLink
 	pid  *actor.PID
+	err  error
 }
 
 // convLink is one session's view of one conversation.
@@ -51,18 +52,33 @@ type convLink struct {
 	pid            *actor.PID
 	resolving      bool
 	waiting        []func(pid *actor.PID, err error) // in arrival order
+	// watched is the activation last resolved, watched so that the session
+	// learns when it stops or its member dies (see onActivationGone).
+	watched *actor.PID
+	pending map[*pendingRequest]bool // requests sent and not answered yet
 
-	subscribed bool       // the conversation pushes to this session
-	caughtUp   bool       // pushes go straight to the client
-	delivered  int64      // highest seq the client has been sent
-	watched    *actor.PID // the activation watched for this subscription
+	subscribed bool // the conversation pushes to this session
+	caughtUp   bool // pushes go straight to the client
+	delivered  int64 // highest seq the client has been sent
 	buffer     []*actorpb.Message
 	own        map[int64]bool // seqs of this session's acked sends not yet passed by delivered
 	overflow   bool           // buffer was dropped: the client must page again
 	filling    bool           // the session is fetching a gap itself
 }
 
+// pendingRequest is a request sent to an activation and not answered yet.
+type pendingRequest struct {
+	pid *actor.PID
+	// again sends it once more, to the conversation's next activation; the
+	// first one's reply, if it still comes, is then ignored.
+	again func(ctx actor.Context)
+	over  bool // answered, or sent again
+}
+
 var errNoActivation = errors.New("actors: conversation could not be activated")
+
+// maxAttempts bounds how often a session sends one request.
+const maxAttempts = 4
 
 // retryRequestMsg runs a request again on the session's mailbox.
 type retryRequestMsg struct{ retry func(ctx actor.Context) }
@@ -72,6 +88,7 @@ type sessionActor struct {
 	caller   Caller
 	out      Outbox
 	cl       *cluster.Cluster
+	routes   *routes
 	timeout  time.Duration
 	log      *slog.Logger
 	links    map[string]*convLink
@@ -95,7 +112,7 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 	case *actorpb.SessionRevoked:
 		s.out.Revoked(m.Reason)
 	case *resolvedMsg:
-		s.onResolved(m)
+		s.onResolved(ctx, m)
 	case *retryRequestMsg:
 		m.retry(ctx)
 	case *actor.Terminated:
@@ -106,6 +123,9 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 		for _, l := range s.links {
 			if l.subscribed && l.pid != nil {
 				ctx.Send(l.pid, &actorpb.Unsubscribe{Subscriber: pidToRef(ctx.Self())})
+			}
+			if l.watched != nil {
+				ctx.Unwatch(l.watched)
 			}
 		}
 	}
@@ -132,52 +152,89 @@ func (s *sessionActor) withPID(ctx actor.Context, l *convLink, fn func(pid *acto
 		return
 	}
 	l.resolving = true
-	self, root, cl, identity := ctx.Self(), ctx.ActorSystem().Root, s.cl, l.identity
+	self, root, r, identity, timeout := ctx.Self(), ctx.ActorSystem().Root, s.routes, l.identity, s.timeout
 	go func() {
-		root.Send(self, &resolvedMsg{link: l, pid: cl.Get(identity, KindConversation)})
+		pid, err := r.resolve(identity, KindConversation, timeout)
+		root.Send(self, &resolvedMsg{link: l, pid: pid, err: err})
 	}()
 }
 
-func (s *sessionActor) onResolved(m *resolvedMsg) {
+func (s *sessionActor) onResolved(ctx actor.Context, m *resolvedMsg) {
 	l := m.link
 	l.resolving = false
 	l.pid = m.pid
+	if m.pid != nil && s.links[l.conv] == l {
+		s.watch(ctx, l)
+	}
 	waiting := l.waiting
 	l.waiting = nil
 	for _, fn := range waiting {
 		if m.pid == nil {
-			fn(nil, errNoActivation)
+			fn(nil, m.err)
 		} else {
 			fn(m.pid, nil)
 		}
 	}
 }
 
-// request asks the conversation and hands the reply to onReply. A request
-// that finds its activation gone (passivated, or its node dead) resolves the
-// conversation again and is retried; every request is idempotent.
+// request asks the conversation and hands the reply to onReply. Every
+// request is idempotent, so one that finds its activation gone is sent
+// again on a fresh lookup: at once when the activation stopped or its
+// member died while the request waited (onActivationGone), after a short
+// backoff on a dead letter, a timeout or no activation.
 func (s *sessionActor) request(ctx actor.Context, l *convLink, msg any, attempt int, onReply func(res any, err error)) {
+	again := func(ctx actor.Context) { s.request(ctx, l, msg, attempt+1, onReply) }
+	retry := func(err error) bool {
+		if attempt+1 >= maxAttempts {
+			return false
+		}
+		// Back off: right after an activation stops, the identity lookup
+		// may still name it for a moment.
+		later(ctx, time.Duration(attempt+1)*100*time.Millisecond, &retryRequestMsg{retry: again})
+		return true
+	}
 	s.withPID(ctx, l, func(pid *actor.PID, err error) {
 		if err != nil {
-			onReply(nil, err)
+			if !retry(err) {
+				onReply(nil, err)
+			}
 			return
 		}
+		p := &pendingRequest{pid: pid}
+		p.again = func(ctx actor.Context) {
+			if attempt+1 < maxAttempts {
+				again(ctx)
+			} else {
+				onReply(nil, errNoActivation)
+			}
+		}
+		if l.pending == nil {
+			l.pending = make(map[*pendingRequest]bool)
+		}
+		l.pending[p] = true
 		ctx.ReenterAfter(ctx.RequestFuture(pid, msg, s.timeout), func(res any, err error) {
-			if (errors.Is(err, actor.ErrDeadLetter) || errors.Is(err, actor.ErrTimeout)) && attempt < 3 {
-				if l.pid != nil && l.pid.Equal(pid) {
-					l.pid = nil
-					s.cl.PidCache.Remove(l.identity, KindConversation)
+			if p.over {
+				return // sent again already
+			}
+			p.over = true
+			delete(l.pending, p)
+			if errors.Is(err, actor.ErrDeadLetter) || errors.Is(err, actor.ErrTimeout) {
+				s.forget(l, pid)
+				if retry(err) {
+					return
 				}
-				// Back off: right after an activation stops, the identity
-				// lookup may still name it for a moment.
-				later(ctx, time.Duration(attempt+1)*100*time.Millisecond, &retryRequestMsg{retry: func(ctx actor.Context) {
-					s.request(ctx, l, msg, attempt+1, onReply)
-				}})
-				return
 			}
 			onReply(res, err)
 		})
 	})
+}
+
+// forget drops pid, which did not answer, as the conversation's activation.
+func (s *sessionActor) forget(l *convLink, pid *actor.PID) {
+	if l.pid != nil && l.pid.Equal(pid) {
+		l.pid = nil
+	}
+	s.cl.PidCache.RemoveByValue(l.identity, KindConversation, pid)
 }
 
 func (s *sessionActor) onFrame(ctx actor.Context, f engine.ClientFrame) {
@@ -289,6 +346,9 @@ func (s *sessionActor) onFrame(ctx actor.Context, f engine.ClientFrame) {
 			if l.pid != nil {
 				ctx.Send(l.pid, &actorpb.Unsubscribe{Subscriber: self})
 			}
+			if l.watched != nil {
+				ctx.Unwatch(l.watched)
+			}
 			delete(s.links, f.Conv)
 		}
 	case engine.FrameTyping:
@@ -323,28 +383,37 @@ func (s *sessionActor) restore(ctx actor.Context, l *convLink, subscribed, caugh
 	}
 }
 
-// watch watches the activation a subscription lives in, so the session
-// learns when it stops (see onActivationGone).
+// watch watches the conversation's activation, so the session learns when
+// it stops or its member dies (see onActivationGone).
 func (s *sessionActor) watch(ctx actor.Context, l *convLink) {
 	if l.pid != nil && (l.watched == nil || !l.watched.Equal(l.pid)) {
+		if l.watched != nil {
+			ctx.Unwatch(l.watched)
+		}
 		ctx.Watch(l.pid)
 		l.watched = l.pid
 	}
 }
 
 // onActivationGone handles a conversation activation that stopped (its
-// node died, the cluster moved it, or it unloaded after a failure): its
-// subscriptions went with it. The session subscribes to the next
-// activation and fills in whatever it missed.
+// node died or left, the cluster moved it, or it unloaded after a
+// failure). The requests waiting on it are sent again to the next
+// activation at once, rather than after their timeout; a subscription
+// went with it, so the session subscribes to the next activation and
+// fills in whatever it missed.
 func (s *sessionActor) onActivationGone(ctx actor.Context, who *actor.PID) {
 	for _, l := range s.links {
 		if l.watched == nil || !l.watched.Equal(who) {
 			continue
 		}
 		l.watched = nil
-		if l.pid != nil && l.pid.Equal(who) {
-			l.pid = nil
-			s.cl.PidCache.Remove(l.identity, KindConversation)
+		s.forget(l, who)
+		for p := range l.pending {
+			if p.pid.Equal(who) {
+				p.over = true
+				delete(l.pending, p)
+				p.again(ctx)
+			}
 		}
 		if l.subscribed {
 			l.caughtUp = false
