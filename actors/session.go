@@ -57,8 +57,8 @@ type convLink struct {
 	watched *actor.PID
 	pending map[*pendingRequest]bool // requests sent and not answered yet
 
-	subscribed bool // the conversation pushes to this session
-	caughtUp   bool // pushes go straight to the client
+	subscribed bool  // the conversation pushes to this session
+	caughtUp   bool  // pushes go straight to the client
 	delivered  int64 // highest seq the client has been sent
 	buffer     []*actorpb.Message
 	own        map[int64]bool // seqs of this session's acked sends not yet passed by delivered
