@@ -294,8 +294,8 @@ func (f *follower) record(fr Frame) {
 
 // verify waits until the follower received as many messages of each
 // conversation as the store holds, and checks it received each of them
-// exactly once, in seq order; since tells from when its customer's
-// messages must have arrived as pushes (the first failure).
+// exactly once, in seq order. since (the first failure) is when the
+// report starts counting the customers' messages it received live.
 func (f *follower) verify(l *load, since time.Time) {
 	t := f.t
 	t.Helper()
@@ -330,6 +330,9 @@ func (f *follower) verify(l *load, since time.Time) {
 	defer f.mu.Unlock()
 	for _, e := range f.errs {
 		t.Errorf("the following agent's socket got an error about %s: %s", e.Conv, e.Code)
+	}
+	if t.Failed() {
+		return
 	}
 	t.Logf("a socket following %d conversations received every stored message exactly once, in order, %d of its customers' messages after the first failure among them", len(f.got), pushed)
 }
