@@ -156,16 +156,16 @@ func (r *routes) resolve(identity, kind string, timeout time.Duration) (*actor.P
 			}
 			return nil, errNoActivation
 		}
-		if owner == "" || isDown && time.Since(downSince) < downGrace {
-			// No member hosts the kind, or its owner died: wait for the
-			// topology to change (or, for an owner that may only have lost
-			// a connection, for the grace to end).
-			wait := time.Until(deadline)
-			if owner != "" {
-				wait = min(wait, downGrace-time.Since(downSince))
-			}
+		if owner == "" {
+			return nil, fmt.Errorf("%w: no member hosts %s", errNoActivation, kind)
+		}
+		if isDown && time.Since(downSince) < downGrace {
+			// The owner died: wait for the topology to change (or, for an
+			// owner that may only have lost a connection, for the grace to
+			// end).
+			wait := min(time.Until(deadline), downGrace-time.Since(downSince))
 			if wait <= 0 {
-				return nil, fmt.Errorf("%w: no live member hosts %s", errNoActivation, kind)
+				return nil, fmt.Errorf("%w: its owner %s is down", errNoActivation, owner)
 			}
 			t := time.NewTimer(wait)
 			select {
@@ -214,19 +214,15 @@ func (r *routes) await(f *actor.Future, addr string) (any, error) {
 	}
 }
 
-// leftOf returns a channel closed when the member at addr leaves (closed
-// already if it is no member), or nil when that is not known: before the
-// first topology, and for this member itself.
+// leftOf returns a channel closed when the member at addr leaves, or nil
+// when that cannot be told: before the first topology, for this member
+// itself, and for an address that is no member's (protoactor drops the
+// PIDs it cached for a member that left, and routes hands out none).
 func (r *routes) leftOf(addr string) <-chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.rdv == nil || addr == r.cl.ActorSystem.Address() {
+	if r.rdv == nil || !r.members[addr] || addr == r.cl.ActorSystem.Address() {
 		return nil
-	}
-	if !r.members[addr] {
-		ch := make(chan struct{})
-		close(ch)
-		return ch
 	}
 	ch, ok := r.left[addr]
 	if !ok {
