@@ -63,24 +63,34 @@ func deadAddress(t *testing.T) string {
 	return addr
 }
 
-// waiting checks that done has not delivered within d (the call still
-// waits for the member to leave), then returns how long after leave()
-// it delivered.
-func waiting[T any](t *testing.T, done <-chan T, d time.Duration, leave func()) (T, time.Duration) {
+// untilLeft runs call, checks that it still waits after a while (for the
+// dead member), then has the member leave and returns call's error and how
+// long after the leave it came.
+func untilLeft(t *testing.T, n *testNode, self, ghost *cluster.Member, call func() error) (error, time.Duration) {
 	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- call() }()
 	select {
-	case v := <-done:
-		t.Fatalf("answered before the dead member left: %v", v)
-	case <-time.After(d):
+	case err := <-done:
+		t.Fatalf("answered before the dead member left: %v", err)
+	case <-time.After(300 * time.Millisecond):
 	}
 	left := time.Now()
-	leave()
+	actors.SetTopology(n.node.Cluster, []*cluster.Member{self}, []*cluster.Member{ghost})
 	select {
-	case v := <-done:
-		return v, time.Since(left)
+	case err := <-done:
+		return err, time.Since(left)
 	case <-time.After(10 * time.Second):
 		t.Fatal("no answer after the dead member left")
-		panic("unreachable")
+		return nil, 0
+	}
+}
+
+// history reads conv as the customer.
+func history(n *testNode, conv string) func() error {
+	return func() error {
+		_, err := n.client.History(context.Background(), customer, conv, 0, 10)
+		return err
 	}
 }
 
@@ -91,14 +101,7 @@ func TestLookupWaitsForADeadOwnerToLeave(t *testing.T) {
 	n := startNode(t, nil)
 	conv, self, ghost := ghostMember(t, n)
 	actors.LoseConnection(n.node.Cluster, ghost.Address())
-	done := make(chan error, 1)
-	go func() {
-		_, err := n.client.History(context.Background(), customer, conv, 0, 10)
-		done <- err
-	}()
-	err, took := waiting(t, done, 300*time.Millisecond, func() {
-		actors.SetTopology(n.node.Cluster, []*cluster.Member{self}, []*cluster.Member{ghost})
-	})
+	err, took := untilLeft(t, n, self, ghost, history(n, conv))
 	if err != nil || took > 2*time.Second {
 		t.Fatalf("history %v after the dead member left: %v; want it from the next owner at once", took, err)
 	}
@@ -125,27 +128,16 @@ func TestRequestToAMemberThatLeavesEndsAtOnce(t *testing.T) {
 	stale := actor.NewPID(ghost.Address(), "partition-activator/"+identity+"$1")
 
 	n.node.Cluster.PidCache.Set(identity, actors.KindConversation, stale)
-	read := make(chan error, 1)
-	go func() {
-		_, err := n.client.History(context.Background(), customer, conv, 0, 10)
-		read <- err
-	}()
-	err, took := waiting(t, read, 300*time.Millisecond, func() {
-		actors.SetTopology(n.node.Cluster, []*cluster.Member{self}, []*cluster.Member{ghost})
-	})
+	err, took := untilLeft(t, n, self, ghost, history(n, conv))
 	if err != nil || took > 2*time.Second {
 		t.Fatalf("a read %v after its member left: %v; want an answer from the next owner at once", took, err)
 	}
 
 	actors.SetTopology(n.node.Cluster, []*cluster.Member{self, ghost}, nil)
 	n.node.Cluster.PidCache.Set(identity, actors.KindConversation, stale)
-	write := make(chan error, 1)
-	go func() {
+	err, took = untilLeft(t, n, self, ghost, func() error {
 		_, err := n.client.AddNote(context.Background(), agent, conv, "a note")
-		write <- err
-	}()
-	err, took = waiting(t, write, 300*time.Millisecond, func() {
-		actors.SetTopology(n.node.Cluster, []*cluster.Member{self}, []*cluster.Member{ghost})
+		return err
 	})
 	if !errors.Is(err, actors.ErrUnavailable) || took > 2*time.Second {
 		t.Fatalf("a write %v after its member left: %v; want unavailable at once", took, err)
