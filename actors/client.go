@@ -41,11 +41,12 @@ var ErrUnavailable = engine.NewError(engine.CodeUnavailable, "the service did no
 
 // request sends msg to a virtual actor and waits for its reply. A request
 // that finds the activation gone (a dead letter: it was never delivered)
-// is retried on a fresh lookup, and so is one whose member left the
-// cluster before answering, as soon as it left. A timed-out request is
-// retried only when it is idempotent (reads, and creates keyed by id): a
-// timeout does not say whether a write was applied, nor does a member
-// that left; such a write fails at once.
+// is retried on a fresh lookup. An idempotent request (reads, and creates
+// keyed by id) is also retried after a timeout, and at once when the
+// member it went to leaves the cluster. A write is not: a timeout does not
+// say whether it was applied, and a member that leaves gracefully still
+// answers what it received, so a write waits for its answer or its
+// timeout.
 func (c *Client) request(ctx context.Context, kind, identity string, msg any) (any, error) {
 	return c.call(ctx, kind, identity, msg, true)
 }
@@ -78,7 +79,14 @@ func (c *Client) call(ctx context.Context, kind, identity string, msg any, idemp
 			}
 			c.cluster.PidCache.Set(identity, kind, pid)
 		}
-		res, err := c.routes.await(c.system.Root.RequestFuture(pid, msg, timeout), pid.Address)
+		f := c.system.Root.RequestFuture(pid, msg, timeout)
+		var res any
+		var err error
+		if idempotent {
+			res, err = c.routes.await(f, pid.Address)
+		} else {
+			res, err = f.Result()
+		}
 		if err == nil {
 			return res, nil
 		}
