@@ -70,9 +70,23 @@ type convLink struct {
 type pendingRequest struct {
 	pid *actor.PID
 	// again sends it once more, to the conversation's next activation; the
-	// first one's reply, if it still comes, is then ignored.
+	// first one's reply, if it still comes, is then ignored. Nil for a
+	// request that must not be applied twice (see resendable).
 	again func(ctx actor.Context)
 	over  bool // answered, or sent again
+}
+
+// resendable tells a request that may be sent again to the next activation
+// as soon as the one it went to stops, without waiting for its answer:
+// a send (deduplicated by client_msg_id) and the reads. Others (operations,
+// notes) wait for their answer, which an activation that stops gracefully
+// still gives, or their timeout.
+func resendable(msg any) bool {
+	switch msg.(type) {
+	case *actorpb.Append, *actorpb.Resume, *actorpb.MarkRead:
+		return true
+	}
+	return false
 }
 
 var errNoActivation = errors.New("actors: conversation could not be activated")
@@ -177,11 +191,12 @@ func (s *sessionActor) onResolved(ctx actor.Context, m *resolvedMsg) {
 	}
 }
 
-// request asks the conversation and hands the reply to onReply. Every
-// request is idempotent, so one that finds its activation gone is sent
-// again on a fresh lookup: at once when the activation stopped or its
-// member died while the request waited (onActivationGone), after a short
-// backoff on a dead letter, a timeout or no activation.
+// request asks the conversation and hands the reply to onReply. A request
+// that finds its activation gone is sent again on a fresh lookup: after a
+// short backoff on a dead letter, a timeout or no activation, and a send
+// or read at once when the activation stops or its member dies while it
+// waits (onActivationGone): only those may be sent again while the first
+// copy could still be answered (see resendable).
 func (s *sessionActor) request(ctx actor.Context, l *convLink, msg any, attempt int, onReply func(res any, err error)) {
 	again := func(ctx actor.Context) { s.request(ctx, l, msg, attempt+1, onReply) }
 	retry := func(err error) bool {
@@ -201,11 +216,13 @@ func (s *sessionActor) request(ctx actor.Context, l *convLink, msg any, attempt 
 			return
 		}
 		p := &pendingRequest{pid: pid}
-		p.again = func(ctx actor.Context) {
-			if attempt+1 < maxAttempts {
-				again(ctx)
-			} else {
-				onReply(nil, errNoActivation)
+		if resendable(msg) {
+			p.again = func(ctx actor.Context) {
+				if attempt+1 < maxAttempts {
+					again(ctx)
+				} else {
+					onReply(nil, errNoActivation)
+				}
 			}
 		}
 		if l.pending == nil {
@@ -397,7 +414,7 @@ func (s *sessionActor) watch(ctx actor.Context, l *convLink) {
 
 // onActivationGone handles a conversation activation that stopped (its
 // node died or left, the cluster moved it, or it unloaded after a
-// failure). The requests waiting on it are sent again to the next
+// failure). The sends and reads waiting on it are sent again to the next
 // activation at once, rather than after their timeout; a subscription
 // went with it, so the session subscribes to the next activation and
 // fills in whatever it missed.
@@ -409,7 +426,7 @@ func (s *sessionActor) onActivationGone(ctx actor.Context, who *actor.PID) {
 		l.watched = nil
 		s.forget(l, who)
 		for p := range l.pending {
-			if p.pid.Equal(who) {
+			if p.again != nil && p.pid.Equal(who) {
 				p.over = true
 				delete(l.pending, p)
 				p.again(ctx)
