@@ -199,7 +199,7 @@ func (s *sessionActor) onResolved(ctx actor.Context, m *resolvedMsg) {
 // copy could still be answered (see resendable).
 func (s *sessionActor) request(ctx actor.Context, l *convLink, msg any, attempt int, onReply func(res any, err error)) {
 	again := func(ctx actor.Context) { s.request(ctx, l, msg, attempt+1, onReply) }
-	retry := func(err error) bool {
+	retry := func() bool {
 		if attempt+1 >= maxAttempts {
 			return false
 		}
@@ -210,7 +210,7 @@ func (s *sessionActor) request(ctx actor.Context, l *convLink, msg any, attempt 
 	}
 	s.withPID(ctx, l, func(pid *actor.PID, err error) {
 		if err != nil {
-			if !retry(err) {
+			if !retry() {
 				onReply(nil, err)
 			}
 			return
@@ -237,7 +237,7 @@ func (s *sessionActor) request(ctx actor.Context, l *convLink, msg any, attempt 
 			delete(l.pending, p)
 			if errors.Is(err, actor.ErrDeadLetter) || errors.Is(err, actor.ErrTimeout) {
 				s.forget(l, pid)
-				if retry(err) {
+				if retry() {
 					return
 				}
 			}
