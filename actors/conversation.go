@@ -276,6 +276,7 @@ func (a *conversationActor) onLoaded(ctx actor.Context, m *loadedMsg) {
 		if a.conv.State == engine.StateAssigned {
 			a.lastOwnerSeen = a.conv.AgentID
 		}
+		a.restoreIdleTimers(ctx)
 	}
 	a.replayStash(ctx)
 }

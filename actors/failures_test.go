@@ -556,3 +556,56 @@ func TestRefreshSurvivesSessionWriteFailure(t *testing.T) {
 		t.Errorf("the session was revoked: %v", err)
 	}
 }
+
+// A customer-idle timer whose write a crash lost is armed again when the
+// conversation next loads, due from the message that set it.
+func TestLostIdleTimerIsRestoredOnLoad(t *testing.T) {
+	n := startNode(t, func(d *actors.Deps) { d.IdleTimeout = 100 * time.Millisecond })
+	ctx := context.Background()
+	conv := newConv(t, n)
+	aout := make(outbox, 100)
+	as := n.client.StartSession(agent, aout)
+	reply := sendAndAck(t, as, aout, conv, "a1") // takes it over: the customer's idle timer starts
+	as.Stop()
+	warnDue := func() (time.Time, bool) {
+		timers, err := n.store.Timers(ctx, "t1", conv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tm := range timers {
+			if tm.Kind == engine.TimerUserIdleWarn {
+				return tm.DueAt, true
+			}
+		}
+		return time.Time{}, false
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, ok := warnDue(); !ok; _, ok = warnDue() {
+		if time.Now().After(deadline) {
+			t.Fatal("the idle timer was never stored")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	waitMetric(t, n, "kefu_conversations_active", 0)
+	// The crash: the message is stored, its timer is not.
+	if err := n.store.DeleteTimer(ctx, "t1", conv, engine.TimerUserIdleWarn); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.client.History(ctx, agent, conv, 0, 10); err != nil { // loads it again
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		if due, ok := warnDue(); ok {
+			want := time.UnixMilli(reply.TS).Add(engine.TenantSettings{}.WithDefaults().Timers.UserIdleWarn.D())
+			if d := due.Sub(want); d < -time.Second || d > time.Second {
+				t.Fatalf("restored timer due %v, want about %v (the agent's message plus the warning delay)", due, want)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the lost idle timer was not armed again on load")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

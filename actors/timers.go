@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -126,6 +127,32 @@ func (a *conversationActor) armForMessage(ctx actor.Context, m engine.Message) {
 	}
 }
 
+// restoreIdleTimers re-arms a customer-idle timer that a crash lost. Such
+// a timer is written just after the message that sets it, so a node that
+// dies in between stores the message without it. The stored messages tell
+// which was due: after the agent's last message the warning, after the
+// warning the close; each from that message's time.
+func (a *conversationActor) restoreIdleTimers(ctx actor.Context) {
+	if a.conv.State != engine.StateAssigned || len(a.recent) == 0 {
+		return
+	}
+	for _, kind := range []engine.TimerKind{engine.TimerUserIdleWarn, engine.TimerUserIdleClose, engine.TimerNoReply, engine.TimerHoldExpiry} {
+		if _, armed := a.timers[kind]; armed {
+			return
+		}
+	}
+	last, t := a.recent[len(a.recent)-1], a.settings.Timers
+	switch {
+	case last.From.Role == engine.RoleAgent:
+		a.arm(ctx, engine.TimerUserIdleWarn, last.CreatedAt.Add(t.UserIdleWarn.D()))
+	case last.From.Role == engine.RoleSystem && strings.HasPrefix(last.ClientMsgID, idleWarningID):
+		a.arm(ctx, engine.TimerUserIdleClose, last.CreatedAt.Add(t.UserIdleClose.D()))
+	}
+}
+
+// idleWarningID starts the client_msg_id of the customer-idle warning.
+const idleWarningID = "sys idle "
+
 // fire runs a timer the scheduler found due.
 func (a *conversationActor) fire(ctx actor.Context, m *actorpb.FireTimer) {
 	kind := engine.TimerKind(m.Kind)
@@ -160,7 +187,7 @@ func (a *conversationActor) fire(ctx actor.Context, m *actorpb.FireTimer) {
 		a.notifyAgent(ctx, agent, "no_reply", "客户的消息还没有回复")
 		a.transition(ctx, change{to: a.conv.State, by: systemParty, ev: engine.EventNoReply, reason: string(kind), evAgent: agent})
 	case engine.TimerUserIdleWarn:
-		a.systemMessage(ctx, "sys idle "+itoa(m.DueMs), "您已经有一段时间没有回复了，会话将在 "+minutes(t.UserIdleClose)+" 分钟后自动结束。")
+		a.systemMessage(ctx, idleWarningID+itoa(m.DueMs), "您已经有一段时间没有回复了，会话将在 "+minutes(t.UserIdleClose)+" 分钟后自动结束。")
 		a.transition(ctx, change{to: a.conv.State, by: systemParty, ev: engine.EventIdleWarned, reason: string(kind)})
 		a.arm(ctx, engine.TimerUserIdleClose, now.Add(t.UserIdleClose.D()))
 	case engine.TimerUserIdleClose:
