@@ -184,3 +184,29 @@ func TestSendFollowsItsConversationToTheNextActivation(t *testing.T) {
 		t.Errorf("the message is stored %d times", held)
 	}
 }
+
+// A message another activation stored behind this one's back (one that was
+// stopping as this one loaded, or racing it) is pushed to this one's
+// subscribers once it learns of it: a subscriber that followed the
+// conversation here gets it without resuming, the sender only its ack.
+func TestMessageStoredByAnotherActivationIsPushed(t *testing.T) {
+	n := startNode(t, nil)
+	conv := newConv(t, n)
+	out1, out2 := make(outbox, 100), make(outbox, 100)
+	follower, sender := n.client.StartSession(customer, out1), n.client.StartSession(customer, out2)
+	defer follower.Stop()
+	defer sender.Stop()
+	resumeAllFrames(t, follower, out1, conv)
+	// The other activation stores the sender's message and stops before
+	// pushing it; the sender, unanswered, sends it again here.
+	storeMessages(t, n.store, conv, 1, 1)
+	if ack := sendAndAck(t, sender, out2, conv, "pre-1"); ack.Seq != 1 || !ack.Dup {
+		t.Fatalf("the resend was acked %+v, want seq 1, dup", ack)
+	}
+	if _, ok := waitFrame(out1, 5*time.Second, func(f anyFrame) bool { return f.Type == "message" && f.Msg.Seq == 1 }); !ok {
+		t.Error("the subscribed session never received the message the other activation stored")
+	}
+	if f, ok := waitFrame(out2, 300*time.Millisecond, func(f anyFrame) bool { return f.Type == "message" }); ok {
+		t.Errorf("the sender got its own message pushed back: %s", f.raw)
+	}
+}
