@@ -3,6 +3,7 @@ package actors
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -55,6 +56,9 @@ type convLink struct {
 	// watched is the activation last resolved, watched so that the session
 	// learns when it stops or its member dies (see onActivationGone).
 	watched *actor.PID
+	// stopped is the activation last seen stopping: right afterwards the
+	// identity lookup may still name it for a moment.
+	stopped *actor.PID
 	pending map[*pendingRequest]bool // requests sent and not answered yet
 
 	subscribed bool  // the conversation pushes to this session
@@ -89,7 +93,10 @@ func resendable(msg any) bool {
 	return false
 }
 
-var errNoActivation = errors.New("actors: conversation could not be activated")
+var (
+	errNoActivation = errors.New("actors: conversation could not be activated")
+	errStale        = fmt.Errorf("%w: the lookup named the activation that stopped", errNoActivation)
+)
 
 // maxAttempts bounds how often a session sends one request.
 const maxAttempts = 4
@@ -176,17 +183,21 @@ func (s *sessionActor) withPID(ctx actor.Context, l *convLink, fn func(pid *acto
 func (s *sessionActor) onResolved(ctx actor.Context, m *resolvedMsg) {
 	l := m.link
 	l.resolving = false
-	l.pid = m.pid
-	if m.pid != nil && s.links[l.conv] == l {
+	pid, err := m.pid, m.err
+	if pid != nil && l.stopped != nil && pid.Equal(l.stopped) {
+		pid, err = nil, errStale // the requests back off and look again
+	}
+	l.pid = pid
+	if pid != nil && s.links[l.conv] == l {
 		s.watch(ctx, l)
 	}
 	waiting := l.waiting
 	l.waiting = nil
 	for _, fn := range waiting {
-		if m.pid == nil {
-			fn(nil, m.err)
+		if pid == nil {
+			fn(nil, err)
 		} else {
-			fn(m.pid, nil)
+			fn(pid, nil)
 		}
 	}
 }
@@ -423,7 +434,7 @@ func (s *sessionActor) onActivationGone(ctx actor.Context, who *actor.PID) {
 		if l.watched == nil || !l.watched.Equal(who) {
 			continue
 		}
-		l.watched = nil
+		l.watched, l.stopped = nil, who
 		s.forget(l, who)
 		for p := range l.pending {
 			if p.again != nil && p.pid.Equal(who) {
