@@ -2,6 +2,7 @@ package clustertest
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -302,7 +303,10 @@ func (f *follower) verify(l *load, since time.Time) {
 	admin, _ := StaffLogin(t, l.c.Edges[0], "admin", AdminPassword)
 	deadline := time.Now().Add(15 * time.Second)
 	pushed := 0
-	for conv := range f.got {
+	f.mu.Lock()
+	convs := slices.Collect(maps.Keys(f.got)) // record assigns to f.got while pushes arrive
+	f.mu.Unlock()
+	for _, conv := range convs {
 		stored := history(t, l.c.Edges[0], admin, conv)
 		var got []Message
 		for {
