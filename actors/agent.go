@@ -300,7 +300,7 @@ func tell(ctx actor.Context, kind, identity string, msg any) {
 	}
 	root := ctx.ActorSystem().Root
 	go func() {
-		if pid := cl.Get(identity, kind); pid != nil {
+		if pid, err := routesFor(cl).resolve(identity, kind, cl.Config.RequestTimeoutTime); err == nil {
 			cl.PidCache.Set(identity, kind, pid)
 			root.Send(pid, msg)
 		}

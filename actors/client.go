@@ -20,16 +20,20 @@ import (
 type Client struct {
 	system  *actor.ActorSystem
 	cluster *cluster.Cluster
+	routes  *routes
 	timeout time.Duration
 	log     *slog.Logger
 }
 
 // NewClient returns a client of the member c. timeout bounds one request.
+// Make the first client of a member before it joins: from then on the
+// member follows the cluster's topology, so that requests to a member that
+// died or left fail over at once instead of waiting their timeout.
 func NewClient(c *cluster.Cluster, timeout time.Duration, logger *slog.Logger) *Client {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Client{system: c.ActorSystem, cluster: c, timeout: timeout, log: logger}
+	return &Client{system: c.ActorSystem, cluster: c, routes: routesFor(c), timeout: timeout, log: logger}
 }
 
 // ErrUnavailable is returned, wrapped, when the cluster does not answer.
@@ -37,9 +41,12 @@ var ErrUnavailable = engine.NewError(engine.CodeUnavailable, "the service did no
 
 // request sends msg to a virtual actor and waits for its reply. A request
 // that finds the activation gone (a dead letter: it was never delivered)
-// is retried on a fresh lookup. A timed-out request is retried only when
-// it is idempotent (reads, and creates keyed by id): a timeout does not
-// say whether a write was applied.
+// is retried on a fresh lookup. An idempotent request (reads, and creates
+// keyed by id) is also retried after a timeout, and at once when the
+// member it went to leaves the cluster. A write is not: a timeout does not
+// say whether it was applied, and a member that leaves gracefully still
+// answers what it received, so a write waits for its answer or its
+// timeout.
 func (c *Client) request(ctx context.Context, kind, identity string, msg any) (any, error) {
 	return c.call(ctx, kind, identity, msg, true)
 }
@@ -56,7 +63,7 @@ func (c *Client) call(ctx context.Context, kind, identity string, msg any, idemp
 	}
 	var lastErr error
 	for attempt := range 3 {
-		if attempt > 0 {
+		if attempt > 0 && !errors.Is(lastErr, errMemberLeft) {
 			select {
 			case <-ctx.Done():
 				return nil, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
@@ -65,21 +72,29 @@ func (c *Client) call(ctx context.Context, kind, identity string, msg any, idemp
 		}
 		pid, _ := c.cluster.PidCache.Get(identity, kind)
 		if pid == nil {
-			if pid = c.cluster.Get(identity, kind); pid == nil {
-				lastErr = errNoActivation
+			var err error
+			if pid, err = c.routes.resolve(identity, kind, timeout); err != nil {
+				lastErr = err
 				continue
 			}
 			c.cluster.PidCache.Set(identity, kind, pid)
 		}
-		res, err := c.system.Root.RequestFuture(pid, msg, timeout).Result()
+		f := c.system.Root.RequestFuture(pid, msg, timeout)
+		var res any
+		var err error
+		if idempotent {
+			res, err = c.routes.await(f, pid.Address)
+		} else {
+			res, err = f.Result()
+		}
 		if err == nil {
 			return res, nil
 		}
 		lastErr = err
-		if !errors.Is(err, actor.ErrDeadLetter) && !(idempotent && errors.Is(err, actor.ErrTimeout)) {
+		c.cluster.PidCache.RemoveByValue(identity, kind, pid)
+		if !errors.Is(err, actor.ErrDeadLetter) && !(idempotent && (errors.Is(err, actor.ErrTimeout) || errors.Is(err, errMemberLeft))) {
 			break
 		}
-		c.cluster.PidCache.Remove(identity, kind)
 	}
 	c.log.Warn("cluster request failed", "kind", kind, "identity", identity, "err", lastErr)
 	return nil, fmt.Errorf("%w (%v)", ErrUnavailable, lastErr)
@@ -257,7 +272,7 @@ type Session struct {
 // StartSession spawns the session actor of a newly authenticated socket.
 func (c *Client) StartSession(caller Caller, out Outbox) *Session {
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return &sessionActor{caller: caller, out: out, cl: c.cluster, timeout: c.timeout, log: c.log, links: make(map[string]*convLink)}
+		return &sessionActor{caller: caller, out: out, cl: c.cluster, routes: c.routes, timeout: c.timeout, log: c.log, links: make(map[string]*convLink)}
 	})
 	return &Session{pid: c.system.Root.Spawn(props), root: c.system.Root}
 }

@@ -101,6 +101,10 @@ type conversationActor struct {
 	inflight       []*pendingAppend // being written; at most one write at a time
 	reloading      bool             // re-reading the store after a conflict
 	reloadFailures int
+	// resent holds the sessions that sent messages found stored by another
+	// activation (by client_msg_id), until the reload pushes those
+	// messages to the others.
+	resent map[string]*actor.PID
 
 	// State changes, and apart from them timer changes, are stored one at
 	// a time in the order they were made, each retried until stored, and
@@ -531,7 +535,12 @@ func (a *conversationActor) onCommitted(ctx actor.Context, m *committedMsg) {
 		}
 		a.queue = append(rest[1:], a.queue...)
 		if dup.Seq > a.lastSeq {
-			// A write we took for failed landed after all: learn it.
+			// A write we took for failed, or another activation's, landed
+			// after all: learn it (and push it, see onReloaded).
+			if a.resent == nil {
+				a.resent = make(map[string]*actor.PID)
+			}
+			a.resent[first.msg.ClientMsgID] = first.origin
 			a.reload(ctx)
 		}
 	case errors.Is(m.err, engine.ErrSeqConflict):
@@ -595,6 +604,7 @@ func (a *conversationActor) onReloaded(ctx actor.Context, m *reloadedMsg) {
 	}
 	a.reloading, a.reloadFailures = false, 0
 	defer a.replayStash(ctx)
+	prev := a.lastSeq
 	a.setRecent(m.recent)
 	// Messages the other activation stored are resends now: ack them.
 	queue := a.queue[:0]
@@ -603,11 +613,26 @@ func (a *conversationActor) onReloaded(ctx actor.Context, m *reloadedMsg) {
 			for _, w := range p.waiters {
 				reply(ctx, w, ackOf(a.recent[i], true))
 			}
+			if a.resent == nil {
+				a.resent = make(map[string]*actor.PID)
+			}
+			a.resent[p.msg.ClientMsgID] = p.origin
 			continue
 		}
 		queue = append(queue, p)
 	}
 	a.queue = queue
+	// What this activation learns only now (another activation, stopping
+	// or racing, stored it; or a write taken for failed landed) never
+	// reached its subscribers: push it, but to the session that sent it.
+	// A session drops what it already has, and a gap before the first
+	// pushed message makes it read the rest.
+	for _, msg := range a.recent {
+		if msg.Seq > prev {
+			a.push(ctx, a.resent[msg.ClientMsgID], &actorpb.Push{Conv: a.id, Event: &actorpb.Push_Message{Message: messageToPB(msg)}})
+		}
+	}
+	clear(a.resent)
 	a.pump(ctx)
 }
 

@@ -25,8 +25,14 @@
 //   - Scheduler (not an actor): fires durable timers that fell due by
 //     sending them to their conversations, wherever those activate.
 //   - session (local, one per WebSocket): owns what one connected client is
-//     subscribed to and how far each subscription has been delivered. It
+//     subscribed to, how far each subscription has been delivered and the
+//     requests waiting for an answer; it watches the activations they went
+//     to. It
 //     talks to the socket only through an Outbox, which never blocks.
+//   - routes (not an actor, one per member, shared under a mutex): the
+//     cluster's topology and the members whose connection broke, so that
+//     lookups skip a dead owner and requests to a member that left end at
+//     once; written only by the actor system's event stream.
 //
 // Messages that may cross nodes are the protobuf types of actorpb; messages
 // an actor sends to itself or that the edge hands to its local session are

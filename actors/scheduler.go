@@ -90,8 +90,8 @@ func (s *Scheduler) Tick(ctx context.Context) int {
 			continue
 		}
 		identity := ConversationIdentity(t.Tenant, t.Conv)
-		pid := s.cluster.Get(identity, KindConversation)
-		if pid == nil {
+		pid, err := routesFor(s.cluster).resolve(identity, KindConversation, s.cluster.Config.RequestTimeoutTime)
+		if err != nil {
 			continue // tried again next tick
 		}
 		s.sent[k] = wall

@@ -3,6 +3,7 @@ package actors
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -43,6 +44,7 @@ type inbound struct{ frame engine.ClientFrame }
 type resolvedMsg struct {
 	link *convLink
 	pid  *actor.PID
+	err  error
 }
 
 // convLink is one session's view of one conversation.
@@ -51,18 +53,53 @@ type convLink struct {
 	pid            *actor.PID
 	resolving      bool
 	waiting        []func(pid *actor.PID, err error) // in arrival order
+	// watched is the activation last resolved, watched so that the session
+	// learns when it stops or its member dies (see onActivationGone).
+	watched *actor.PID
+	// stopped is the activation last seen stopping: right afterwards the
+	// identity lookup may still name it for a moment.
+	stopped *actor.PID
+	pending map[*pendingRequest]bool // requests sent and not answered yet
 
-	subscribed bool       // the conversation pushes to this session
-	caughtUp   bool       // pushes go straight to the client
-	delivered  int64      // highest seq the client has been sent
-	watched    *actor.PID // the activation watched for this subscription
+	subscribed bool  // the conversation pushes to this session
+	caughtUp   bool  // pushes go straight to the client
+	delivered  int64 // highest seq the client has been sent
 	buffer     []*actorpb.Message
 	own        map[int64]bool // seqs of this session's acked sends not yet passed by delivered
 	overflow   bool           // buffer was dropped: the client must page again
 	filling    bool           // the session is fetching a gap itself
 }
 
-var errNoActivation = errors.New("actors: conversation could not be activated")
+// pendingRequest is a request sent to an activation and not answered yet.
+type pendingRequest struct {
+	pid *actor.PID
+	// again sends it once more, to the conversation's next activation; the
+	// first one's reply, if it still comes, is then ignored. Nil for a
+	// request that must not be applied twice (see resendable).
+	again func(ctx actor.Context)
+	over  bool // answered, or sent again
+}
+
+// resendable tells a request that may be sent again to the next activation
+// as soon as the one it went to stops, without waiting for its answer:
+// a send (deduplicated by client_msg_id) and the reads. Others (operations,
+// notes) wait for their answer, which an activation that stops gracefully
+// still gives, or their timeout.
+func resendable(msg any) bool {
+	switch msg.(type) {
+	case *actorpb.Append, *actorpb.Resume, *actorpb.MarkRead:
+		return true
+	}
+	return false
+}
+
+var (
+	errNoActivation = errors.New("actors: conversation could not be activated")
+	errStale        = fmt.Errorf("%w: the lookup named the activation that stopped", errNoActivation)
+)
+
+// maxAttempts bounds how often a session sends one request.
+const maxAttempts = 4
 
 // retryRequestMsg runs a request again on the session's mailbox.
 type retryRequestMsg struct{ retry func(ctx actor.Context) }
@@ -72,6 +109,7 @@ type sessionActor struct {
 	caller   Caller
 	out      Outbox
 	cl       *cluster.Cluster
+	routes   *routes
 	timeout  time.Duration
 	log      *slog.Logger
 	links    map[string]*convLink
@@ -95,7 +133,7 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 	case *actorpb.SessionRevoked:
 		s.out.Revoked(m.Reason)
 	case *resolvedMsg:
-		s.onResolved(m)
+		s.onResolved(ctx, m)
 	case *retryRequestMsg:
 		m.retry(ctx)
 	case *actor.Terminated:
@@ -106,6 +144,9 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 		for _, l := range s.links {
 			if l.subscribed && l.pid != nil {
 				ctx.Send(l.pid, &actorpb.Unsubscribe{Subscriber: pidToRef(ctx.Self())})
+			}
+			if l.watched != nil {
+				ctx.Unwatch(l.watched)
 			}
 		}
 	}
@@ -132,52 +173,96 @@ func (s *sessionActor) withPID(ctx actor.Context, l *convLink, fn func(pid *acto
 		return
 	}
 	l.resolving = true
-	self, root, cl, identity := ctx.Self(), ctx.ActorSystem().Root, s.cl, l.identity
+	self, root, r, identity, timeout := ctx.Self(), ctx.ActorSystem().Root, s.routes, l.identity, s.timeout
 	go func() {
-		root.Send(self, &resolvedMsg{link: l, pid: cl.Get(identity, KindConversation)})
+		pid, err := r.resolve(identity, KindConversation, timeout)
+		root.Send(self, &resolvedMsg{link: l, pid: pid, err: err})
 	}()
 }
 
-func (s *sessionActor) onResolved(m *resolvedMsg) {
+func (s *sessionActor) onResolved(ctx actor.Context, m *resolvedMsg) {
 	l := m.link
 	l.resolving = false
-	l.pid = m.pid
+	pid, err := m.pid, m.err
+	if pid != nil && l.stopped != nil && pid.Equal(l.stopped) {
+		pid, err = nil, errStale // the requests back off and look again
+	}
+	l.pid = pid
+	if pid != nil && s.links[l.conv] == l {
+		s.watch(ctx, l)
+	}
 	waiting := l.waiting
 	l.waiting = nil
 	for _, fn := range waiting {
-		if m.pid == nil {
-			fn(nil, errNoActivation)
+		if pid == nil {
+			fn(nil, err)
 		} else {
-			fn(m.pid, nil)
+			fn(pid, nil)
 		}
 	}
 }
 
 // request asks the conversation and hands the reply to onReply. A request
-// that finds its activation gone (passivated, or its node dead) resolves the
-// conversation again and is retried; every request is idempotent.
+// that finds its activation gone is sent again on a fresh lookup: after a
+// short backoff on a dead letter, a timeout or no activation, and a send
+// or read at once when the activation stops or its member dies while it
+// waits (onActivationGone): only those may be sent again while the first
+// copy could still be answered (see resendable).
 func (s *sessionActor) request(ctx actor.Context, l *convLink, msg any, attempt int, onReply func(res any, err error)) {
+	again := func(ctx actor.Context) { s.request(ctx, l, msg, attempt+1, onReply) }
+	retry := func() bool {
+		if attempt+1 >= maxAttempts {
+			return false
+		}
+		// Back off: right after an activation stops, the identity lookup
+		// may still name it for a moment.
+		later(ctx, time.Duration(attempt+1)*100*time.Millisecond, &retryRequestMsg{retry: again})
+		return true
+	}
 	s.withPID(ctx, l, func(pid *actor.PID, err error) {
 		if err != nil {
-			onReply(nil, err)
+			if !retry() {
+				onReply(nil, err)
+			}
 			return
 		}
-		ctx.ReenterAfter(ctx.RequestFuture(pid, msg, s.timeout), func(res any, err error) {
-			if (errors.Is(err, actor.ErrDeadLetter) || errors.Is(err, actor.ErrTimeout)) && attempt < 3 {
-				if l.pid != nil && l.pid.Equal(pid) {
-					l.pid = nil
-					s.cl.PidCache.Remove(l.identity, KindConversation)
+		p := &pendingRequest{pid: pid}
+		if resendable(msg) {
+			p.again = func(ctx actor.Context) {
+				if attempt+1 < maxAttempts {
+					again(ctx)
+				} else {
+					onReply(nil, errNoActivation)
 				}
-				// Back off: right after an activation stops, the identity
-				// lookup may still name it for a moment.
-				later(ctx, time.Duration(attempt+1)*100*time.Millisecond, &retryRequestMsg{retry: func(ctx actor.Context) {
-					s.request(ctx, l, msg, attempt+1, onReply)
-				}})
-				return
+			}
+		}
+		if l.pending == nil {
+			l.pending = make(map[*pendingRequest]bool)
+		}
+		l.pending[p] = true
+		ctx.ReenterAfter(ctx.RequestFuture(pid, msg, s.timeout), func(res any, err error) {
+			if p.over {
+				return // sent again already
+			}
+			p.over = true
+			delete(l.pending, p)
+			if errors.Is(err, actor.ErrDeadLetter) || errors.Is(err, actor.ErrTimeout) {
+				s.forget(l, pid)
+				if retry() {
+					return
+				}
 			}
 			onReply(res, err)
 		})
 	})
+}
+
+// forget drops pid, which did not answer, as the conversation's activation.
+func (s *sessionActor) forget(l *convLink, pid *actor.PID) {
+	if l.pid != nil && l.pid.Equal(pid) {
+		l.pid = nil
+	}
+	s.cl.PidCache.RemoveByValue(l.identity, KindConversation, pid)
 }
 
 func (s *sessionActor) onFrame(ctx actor.Context, f engine.ClientFrame) {
@@ -289,6 +374,9 @@ func (s *sessionActor) onFrame(ctx actor.Context, f engine.ClientFrame) {
 			if l.pid != nil {
 				ctx.Send(l.pid, &actorpb.Unsubscribe{Subscriber: self})
 			}
+			if l.watched != nil {
+				ctx.Unwatch(l.watched)
+			}
 			delete(s.links, f.Conv)
 		}
 	case engine.FrameTyping:
@@ -323,28 +411,37 @@ func (s *sessionActor) restore(ctx actor.Context, l *convLink, subscribed, caugh
 	}
 }
 
-// watch watches the activation a subscription lives in, so the session
-// learns when it stops (see onActivationGone).
+// watch watches the conversation's activation, so the session learns when
+// it stops or its member dies (see onActivationGone).
 func (s *sessionActor) watch(ctx actor.Context, l *convLink) {
 	if l.pid != nil && (l.watched == nil || !l.watched.Equal(l.pid)) {
+		if l.watched != nil {
+			ctx.Unwatch(l.watched)
+		}
 		ctx.Watch(l.pid)
 		l.watched = l.pid
 	}
 }
 
 // onActivationGone handles a conversation activation that stopped (its
-// node died, the cluster moved it, or it unloaded after a failure): its
-// subscriptions went with it. The session subscribes to the next
-// activation and fills in whatever it missed.
+// node died or left, the cluster moved it, or it unloaded after a
+// failure). The sends and reads waiting on it are sent again to the next
+// activation at once, rather than after their timeout; a subscription
+// went with it, so the session subscribes to the next activation and
+// fills in whatever it missed.
 func (s *sessionActor) onActivationGone(ctx actor.Context, who *actor.PID) {
 	for _, l := range s.links {
 		if l.watched == nil || !l.watched.Equal(who) {
 			continue
 		}
-		l.watched = nil
-		if l.pid != nil && l.pid.Equal(who) {
-			l.pid = nil
-			s.cl.PidCache.Remove(l.identity, KindConversation)
+		l.watched, l.stopped = nil, who
+		s.forget(l, who)
+		for p := range l.pending {
+			if p.again != nil && p.pid.Equal(who) {
+				p.over = true
+				delete(l.pending, p)
+				p.again(ctx)
+			}
 		}
 		if l.subscribed {
 			l.caughtUp = false

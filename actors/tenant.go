@@ -255,8 +255,8 @@ func (a *tenantActor) login(ctx actor.Context, m *actorpb.Login) {
 			logger.Error("login lookup", "tenant", tenant, "err", err)
 			respond(errTryAgain)
 		default:
-			pid := cl.Get(AgentIdentity(tenant, staff.ID), KindAgent)
-			if pid == nil {
+			pid, err := routesFor(cl).resolve(AgentIdentity(tenant, staff.ID), KindAgent, cl.Config.RequestTimeoutTime)
+			if err != nil {
 				respond(errTryAgain)
 				return
 			}

@@ -14,12 +14,18 @@ const failoverTarget = 5 * time.Second
 // one edge and the agent on the other), actor nodes are killed with
 // SIGKILL one after another and restarted. Nothing acked is lost or
 // doubled, seqs stay gapless, every client replays the same history, and
-// the time until all conversations accept messages again is measured.
+// the time until all conversations accept messages again is measured. A
+// second socket of the agent, which resumed a few of the conversations
+// before the kills and then only listens, receives every message of them
+// exactly once, in order: its session follows each conversation to its
+// next activation by itself (every node is killed, so each of them moves).
 func TestKillActorNodes(t *testing.T) {
 	c := Start(t, 3, 2)
 	l := startLoad(t, c, 50, 200*time.Millisecond)
 	l.recovery(time.Now(), 30*time.Second) // steady: every chat has been acked
+	follower := l.follow(c.Edges[0], l.chats[:5])
 
+	firstKill := time.Now()
 	var times []time.Duration
 	for i := range 3 {
 		victim := c.Nodes[i%len(c.Nodes)]
@@ -33,6 +39,7 @@ func TestKillActorNodes(t *testing.T) {
 	}
 	l.halt()
 	l.verify()
+	follower.verify(l, firstKill)
 	t.Logf("failover times: %v (target %v)", times, failoverTarget)
 	for _, d := range times {
 		if d > 6*failoverTarget {

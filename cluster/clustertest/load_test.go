@@ -2,6 +2,7 @@ package clustertest
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -14,16 +15,21 @@ import (
 type chat struct {
 	conv, userToken string
 
-	mu    sync.Mutex
-	acked map[string]int64 // client_msg_id -> seq
-	acks  []time.Time      // when each ack arrived
+	mu      sync.Mutex
+	acked   map[string]int64     // client_msg_id -> seq
+	ackedAt map[string]time.Time // client_msg_id -> when its first ack arrived
+	acks    []time.Time          // when each ack arrived
 }
 
 func (ch *chat) record(cmid string, seq int64) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
+	now := time.Now()
 	ch.acked[cmid] = seq
-	ch.acks = append(ch.acks, time.Now())
+	if _, ok := ch.ackedAt[cmid]; !ok {
+		ch.ackedAt[cmid] = now
+	}
+	ch.acks = append(ch.acks, now)
 }
 
 // firstAckAfter is when the conversation first accepted a message after t.
@@ -58,7 +64,7 @@ func startLoad(t *testing.T, c *Cluster, n int, period time.Duration) *load {
 	agentSock := Dial(t, c.Edges[1], "/v1/ws/agent", l.agent)
 	for i := range n {
 		token, conv := Visitor(t, c.Edges[i%len(c.Edges)])
-		ch := &chat{conv: conv, userToken: token, acked: map[string]int64{}}
+		ch := &chat{conv: conv, userToken: token, acked: map[string]int64{}, ackedAt: map[string]time.Time{}}
 		l.chats = append(l.chats, ch)
 		// Escalate with a first message, so the agent serves it and the
 		// bot stays quiet.
@@ -233,4 +239,125 @@ func history(t testing.TB, n *Node, token, conv string) []Message {
 		}
 		after = page.Messages[len(page.Messages)-1].Seq
 	}
+}
+
+// follower is an agent's socket that resumed some of the load's
+// conversations from the start and then only listens: it records every
+// message the server sends it on them, from the history pages and as
+// pushes, in arrival order. It never resumes again by itself, so it holds
+// every message exactly once only if its session follows each
+// conversation to its next activation after a failure.
+type follower struct {
+	t    *testing.T
+	sock *Socket
+	mu   sync.Mutex
+	got  map[string][]Message // by conversation, in arrival order
+	errs []Frame              // error frames about the conversations
+}
+
+// follow opens the follower on n and resumes chats from seq 0.
+func (l *load) follow(n *Node, chats []*chat) *follower {
+	l.t.Helper()
+	f := &follower{t: l.t, sock: Dial(l.t, n, "/v1/ws/agent", l.agent), got: map[string][]Message{}}
+	for _, ch := range chats {
+		f.got[ch.conv] = []Message{}
+		f.resume(ch.conv, 0)
+	}
+	go f.sock.Next(func(fr Frame) bool { f.record(fr); return false }, time.Hour) // reads until the socket ends
+	return f
+}
+
+func (f *follower) resume(conv string, after int64) {
+	id := fmt.Sprintf("follow-%s-%d", conv, after)
+	if err := f.sock.Send(map[string]any{"type": "resume", "id": id, "conv": conv, "last_seq": after, "limit": 200}); err != nil {
+		f.t.Errorf("follower: resume %s: %v", conv, err)
+	}
+}
+
+func (f *follower) record(fr Frame) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.got[fr.Conv]; !ok {
+		return
+	}
+	switch fr.Type {
+	case "history":
+		f.got[fr.Conv] = append(f.got[fr.Conv], fr.Messages...)
+		if fr.More && len(fr.Messages) > 0 {
+			f.resume(fr.Conv, fr.Messages[len(fr.Messages)-1].Seq)
+		}
+	case "message":
+		f.got[fr.Conv] = append(f.got[fr.Conv], fr.Msg)
+	case "error":
+		f.errs = append(f.errs, fr)
+	}
+}
+
+// verify waits until the follower received as many messages of each
+// conversation as the store holds, and checks it received each of them
+// exactly once, in seq order. since (the first failure) is when the
+// report starts counting the customers' messages it received live.
+func (f *follower) verify(l *load, since time.Time) {
+	t := f.t
+	t.Helper()
+	admin, _ := StaffLogin(t, l.c.Edges[0], "admin", AdminPassword)
+	deadline := time.Now().Add(15 * time.Second)
+	pushed := 0
+	f.mu.Lock()
+	convs := slices.Collect(maps.Keys(f.got)) // record assigns to f.got while pushes arrive
+	f.mu.Unlock()
+	for _, conv := range convs {
+		stored := history(t, l.c.Edges[0], admin, conv)
+		var got []Message
+		for {
+			f.mu.Lock()
+			got = slices.Clone(f.got[conv])
+			f.mu.Unlock()
+			if len(got) >= len(stored) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond) // polling for pushes still on their way
+		}
+		same := func(a, b Message) bool { return a.Seq == b.Seq && a.ClientMsgID == b.ClientMsgID }
+		if !slices.EqualFunc(got, stored, same) {
+			t.Errorf("conversation %s: the following agent's socket received %d messages (seqs %v), the store holds %d (seqs 1..%d): not each exactly once, in order",
+				conv, len(got), seqsOf(got), len(stored), len(stored))
+			continue
+		}
+		for _, ch := range l.chats {
+			if ch.conv == conv {
+				pushed += ch.userMessagesAckedAfter(since)
+			}
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, e := range f.errs {
+		t.Errorf("the following agent's socket got an error about %s: %s", e.Conv, e.Code)
+	}
+	if t.Failed() {
+		return
+	}
+	t.Logf("a socket following %d conversations received every stored message exactly once, in order, %d of its customers' messages after the first failure among them", len(f.got), pushed)
+}
+
+// userMessagesAckedAfter counts the customer's messages acked after t.
+func (ch *chat) userMessagesAckedAfter(t time.Time) int {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	n := 0
+	for cmid, at := range ch.ackedAt {
+		if cmid[0] == 'u' && at.After(t) {
+			n++
+		}
+	}
+	return n
+}
+
+func seqsOf(msgs []Message) []int64 {
+	out := make([]int64, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.Seq
+	}
+	return out
 }

@@ -156,10 +156,13 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, stdout i
 		return err
 	}
 	defer node.Shutdown() // returns once every activation has stopped and stored what it held
+	// Made before the member joins, the client follows every topology
+	// change: the actors of a node reach each other through it too.
+	client := actors.NewClient(node.Cluster, cfg.Cluster.RequestTimeout.D(), logger)
 
 	srv := edge.NewHealth(reg, logger)
 	if servesClients {
-		if srv, err = newEdge(ctx, cfg, store, node, logger, reg); err != nil {
+		if srv, err = newEdge(ctx, cfg, store, client, logger, reg); err != nil {
 			return err
 		}
 	}
@@ -255,9 +258,9 @@ func actorDeps(cfg config.Config, store engine.Store, clock engine.Clock, logger
 	}, nil
 }
 
-// newEdge builds the HTTP and WebSocket edge over the member's cluster.
+// newEdge builds the HTTP and WebSocket edge over the member's client.
 // store is nil for role edge, whose token keys must be configured.
-func newEdge(ctx context.Context, cfg config.Config, store engine.Store, node *cluster.Node, logger *slog.Logger, reg *prometheus.Registry) (*edge.Server, error) {
+func newEdge(ctx context.Context, cfg config.Config, store engine.Store, client *actors.Client, logger *slog.Logger, reg *prometheus.Registry) (*edge.Server, error) {
 	keys, err := tokenKeys(ctx, store, cfg.Auth)
 	if err != nil {
 		return nil, err
@@ -266,7 +269,7 @@ func newEdge(ctx context.Context, cfg config.Config, store engine.Store, node *c
 		logger.Warn("tokens are signed with the key kept in the store, which edges cannot read: give every member that serves HTTP the same auth.token_secret")
 	}
 	return edge.New(edge.Config{
-		Client:   actors.NewClient(node.Cluster, cfg.Cluster.RequestTimeout.D(), logger),
+		Client:   client,
 		Signer:   &auth.Signer{Keys: keys, Issuer: "kefu"},
 		Verifier: &auth.Verifier{Keys: keys, Issuer: "kefu", Leeway: 30 * time.Second},
 		Logger:   logger, Registry: reg,
