@@ -18,6 +18,9 @@ import (
 type Config struct {
 	// URL is the base HTTP URL of a running Kefu. Empty: http://127.0.0.1:8080.
 	URL string
+	// AgentURL is where agent sockets connect, for a cluster whose agents
+	// use another edge than its customers. Empty: URL.
+	AgentURL string
 	// Tenant is the tenant to load. Empty: demo.
 	Tenant string
 	// AdminUser and AdminPassword log in the staff account whose token
@@ -145,11 +148,16 @@ func (c *Config) setDefaults() error {
 	if c.URL == "" {
 		c.URL = "http://127.0.0.1:8080"
 	}
-	u, err := url.Parse(c.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("bench: url %q: want http://host:port", c.URL)
+	if c.AgentURL == "" {
+		c.AgentURL = c.URL
 	}
-	c.URL = strings.TrimRight(c.URL, "/")
+	for _, p := range []*string{&c.URL, &c.AgentURL} {
+		u, err := url.Parse(*p)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("bench: url %q: want http://host:port", *p)
+		}
+		*p = strings.TrimRight(*p, "/")
+	}
 	if c.Tenant == "" {
 		c.Tenant = "demo"
 	}

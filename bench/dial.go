@@ -24,14 +24,14 @@ var (
 // dialer opens WebSockets to one Kefu, spreading them over loopback source
 // addresses.
 type dialer struct {
-	wsBase  string // ws://host:port
-	sources []net.IP
-	d       websocket.Dialer
+	wsBase      string // ws://host:port
+	agentWSBase string // where agent sockets go; a cluster may have them on another edge
+	sources     []net.IP
+	d           websocket.Dialer
 }
 
-func newDialer(base string, sources int, bufSize int) (*dialer, error) {
-	ws := "ws" + strings.TrimPrefix(base, "http")
-	dl := &dialer{wsBase: ws}
+func newDialer(base, agentBase string, sources int, bufSize int) (*dialer, error) {
+	dl := &dialer{wsBase: "ws" + strings.TrimPrefix(base, "http"), agentWSBase: "ws" + strings.TrimPrefix(agentBase, "http")}
 	if sources > 1 {
 		for i := 1; i <= sources; i++ {
 			dl.sources = append(dl.sources, net.IPv4(127, 0, 0, byte(i)))
@@ -53,7 +53,11 @@ func (dl *dialer) dial(ctx context.Context, path, token string, n int) (*websock
 		nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: dl.sources[n%len(dl.sources)]}, Timeout: 30 * time.Second}
 		d.NetDialContext = nd.DialContext
 	}
-	conn, _, err := d.DialContext(ctx, dl.wsBase+path, nil)
+	base := dl.wsBase
+	if path == "/v1/ws/agent" {
+		base = dl.agentWSBase
+	}
+	conn, _, err := d.DialContext(ctx, base+path, nil)
 	if err != nil {
 		return nil, welcome{}, classifyDialErr(err)
 	}

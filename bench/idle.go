@@ -28,7 +28,7 @@ func runIdle(ctx context.Context, cfg Config) (*Report, error) {
 	logf := func(format string, args ...any) { fmt.Fprintf(cfg.Log, "bench: "+format+"\n", args...) }
 	a := newAPI(cfg.URL, cfg.DialConcurrency)
 	defer a.close()
-	dl, err := newDialer(cfg.URL, cfg.Sources, 1024)
+	dl, err := newDialer(cfg.URL, cfg.URL, cfg.Sources, 1024)
 	if err != nil {
 		return nil, err
 	}

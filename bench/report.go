@@ -64,6 +64,7 @@ type IdleDetail struct {
 // ReportConfig echoes the parameters of the run.
 type ReportConfig struct {
 	URL      string  `json:"url"`
+	AgentURL string  `json:"agent_url,omitempty"` // only when agents use another edge
 	Users    int     `json:"users,omitempty"`
 	Agents   int     `json:"agents,omitempty"`
 	Convs    int     `json:"convs,omitempty"`
@@ -84,6 +85,9 @@ type Host struct {
 
 func reportConfig(c Config) ReportConfig {
 	rc := ReportConfig{URL: c.URL, Duration: c.Duration.String(), Sources: c.Sources, Idle: c.Idle}
+	if c.AgentURL != c.URL {
+		rc.AgentURL = c.AgentURL
+	}
 	if c.Idle == 0 {
 		rc.Users, rc.Agents, rc.Convs, rc.Rate, rc.Mix, rc.Baseline = c.Users, c.Agents, c.Convs, c.Rate, c.Mix.String(), c.Baseline
 	}

@@ -113,14 +113,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		ledger: newLedger(), errs: &counter{}, start: time.Now(),
 	}
 	defer r.api.close()
-	dl, err := newDialer(cfg.URL, cfg.Sources, 4096)
+	dl, err := newDialer(cfg.URL, cfg.AgentURL, cfg.Sources, 4096)
 	if err != nil {
 		return nil, err
 	}
 	r.dl = dl
 
 	// Setup: accounts, conversations, sockets, subscriptions.
-	r.logf("setup: %d conversations, %d users, %d agents against %s", cfg.Convs, cfg.Users, cfg.Agents, cfg.URL)
+	r.logf("setup: %d conversations, %d users, %d agents against %s (agents: %s)", cfg.Convs, cfg.Users, cfg.Agents, cfg.URL, cfg.AgentURL)
 	admin, err := r.api.login(ctx, cfg.Tenant, cfg.AdminUser, cfg.AdminPassword)
 	if err != nil {
 		return nil, fmt.Errorf("bench: staff login (set -admin-password or KEFU_ADMIN_PASSWORD): %w", err)

@@ -26,6 +26,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var mix string
 	var asJSON, quiet bool
 	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "base HTTP URL of the running Kefu")
+	fs.StringVar(&cfg.AgentURL, "agent-url", "", "base HTTP URL the agent sockets use, e.g. another edge of a cluster (default: -url)")
 	fs.StringVar(&cfg.Tenant, "tenant", "demo", "tenant to load")
 	fs.StringVar(&cfg.AdminUser, "admin-user", "admin", "staff account whose token the agents use")
 	fs.StringVar(&cfg.AdminPassword, "admin-password", os.Getenv("KEFU_ADMIN_PASSWORD"), "its password (default $KEFU_ADMIN_PASSWORD)")
