@@ -3,11 +3,13 @@ package clustertest
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -110,14 +112,42 @@ func healthy(endpoint string) bool {
 	return resp.StatusCode == http.StatusOK && bytes.Contains(body.Bytes(), []byte(`"true"`))
 }
 
+// freePort picks a loopback TCP port for a process to listen on, never
+// the same twice in one test binary.
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// Below the kernel's ephemeral range: a port from that range, free
+	// now, may be some outgoing connection's local port by the time a
+	// killed process starts again on it ("address already in use").
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	const first = 10000
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		port := first + rand.IntN(low-first)
+		if portsGiven[port] {
+			continue // free, but promised to a process that has not started yet
+		}
+		if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+			l.Close()
+			portsGiven[port] = true
+			return port
+		}
+	}
+	t.Fatalf("no free port between %d and %d", first, low)
+	return 0
 }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent use: a process's
