@@ -17,3 +17,14 @@ func SetTopology(cl *cluster.Cluster, members, left []*cluster.Member) {
 func LoseConnection(cl *cluster.Cluster, addr string) {
 	routesFor(cl).onEvent(&remote.EndpointTerminatedEvent{Address: addr})
 }
+
+// TellQueue sends msg to the queue of tenant's group, as agents and
+// configuration writes do.
+func TellQueue(c *Client, tenant, group string, msg any) error {
+	pid, err := c.routes.resolve(QueueIdentity(tenant, group), KindQueue, c.timeout)
+	if err != nil {
+		return err
+	}
+	c.system.Root.Send(pid, msg)
+	return nil
+}

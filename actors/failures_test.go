@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kefu-dev/kefu/actors"
+	"github.com/kefu-dev/kefu/actors/actorpb"
 	"github.com/kefu-dev/kefu/auth"
 	"github.com/kefu-dev/kefu/bots"
 	"github.com/kefu-dev/kefu/engine"
@@ -40,6 +41,21 @@ type faultStore struct {
 
 	faqGate   chan struct{} // if non-nil, FAQEntries waits for it
 	faqCalled chan struct{} // if non-nil, gets a value per FAQEntries call
+
+	groupsGate  chan struct{} // if non-nil, Groups waits for it
+	groupsCalls atomic.Int32
+}
+
+func (f *faultStore) Groups(ctx context.Context, tenant string) ([]engine.SkillGroup, error) {
+	f.groupsCalls.Add(1)
+	if f.groupsGate != nil {
+		select {
+		case <-f.groupsGate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return f.Store.Groups(ctx, tenant)
 }
 
 func (f *faultStore) Append(ctx context.Context, msgs []engine.Message) (int, error) {
@@ -617,5 +633,35 @@ func TestLostIdleTimerIsRestoredOnLoad(t *testing.T) {
 			t.Fatal("the lost idle timer was not armed again on load")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Profile changes that reach a queue while it loads (fifty agents created
+// at once) cost one more load after it, not one each: against a slow store
+// every extra load is more work it cannot keep up with.
+func TestQueueCoalescesLoads(t *testing.T) {
+	fs := &faultStore{groupsGate: make(chan struct{})}
+	n := startNode(t, withFaults(fs))
+	loaded := make(chan error, 1)
+	go func() { // activates the queue; answered once it has loaded
+		_, err := n.client.Queue(context.Background(), agent, "default")
+		loaded <- err
+	}()
+	pollFor(t, 5*time.Second, "the queue's first load", func() bool { return fs.groupsCalls.Load() == 1 })
+	for range 20 {
+		if err := actors.TellQueue(n.client, agent.Tenant, "default", &actorpb.ProfileChanged{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(fs.groupsGate)
+	if err := <-loaded; err != nil {
+		t.Fatal(err)
+	}
+	pollFor(t, 5*time.Second, "the load the profile changes asked for", func() bool { return fs.groupsCalls.Load() >= 2 })
+	if _, err := n.client.Queue(context.Background(), agent, "default"); err != nil {
+		t.Fatal(err)
+	}
+	if got := fs.groupsCalls.Load(); got != 2 {
+		t.Errorf("the queue loaded %d times for 20 profile changes during its first load, want 2", got)
 	}
 }

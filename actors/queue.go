@@ -35,6 +35,9 @@ type queueActor struct {
 	group  string
 	loaded bool
 	stash  []stashed
+	// One load at a time: a profile change during a load (many agents
+	// created at once) asks for one more load after it, not one each.
+	loading, reloadAfter bool
 
 	policy   engine.Policy
 	settings engine.TenantSettings
@@ -72,7 +75,8 @@ type (
 		failed      bool // no answer: whether it took the agent is unknown
 		attempt     int
 	}
-	queueTickMsg struct{}
+	queueTickMsg  struct{}
+	queueRetryMsg struct{} // the first load failed
 )
 
 // queueRefresh is how often a queue re-reads its settings and asks its
@@ -88,7 +92,11 @@ func (q *queueActor) Receive(ctx actor.Context) {
 	case *cluster.ClusterInit:
 		q.tenant, q.group, _ = strings.Cut(m.Identity.Identity, "/")
 		q.load(ctx)
-	case *queueTickMsg, *actorpb.ProfileChanged:
+		later(ctx, queueRefresh, &queueTickMsg{})
+	case *queueTickMsg:
+		q.load(ctx)
+		later(ctx, queueRefresh, &queueTickMsg{}) // the one refresh timer
+	case *actorpb.ProfileChanged, *queueRetryMsg:
 		q.load(ctx)
 	case *queueLoadedMsg:
 		q.onLoaded(ctx, m)
@@ -111,6 +119,11 @@ func (q *queueActor) Receive(ctx actor.Context) {
 // load reads the group's settings, its waiting conversations (on the first
 // load) and the agents who belong to it.
 func (q *queueActor) load(ctx actor.Context) {
+	if q.loading {
+		q.reloadAfter = true
+		return
+	}
+	q.loading = true
 	d, tenant, group, first := q.d, q.tenant, q.group, !q.loaded
 	async(ctx, d.StoreTimeout, func(c context.Context) any {
 		m := &queueLoadedMsg{policy: engine.PolicyLeastLoad}
@@ -175,11 +188,19 @@ func groupAgents(c context.Context, store engine.Store, tenant, group string) ([
 }
 
 func (q *queueActor) onLoaded(ctx actor.Context, m *queueLoadedMsg) {
-	defer later(ctx, queueRefresh, &queueTickMsg{})
+	q.loading = false
+	again := q.reloadAfter
+	q.reloadAfter = false
+	if again {
+		defer q.load(ctx)
+	}
 	if m.err != nil {
 		q.d.Logger.Warn("loading queue", "tenant", q.tenant, "group", q.group, "err", m.err)
 		if !q.loaded {
 			q.failStash(ctx)
+			if !again {
+				later(ctx, time.Second, &queueRetryMsg{}) // nothing is routed until it loads
+			}
 		}
 		return
 	}
