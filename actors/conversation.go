@@ -57,9 +57,10 @@ type (
 		err      error
 	}
 	createdMsg struct {
-		conv   engine.Conversation
-		sender *actor.PID
-		err    error
+		conv     engine.Conversation
+		settings engine.TenantSettings
+		sender   *actor.PID
+		err      error
 	}
 	committedMsg struct {
 		n   int
@@ -378,7 +379,12 @@ func (a *conversationActor) create(ctx actor.Context, sender *actor.PID, m *acto
 	a.phase = phaseCreating
 	ctx.SetReceiveTimeout(a.d.IdleTimeout)
 	a.async(ctx, func(c context.Context) any {
-		return &createdMsg{conv: conv, sender: sender, err: a.d.Store.CreateConversation(c, conv)}
+		// Its timers need the tenant's settings, as a loaded one's do.
+		settings, err := a.d.Settings.Get(c, a.tenant)
+		if err != nil {
+			return &createdMsg{sender: sender, err: err}
+		}
+		return &createdMsg{conv: conv, settings: settings, sender: sender, err: a.d.Store.CreateConversation(c, conv)}
 	})
 }
 
@@ -391,7 +397,7 @@ func (a *conversationActor) onCreated(ctx actor.Context, m *createdMsg) {
 		return
 	}
 	a.phase = phaseReady
-	a.conv = m.conv
+	a.conv, a.settings = m.conv, m.settings
 	reply(ctx, m.sender, &actorpb.ConversationResponse{Conversation: conversationToPB(a.conv)})
 	a.replayStash(ctx)
 }

@@ -583,6 +583,41 @@ func TestRefreshSurvivesSessionWriteFailure(t *testing.T) {
 	}
 }
 
+// A conversation created in this activation times its timers with the
+// tenant's settings, as one loaded from the store does: the customer-idle
+// warning an agent's reply arms is due after the tenant's delay, not at
+// once (which warned and closed new conversations within seconds).
+func TestNewConversationTimersUseSettings(t *testing.T) {
+	n := startNode(t, nil)
+	ctx := context.Background()
+	conv := newConv(t, n)
+	aout := make(outbox, 100)
+	as := n.client.StartSession(agent, aout)
+	defer as.Stop()
+	reply := sendAndAck(t, as, aout, conv, "a1") // takes it over: the customer's idle timer starts
+	want := time.UnixMilli(reply.TS).Add(engine.TenantSettings{}.WithDefaults().Timers.UserIdleWarn.D())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		timers, err := n.store.Timers(ctx, "t1", conv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tm := range timers {
+			if tm.Kind != engine.TimerUserIdleWarn {
+				continue
+			}
+			if d := tm.DueAt.Sub(want); d < -time.Second || d > time.Second {
+				t.Fatalf("idle warning due %v, want about %v (the agent's message plus the warning delay)", tm.DueAt, want)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the idle timer was never stored")
+		}
+		time.Sleep(10 * time.Millisecond) // polling the store, bounded by the deadline
+	}
+}
+
 // A customer-idle timer whose write a crash lost is armed again when the
 // conversation next loads, due from the message that set it.
 func TestLostIdleTimerIsRestoredOnLoad(t *testing.T) {

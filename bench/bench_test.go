@@ -18,7 +18,8 @@ func TestParseMix(t *testing.T) {
 		{"3:1", Mix{User: 3, Agent: 1, Reconnect: DefaultMix.Reconnect}, false},
 		{"user=1,agent=1,faq=0.5,reconnect=0.01", Mix{User: 1, Agent: 1, FAQ: 0.5, Reconnect: 0.01}, false},
 		{"user=1,resume=0.1", Mix{User: 1, Reconnect: 0.1}, false},
-		{"user=1,escalate=1", Mix{}, true},
+		{"user=1,escalate=1", Mix{User: 1, Escalate: 1}, false},
+		{"escalate=1", Mix{Escalate: 1}, false},
 		{"user=0,agent=0", Mix{}, true},
 		{"user=-1", Mix{}, true},
 		{"bogus=1", Mix{}, true},
@@ -136,6 +137,56 @@ func TestConfigDefaultsAndLimits(t *testing.T) {
 	}
 }
 
+// TestEscalationSchedule: escalations are spread evenly over the schedule
+// and counted before the load, one pool conversation each.
+func TestEscalationSchedule(t *testing.T) {
+	c := Config{Rate: 100, Duration: time.Second, Mix: Mix{User: 2, Agent: 1, Escalate: 1}}
+	if err := c.setDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	var at []int64
+	for k := int64(0); c.offset(k) < c.Duration; k++ {
+		if c.isEscalation(k) {
+			at = append(at, k)
+		}
+	}
+	if len(at) != 25 || c.escalations() != 25 {
+		t.Fatalf("%d escalations at %v (escalations() = %d), want 25", len(at), at, c.escalations())
+	}
+	for i, k := range at {
+		if k != int64(4*i+3) {
+			t.Fatalf("escalations at %v, want every fourth event", at)
+		}
+	}
+	c.Mix = Mix{User: 1}
+	if n := c.escalations(); n != 0 {
+		t.Errorf("%d escalations without escalate in the mix", n)
+	}
+}
+
+// TestEscalationAnswered: the routed agent's answer counts once, whether it
+// comes live or in a history page, and only a live one is timed.
+func TestEscalationAnswered(t *testing.T) {
+	r := &runner{tag: "b01234567", errs: &counter{}, escH: newHistogram(), a2uH: newHistogram()}
+	r.esc = newEscalations(nil)
+	user := newClient(r, 0, roleUser, "")
+	live, paged := user.follow("c1"), user.follow("c2")
+	live.escalation, paged.escalation = true, true
+	answer := msg(1, r.msgID(7, time.Second), roleAgent)
+	user.onStored(live, answer, 3*time.Second, true)
+	user.onStored(live, answer, 4*time.Second, false) // the same answer in a later page
+	user.onStored(paged, answer, 3*time.Second, false)
+	if n := r.esc.answered.Load(); n != 2 {
+		t.Errorf("answered = %d, want 2", n)
+	}
+	if s := r.escH.summary(); s.N != 1 || s.Max < 1999 || s.Max > 2001 {
+		t.Errorf("escalation_ms = %+v, want one of 2000 ms", s)
+	}
+	if n := r.a2uH.summary().N; n != 0 {
+		t.Errorf("the answer was timed as agent→user too")
+	}
+}
+
 // TestSendFrameIsValid checks the hand-built send frames against the
 // server's own decoder.
 func TestSendFrameIsValid(t *testing.T) {
@@ -155,5 +206,12 @@ func TestSendFrameIsValid(t *testing.T) {
 				}
 			}
 		}
+	}
+	conv := "01JD3Q8ZK7M2B5X9V4C6N1P0RT"
+	if f, err := engine.DecodeClientFrame(escalateFrame(conv)); err != nil || f.Type != engine.FrameEscalate || f.Conv != conv {
+		t.Errorf("escalate frame: %+v %v", f, err)
+	}
+	if f, err := engine.DecodeClientFrame(closeFrame(conv)); err != nil || f.Type != engine.FrameClose || f.Conv != conv || f.ID != "" {
+		t.Errorf("close frame: %+v %v", f, err)
 	}
 }

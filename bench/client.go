@@ -28,6 +28,7 @@ const (
 	evSend      eventKind = iota // a plain message
 	evFAQ                        // a customer question the bot should answer
 	evReconnect                  // drop the socket, reconnect and resume
+	evEscalate                   // a customer asks for a person
 )
 
 // event is one scheduled action for one client. due is its instant as an
@@ -47,6 +48,10 @@ type view struct {
 	recv      []uint8 // by seq: how often a message of the other side arrived (pushes and history)
 	delivered int64   // every seq up to this one is known
 	faqDue    []time.Duration
+
+	escalation bool   // a conversation of the escalations' pool
+	escalated  bool   // the customer sent escalate
+	state      string // the conversation's state in the last history page
 }
 
 func (v *view) grow(seq int64) {
@@ -77,6 +82,9 @@ type pending struct {
 type inFrame struct {
 	Type        string    `json:"type"`
 	ID          string    `json:"id"`
+	Kind        string    `json:"kind"`  // of a notice
+	Op          string    `json:"op"`    // of a done
+	State       string    `json:"state"` // of a history page or a done
 	Code        string    `json:"code"`
 	Message     string    `json:"message"`
 	Conv        string    `json:"conv"`
@@ -92,11 +100,12 @@ type inFrame struct {
 // writer goroutine (loop) owns conn and every write; a reader goroutine per
 // socket hands frames to the shared state under mu.
 type client struct {
-	r     *runner
-	n     int
-	role  string
-	path  string
-	token string
+	r        *runner
+	n        int
+	role     string
+	path     string
+	token    string
+	presence string // an agent's: away, or online for a routed agent
 
 	views  []*view
 	byConv map[string]*view
@@ -104,6 +113,10 @@ type client struct {
 	events  chan event
 	resends chan string  // client_msg_ids to send again (the server asked to retry)
 	pages   chan inFrame // history and resume errors, for the writer
+	// A routed agent's conversations to answer, and to close once the
+	// answer is acked; nil for other clients.
+	assigned chan assignment
+	toClose  chan string
 
 	conn       *websocket.Conn // owned by the writer goroutine
 	readerDone chan struct{}
@@ -148,7 +161,7 @@ func (c *client) connect(ctx context.Context) error {
 			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
 			}
 		}
-		if conn, w, err = c.r.dl.dial(ctx, c.path, c.token, c.n); err == nil {
+		if conn, w, err = c.r.dl.dial(ctx, c.path, c.token, c.presence, c.n); err == nil {
 			break
 		}
 		c.r.errs.add("dial")
@@ -166,7 +179,10 @@ func (c *client) connect(ctx context.Context) error {
 	c.conn = conn
 	c.readerDone = make(chan struct{})
 	go c.read(conn, c.readerDone)
-	for _, v := range c.views {
+	c.mu.Lock()
+	views := slices.Clone(c.views) // a routed agent's reader follows more
+	c.mu.Unlock()
+	for _, v := range views {
 		if err := c.resume(ctx, v); err != nil {
 			return err
 		}
@@ -181,6 +197,21 @@ func (c *client) connect(ctx context.Context) error {
 	for _, p := range resend {
 		c.limit.wait(ctx)
 		if err := c.write(p.frame); err != nil {
+			return err
+		}
+	}
+	// An escalate the server never took: the conversation is still with the bot.
+	c.mu.Lock()
+	var again []string
+	for _, v := range c.views {
+		if v.escalated && v.state == "BOT" {
+			again = append(again, v.conv)
+		}
+	}
+	c.mu.Unlock()
+	for _, conv := range again {
+		c.limit.wait(ctx)
+		if err := c.write(escalateFrame(conv)); err != nil {
 			return err
 		}
 	}
@@ -264,6 +295,11 @@ func (c *client) loop(ctx context.Context, stop <-chan struct{}) {
 			switch ev.kind {
 			case evReconnect:
 				err = c.reconnect(ctx)
+			case evEscalate:
+				if broken {
+					err = c.reconnect(ctx)
+				}
+				c.escalate(ev.view, &err)
 			default:
 				if broken {
 					err = c.reconnect(ctx)
@@ -271,6 +307,16 @@ func (c *client) loop(ctx context.Context, stop <-chan struct{}) {
 				c.send(ev, &err)
 			}
 			c.r.handled.Add(1)
+		case a := <-c.assigned:
+			err = c.answer(ctx, a, broken)
+		case conv := <-c.toClose:
+			if broken {
+				err = c.reconnect(ctx)
+			}
+			if err == nil {
+				c.limit.wait(ctx)
+				err = c.write(closeFrame(conv))
+			}
 		case id := <-c.resends:
 			c.mu.Lock()
 			p := c.pending[id]
@@ -383,12 +429,21 @@ func (c *client) read(conn *websocket.Conn, done chan<- struct{}) {
 		case "history":
 			c.mu.Lock()
 			if v := c.byConv[f.Conv]; v != nil {
+				v.state = f.State
 				for _, m := range f.Messages {
 					c.onStored(v, m, now, false)
 				}
 			}
 			c.mu.Unlock()
 			c.page(f)
+		case "notice":
+			if f.Kind == "assigned" && c.assigned != nil {
+				c.onAssigned(f.Conv, now)
+			}
+		case "done":
+			if f.Op == "close" && f.State == "CLOSED" {
+				c.r.esc.closed.Add(1)
+			}
 		case "error":
 			c.r.errs.add(f.Code)
 			c.r.logf("%s %d: error frame: %s %s (conv %s, client_msg_id %s)", c.role, c.n, f.Code, f.Message, f.Conv, f.ClientMsgID)
@@ -428,9 +483,15 @@ func (c *client) onAck(f inFrame, now time.Duration) {
 		return // a second ack of a resend
 	}
 	delete(c.pending, f.ClientMsgID)
-	c.r.ackH.record(now - p.due)
 	c.r.acked.Add(1)
 	c.r.lastAck.Store(int64(now))
+	if p.view.escalation {
+		// A routed agent's answer: unscheduled, so not timed; the
+		// conversation is served.
+		c.toClose <- p.view.conv // never blocks: room for the whole pool
+		return
+	}
+	c.r.ackH.record(now - p.due)
 }
 
 func (c *client) onMessage(m message, now time.Duration) {
@@ -465,6 +526,16 @@ func (c *client) onStored(v *view, m message, now time.Duration, live bool) {
 		v.recv[m.Seq]++
 	}
 	v.markKnown(m.Seq)
+	if v.escalation && m.From.Role == roleAgent {
+		// The routed agent's answer to the customer's escalate.
+		if v.recv[m.Seq] == 1 {
+			c.r.esc.answered.Add(1)
+			if due, ok := c.r.dueOf(m.ClientMsgID); ok && live {
+				c.r.escH.record(now - due)
+			}
+		}
+		return
+	}
 	if !live || v.recv[m.Seq] > 1 {
 		return
 	}

@@ -35,8 +35,8 @@ type Config struct {
 	Agents int
 	// Convs is how many conversations carry the load. Zero: 100.
 	Convs int
-	// Rate is the total messages per second, users and agents together.
-	// Zero: 200.
+	// Rate is the scheduled events per second: messages of users and
+	// agents together, and escalations. Zero: 200.
 	Rate float64
 	// Duration is how long the load runs. Zero: 10s.
 	Duration time.Duration
@@ -63,10 +63,10 @@ type Config struct {
 	Log io.Writer
 }
 
-// Mix weighs what the load does. User, Agent and FAQ are relative weights
-// of the messages sent (each scheduled message is one of them); Reconnect
-// is the number of user reconnections per message sent (0.01: one user
-// drops its socket and resumes for every hundred messages).
+// Mix weighs what the load does. User, Agent, FAQ and Escalate are
+// relative weights of the scheduled events (each is one of them);
+// Reconnect is the number of user reconnections per event (0.01: one user
+// drops its socket and resumes for every hundred).
 type Mix struct {
 	User  float64 // a customer writes to their conversation
 	Agent float64 // the agent following the conversation answers
@@ -74,8 +74,10 @@ type Mix struct {
 	// bot's first answer (bot_reply_ms). Until the bot lands, the message
 	// is stored and delivered like any user message and no answer comes.
 	FAQ float64
-	// Escalate: a customer asks for a human and waits to be assigned.
-	// Refused until the server implements escalation.
+	// Escalate: a customer whose conversation is still with the bot asks
+	// for a person; routing assigns it to an online agent, who answers and
+	// closes it (escalation_ms). Escalations are spread evenly over the
+	// schedule, so their number is known before the load starts.
 	Escalate  float64
 	Reconnect float64
 }
@@ -127,17 +129,16 @@ func ParseMix(s string) (Mix, error) {
 }
 
 func (m Mix) validate() error {
-	if m.Escalate > 0 {
-		return errors.New("bench: mix escalate: this server has no escalation yet; leave it 0")
-	}
-	if m.User+m.Agent+m.FAQ <= 0 {
-		return errors.New("bench: mix: user, agent and faq weights are all zero")
+	if m.total() <= 0 {
+		return errors.New("bench: mix: user, agent, faq and escalate weights are all zero")
 	}
 	if m.Reconnect > 1 {
 		return errors.New("bench: mix reconnect: at most 1 reconnection per message")
 	}
 	return nil
 }
+
+func (m Mix) total() float64 { return m.User + m.Agent + m.FAQ + m.Escalate }
 
 // String writes the mix in the form ParseMix reads.
 func (m Mix) String() string {
@@ -241,8 +242,32 @@ const portsPerSource = 25000
 // perConnRates returns the frames per second one user and one agent
 // connection send on average.
 func (c *Config) perConnRates() (user, agent float64) {
-	total := c.Mix.User + c.Mix.Agent + c.Mix.FAQ
+	total := c.Mix.total()
 	user = c.Rate * (c.Mix.User + c.Mix.FAQ) / total / float64(c.Users)
 	agent = c.Rate * c.Mix.Agent / total / float64(c.Agents)
 	return user, agent
+}
+
+// offset is when scheduled event k is due, after the start of the load.
+func (c *Config) offset(k int64) time.Duration {
+	return time.Duration(float64(k) * float64(time.Second) / c.Rate)
+}
+
+// isEscalation reports whether scheduled event k is an escalation: they
+// are spread evenly, one every total/escalate events.
+func (c *Config) isEscalation(k int64) bool {
+	share := c.Mix.Escalate / c.Mix.total()
+	return math.Floor(float64(k+1)*share) > math.Floor(float64(k)*share)
+}
+
+// escalations is how many escalations the schedule holds: the harness
+// reserves one conversation still with the bot for each.
+func (c *Config) escalations() int {
+	n := 0
+	for k := int64(0); c.offset(k) < c.Duration; k++ {
+		if c.isEscalation(k) {
+			n++
+		}
+	}
+	return n
 }

@@ -45,9 +45,9 @@ func newDialer(base, agentBase string, sources int, bufSize int) (*dialer, error
 }
 
 // dial opens the endpoint path (/v1/ws/user or /v1/ws/agent) from source
-// address number n (mod the sources) and authenticates with token. It
-// returns the connection and the welcome frame.
-func (dl *dialer) dial(ctx context.Context, path, token string, n int) (*websocket.Conn, welcome, error) {
+// address number n (mod the sources), authenticates with token and, for an
+// agent, sets its presence. It returns the connection and the welcome frame.
+func (dl *dialer) dial(ctx context.Context, path, token, presence string, n int) (*websocket.Conn, welcome, error) {
 	d := dl.d
 	if len(dl.sources) > 0 {
 		nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: dl.sources[n%len(dl.sources)]}, Timeout: 30 * time.Second}
@@ -78,10 +78,8 @@ func (dl *dialer) dial(ctx context.Context, path, token string, n int) (*websock
 		conn.Close()
 		return nil, w, fmt.Errorf("bench: hello refused: %.200s", data)
 	}
-	if path == "/v1/ws/agent" {
-		// Away: bench agents answer the conversations they follow (a
-		// reply takes one over) and are never routed others.
-		if err := conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"presence","status":"away"}`)); err != nil {
+	if presence != "" {
+		if err := conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"presence","status":"`+presence+`"}`)); err != nil {
 			conn.Close()
 			return nil, w, fmt.Errorf("bench: presence: %w", err)
 		}

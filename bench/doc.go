@@ -11,7 +11,9 @@
 //     fixed total rate, open loop: every send has a scheduled instant and
 //     each latency counts from that instant, so a stalled server or a
 //     stalled harness shows up in the figures instead of slowing the load
-//     (no coordinated omission). Users also drop their sockets and resume.
+//     (no coordinated omission). Users also drop their sockets and resume,
+//     and escalate conversations still with the bot, which routing assigns
+//     to agents who answer and close them.
 //     At the end every conversation's history is paged over REST and
 //     checked against every ack and every delivery.
 //   - Idle: open many authenticated WebSockets that only answer pings, from

@@ -66,7 +66,7 @@ func runIdle(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}()
 	err = parallel(ctx, cfg.Idle, cfg.DialConcurrency, func(i int) error {
-		conn, _, err := dl.dial(ctx, "/v1/ws/user", tokens[i/idleTokensEvery], i)
+		conn, _, err := dl.dial(ctx, "/v1/ws/user", tokens[i/idleTokensEvery], "", i)
 		if err != nil {
 			failures.Add(1)
 			errOnce.Do(func() { firstErr = err })

@@ -22,6 +22,11 @@ type Report struct {
 	AckMs         Latency `json:"ack_ms"`
 	BotReplyMs    Latency `json:"bot_reply_ms"`
 	ResumeMs      Latency `json:"resume_ms"`
+	// EscalationMs: a customer's escalate → the routed agent's answer at
+	// the customer; QueueWaitMs: the escalate → the agent's assigned notice.
+	EscalationMs Latency          `json:"escalation_ms"`
+	QueueWaitMs  Latency          `json:"queue_wait_ms"`
+	Escalations  EscalationCounts `json:"escalations"`
 	// Baseline is the raw WebSocket echo round trip over loopback.
 	Baseline Latency `json:"baseline_echo_ms"`
 
@@ -48,6 +53,16 @@ type Report struct {
 	Idle  *IdleDetail `json:"idle,omitempty"`
 	Host  Host        `json:"host"`
 	Notes []string    `json:"notes"`
+}
+
+// EscalationCounts follow the escalations through their steps: the
+// escalate sent, the conversation assigned to a routed agent, the agent's
+// answer at the customer, the conversation closed.
+type EscalationCounts struct {
+	Requested int64 `json:"requested"`
+	Assigned  int64 `json:"assigned"`
+	Answered  int64 `json:"answered"`
+	Closed    int64 `json:"closed"`
 }
 
 // IdleDetail breaks the idle mode's memory down with the server's Go
@@ -122,6 +137,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 		row("ack", r.AckMs)
 		row("bot reply", r.BotReplyMs)
 		row("resume", r.ResumeMs)
+		row("escalation", r.EscalationMs)
+		row("queue wait", r.QueueWaitMs)
 		row("echo baseline", r.Baseline)
 		p("\t\t\t\t\t\t\t\t\t\n")
 	}
@@ -133,6 +150,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if r.Mode == "load" {
 		p("messages\t%d sent, %d acked, %.1f msgs/s over %.1f s (offered %g/s)\n", r.Sent, r.Acked, r.MsgsPerSec, r.DurationSec, r.Config.Rate)
 		p("reconnects\t%d\n", r.Reconnects)
+		e := r.Escalations
+		p("escalations\t%d requested, %d assigned, %d answered, %d closed\n", e.Requested, e.Assigned, e.Answered, e.Closed)
 		p("lost\t%d (acked but not stored %d, never delivered %d)\n", r.Lost, r.Check.LostAcked, r.Check.Undelivered)
 		p("duplicated\t%d (stored twice %d, acked twice %d, delivered twice %d)\n", r.Duplicated, r.Check.DupStored, r.Check.DupAcked, r.Check.DupDelivered)
 		p("checked\t%d conversations, %d messages stored, %d acked, %d seq gaps, %d unacked\n", r.Check.Conversations, r.Check.Stored, r.Check.Acked, r.Check.SeqGaps, r.Check.Unacked)

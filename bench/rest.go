@@ -86,20 +86,52 @@ func (a *api) login(ctx context.Context, tenant, user, password string) (string,
 	return r.AccessToken, err
 }
 
-// createAgent creates an agent account able to hold capacity conversations
-// and returns its token.
-func (a *api) createAgent(ctx context.Context, tenant, adminToken, username, password string, capacity int) (string, error) {
+// createAgent creates an agent account able to hold capacity conversations,
+// routed those of the skill group, and returns its token.
+func (a *api) createAgent(ctx context.Context, tenant, adminToken, username, password string, capacity int, group string) (string, error) {
 	var st struct {
 		ID string `json:"id"`
 	}
 	if err := a.do(ctx, "POST", "/v1/staff", adminToken, map[string]string{"username": username, "password": password, "role": "agent"}, &st); err != nil {
 		return "", err
 	}
-	profile := map[string]any{"capacity": capacity, "skills": map[string]int{"default": 3}}
+	profile := map[string]any{"capacity": capacity, "skills": map[string]int{group: 3}}
 	if err := a.do(ctx, "PUT", "/v1/agents/"+st.ID, adminToken, profile, nil); err != nil {
 		return "", err
 	}
 	return a.login(ctx, tenant, username, password)
+}
+
+// tagCustomer adds tag to a customer's profile.
+func (a *api) tagCustomer(ctx context.Context, adminToken, userID, tag string) error {
+	return a.do(ctx, "POST", "/v1/customers/"+userID+"/tags", adminToken, map[string][]string{"add": {tag}}, nil)
+}
+
+type routingRule struct {
+	When     string `json:"when"`
+	Group    string `json:"group"`
+	Priority int    `json:"priority"`
+}
+
+// editRules changes the tenant's routing rules with edit, leaving its
+// other settings as they are.
+func (a *api) editRules(ctx context.Context, adminToken string, edit func([]routingRule) []routingRule) error {
+	var settings map[string]json.RawMessage
+	if err := a.do(ctx, "GET", "/v1/settings", adminToken, nil, &settings); err != nil {
+		return err
+	}
+	var rules []routingRule
+	if raw := settings["rules"]; raw != nil {
+		if err := json.Unmarshal(raw, &rules); err != nil {
+			return fmt.Errorf("bench: GET /v1/settings: rules: %w", err)
+		}
+	}
+	raw, err := json.Marshal(edit(rules))
+	if err != nil {
+		return err
+	}
+	settings["rules"] = raw
+	return a.do(ctx, "PUT", "/v1/settings", adminToken, settings, nil)
 }
 
 func (a *api) visitor(ctx context.Context, tenant string) (token, userID string, err error) {

@@ -25,6 +25,8 @@ type runner struct {
 	start time.Time
 
 	ackH, u2aH, a2uH, botH, resumeH *histogram
+	escH, queueWaitH                *histogram
+	esc                             *escalations
 
 	ledger *ledger
 	errs   *counter
@@ -86,7 +88,8 @@ func (c *counter) snapshot() (total int64, byKind map[string]int64) {
 	return total, byKind
 }
 
-// convInfo is one conversation of the load and its two followers.
+// convInfo is one conversation of the load and its two followers. An
+// escalation's has no agent until routing assigns it.
 type convInfo struct {
 	id           string
 	user, agent  *client
@@ -110,6 +113,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r := &runner{
 		cfg: cfg, api: newAPI(cfg.URL, cfg.DialConcurrency), tag: "b" + hex.EncodeToString(tag),
 		ackH: newHistogram(), u2aH: newHistogram(), a2uH: newHistogram(), botH: newHistogram(), resumeH: newHistogram(),
+		escH: newHistogram(), queueWaitH: newHistogram(),
 		ledger: newLedger(), errs: &counter{}, start: time.Now(),
 	}
 	defer r.api.close()
@@ -132,8 +136,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	agents := make([]*client, cfg.Agents)
 	perAgent := (cfg.Convs + cfg.Agents - 1) / cfg.Agents
 	err = parallel(ctx, cfg.Agents, 1, func(a int) error { // one at a time: argon2id is bounded per core
-		token, err := r.api.createAgent(ctx, cfg.Tenant, admin, fmt.Sprintf("bench-%s-%d", r.tag, a), "bench-"+r.tag+"-password", perAgent)
+		token, err := r.api.createAgent(ctx, cfg.Tenant, admin, fmt.Sprintf("bench-%s-%d", r.tag, a), "bench-"+r.tag+"-password", perAgent, engine.DefaultGroup)
 		agents[a] = newClient(r, a, roleAgent, token)
+		// Away: they answer the conversations they follow (a reply takes
+		// one over) and are never routed others.
+		agents[a].presence = "away"
 		return err
 	})
 	if err != nil {
@@ -167,9 +174,22 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		c.aview = c.agent.follow(c.id)
 	}
 	r.logf("setup: %d conversations created in %v", cfg.Convs, time.Since(setupStart).Round(time.Millisecond))
+	var routed, escUsers []*client
+	var pool []*convInfo
+	if n := cfg.escalations(); n > 0 {
+		var undo func()
+		routed, escUsers, pool, undo, err = r.setupEscalations(ctx, admin, n)
+		defer undo()
+		if err != nil {
+			return nil, err
+		}
+		r.logf("setup: %d escalations: as many conversations with the bot, %d customers, %d routed agents", n, len(escUsers), len(routed))
+	}
+	r.esc = newEscalations(pool)
 
 	rssBefore, rssErr := r.api.metric(ctx, "process_resident_memory_bytes")
-	all := append(append([]*client(nil), users...), agents...)
+	users = append(users, escUsers...) // they drop and resume too
+	all := append(append(append([]*client(nil), users...), agents...), routed...)
 	connStart := time.Now()
 	err = parallel(ctx, len(all), cfg.DialConcurrency, func(i int) error { return all[i].connect(ctx) })
 	defer func() {
@@ -225,7 +245,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.logf("load: %g msgs/s for %v, mix %s", cfg.Rate, cfg.Duration, cfg.Mix)
 	loadStart := r.since()
-	r.pace(ctx, loadStart, convs, users)
+	r.pace(ctx, loadStart, convs, pool, users)
 	loadElapsed := r.since() - loadStart
 	for _, c := range all {
 		close(c.events)
@@ -237,7 +257,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// Drain: wait for the last acks and pushes.
 	r.logf("drain: waiting up to %v for the last acks and deliveries", cfg.Drain)
 	deadline := time.Now().Add(cfg.Drain)
-	for !r.drained(convs, all) && time.Now().Before(deadline) && ctx.Err() == nil {
+	for !r.drained(convs, pool, all) && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(50 * time.Millisecond)
 	}
 	stopLoops()
@@ -246,22 +266,37 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	// Check against the server's history.
-	r.logf("check: paging %d histories", len(convs))
+	for _, c := range pool { // its routed agent follows it, if it was assigned
+		if a := r.esc.agentOf(c.id); a != nil {
+			a.mu.Lock()
+			c.aview = a.byConv[c.id]
+			a.mu.Unlock()
+			if c.aview != nil {
+				c.agent = a
+			}
+		}
+	}
+	checked := append(convs, pool...)
+	r.logf("check: paging %d histories", len(checked))
 	ck := Check{}
 	var ckMu sync.Mutex
-	err = parallel(ctx, len(convs), min(cfg.DialConcurrency, 16), func(i int) error {
-		c := convs[i]
+	err = parallel(ctx, len(checked), min(cfg.DialConcurrency, 16), func(i int) error {
+		c := checked[i]
 		hist, err := r.api.history(ctx, admin, c.id)
 		if err != nil {
 			return err
 		}
+		followers := map[string]*view{roleUser: c.uview}
 		c.user.mu.Lock()
-		c.agent.mu.Lock()
+		defer c.user.mu.Unlock()
+		if c.agent != nil {
+			c.agent.mu.Lock()
+			defer c.agent.mu.Unlock()
+			followers[roleAgent] = c.aview
+		}
 		ckMu.Lock()
-		r.ledger.checkConversation(&ck, c.id, hist, map[string]*view{roleUser: c.uview, roleAgent: c.aview})
+		r.ledger.checkConversation(&ck, c.id, hist, followers)
 		ckMu.Unlock()
-		c.agent.mu.Unlock()
-		c.user.mu.Unlock()
 		return nil
 	})
 	if err != nil {
@@ -281,6 +316,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for range ck.Unacked {
 		r.errs.add("unacked")
 	}
+	esc := EscalationCounts{Requested: r.esc.requested.Load(), Assigned: r.esc.assigned.Load(), Answered: r.esc.answered.Load(), Closed: r.esc.closed.Load()}
+	for range esc.Requested - esc.Assigned {
+		r.errs.add("escalation_unassigned")
+	}
+	for range esc.Assigned - esc.Answered {
+		r.errs.add("escalation_unanswered")
+	}
+	for range esc.Answered - esc.Closed {
+		r.errs.add("escalation_unclosed")
+	}
 	for _, c := range all {
 		c.close()
 	}
@@ -297,7 +342,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Lost, rep.Duplicated = ck.lost(), ck.duplicated()
 	rep.AckMs, rep.UserToAgentMs, rep.AgentToUserMs = r.ackH.summary(), r.u2aH.summary(), r.a2uH.summary()
 	rep.BotReplyMs, rep.ResumeMs = r.botH.summary(), r.resumeH.summary()
-	for _, l := range []*Latency{&rep.AckMs, &rep.UserToAgentMs, &rep.AgentToUserMs, &rep.BotReplyMs, &rep.ResumeMs} {
+	rep.EscalationMs, rep.QueueWaitMs, rep.Escalations = r.escH.summary(), r.queueWaitH.summary(), esc
+	for _, l := range []*Latency{&rep.AckMs, &rep.UserToAgentMs, &rep.AgentToUserMs, &rep.BotReplyMs, &rep.ResumeMs, &rep.EscalationMs, &rep.QueueWaitMs} {
 		l.relativeTo(rep.Baseline)
 	}
 	if rssErr == nil && rssAfter > 0 {
@@ -321,17 +367,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
-// pace runs the schedule: message k is due at k/rate after the start, for
-// conversation k mod convs in a shuffled order; the pacer never waits for
-// a reply (open loop).
-func (r *runner) pace(ctx context.Context, base time.Duration, convs []*convInfo, users []*client) {
+// pace runs the schedule: event k is due at k/rate after the start. It is
+// an escalation of the pool's next conversation (see Config.isEscalation)
+// or a message for conversation k mod convs in a shuffled order; the pacer
+// never waits for a reply (open loop).
+func (r *runner) pace(ctx context.Context, base time.Duration, convs, pool []*convInfo, users []*client) {
 	cfg := r.cfg
 	rng := mrand.New(mrand.NewPCG(1, 2))
 	order := rng.Perm(len(convs))
-	total := cfg.Mix.User + cfg.Mix.Agent + cfg.Mix.FAQ
-	interval := float64(time.Second) / cfg.Rate
+	messages := cfg.Mix.User + cfg.Mix.Agent + cfg.Mix.FAQ
+	escalated := 0
 	for k := int64(0); ; k++ {
-		offset := time.Duration(float64(k) * interval)
+		offset := cfg.offset(k)
 		if offset >= cfg.Duration {
 			return
 		}
@@ -344,10 +391,15 @@ func (r *runner) pace(ctx context.Context, base time.Duration, convs []*convInfo
 			}
 		}
 		c := convs[order[k%int64(len(convs))]]
-		pick := rng.Float64() * total
+		pick := rng.Float64() * messages
 		ev := event{kind: evSend, view: c.uview, n: k, due: due}
 		to := c.user
 		switch {
+		case cfg.isEscalation(k):
+			c = pool[escalated]
+			escalated++
+			r.esc.schedule(c.id, k, due)
+			ev, to = event{kind: evEscalate, view: c.uview, n: k, due: due}, c.user
 		case pick < cfg.Mix.Agent:
 			ev.view, to = c.aview, c.agent
 		case pick < cfg.Mix.Agent+cfg.Mix.FAQ:
@@ -375,10 +427,10 @@ func (r *runner) dispatch(ctx context.Context, c *client, ev event) bool {
 	}
 }
 
-// drained reports whether every send is acked and every follower has
-// every acked message.
-func (r *runner) drained(convs []*convInfo, all []*client) bool {
-	if r.handled.Load() < r.dispatched.Load() {
+// drained reports whether every send is acked, every follower has every
+// acked message and every escalation was answered and closed.
+func (r *runner) drained(convs, pool []*convInfo, all []*client) bool {
+	if r.handled.Load() < r.dispatched.Load() || !r.esc.settled() {
 		return false
 	}
 	for _, c := range all {
@@ -389,18 +441,21 @@ func (r *runner) drained(convs []*convInfo, all []*client) bool {
 			return false
 		}
 	}
+	has := func(cl *client, v *view, last int64) bool {
+		cl.mu.Lock()
+		defer cl.mu.Unlock()
+		return v.delivered >= last
+	}
 	for _, c := range convs {
 		last := r.ledger.lastSeq(c.id)
-		for _, f := range []struct {
-			cl *client
-			v  *view
-		}{{c.user, c.uview}, {c.agent, c.aview}} {
-			f.cl.mu.Lock()
-			d := f.v.delivered
-			f.cl.mu.Unlock()
-			if d < last {
-				return false
-			}
+		if !has(c.user, c.uview, last) || !has(c.agent, c.aview, last) {
+			return false
+		}
+	}
+	// An escalation's only acked message is its agent's answer.
+	for _, c := range pool {
+		if !has(c.user, c.uview, r.ledger.lastSeq(c.id)) {
+			return false
 		}
 	}
 	return true

@@ -10,8 +10,10 @@ import (
 
 // TestBenchSmoke runs `kefu bench` for two seconds against the in-process
 // server, with a reconnection share high enough that users drop and
-// resume during the run. It checks the report's shape and that nothing
-// was lost, duplicated or refused; it asserts no timing.
+// resume during the run, and escalations routed to agents. It checks the
+// report's shape, that nothing was lost, duplicated or refused, that every
+// escalation was answered and closed, and that the run's routing rule is
+// gone; it asserts no timing.
 func TestBenchSmoke(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.WS.RatePerSec, cfg.WS.Burst = 1000, 1000
@@ -22,7 +24,7 @@ func TestBenchSmoke(t *testing.T) {
 	code := runBench(ctx, []string{
 		"-url", "http://" + s.addr, "-admin-password", adminPassword,
 		"-convs", "20", "-users", "10", "-agents", "4", "-rate", "100", "-duration", "2s",
-		"-mix", "user=2,agent=1,faq=1,reconnect=0.05", "-json",
+		"-mix", "user=2,agent=1,faq=1,escalate=0.5,reconnect=0.05", "-json",
 	}, &out, &errOut)
 	t.Log(errOut.String())
 	if code != 0 {
@@ -32,7 +34,7 @@ func TestBenchSmoke(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("output is not one JSON object: %v\n%s", err, out.String())
 	}
-	for _, key := range []string{"user_to_agent_ms", "agent_to_user_ms", "ack_ms", "bot_reply_ms", "baseline_echo_ms"} {
+	for _, key := range []string{"user_to_agent_ms", "agent_to_user_ms", "ack_ms", "bot_reply_ms", "escalation_ms", "queue_wait_ms", "baseline_echo_ms"} {
 		l, ok := rep[key].(map[string]any)
 		if !ok {
 			t.Errorf("%s missing", key)
@@ -57,10 +59,22 @@ func TestBenchSmoke(t *testing.T) {
 	if n, _ := rep["acked"].(float64); n == 0 {
 		t.Errorf("no message was acked:\n%s", out.String())
 	}
-	for _, key := range []string{"user_to_agent_ms", "agent_to_user_ms", "ack_ms", "baseline_echo_ms"} {
+	for _, key := range []string{"user_to_agent_ms", "agent_to_user_ms", "ack_ms", "queue_wait_ms", "baseline_echo_ms"} {
 		if n, _ := rep[key].(map[string]any)["n"].(float64); n == 0 {
 			t.Errorf("%s recorded nothing", key)
 		}
+	}
+	// 200 events, one escalation in nine.
+	esc, _ := rep["escalations"].(map[string]any)
+	if esc["requested"] != 22.0 || esc["assigned"] != 22.0 || esc["answered"] != 22.0 || esc["closed"] != 22.0 {
+		t.Errorf("escalations = %v, want 22 requested, assigned, answered and closed", esc)
+	}
+	token, _ := s.staffToken(t)
+	var settings struct {
+		Rules []struct{ Group string } `json:"rules"`
+	}
+	if code := s.api(t, "GET", "/v1/settings", token, nil, &settings); code != 200 || len(settings.Rules) != 0 {
+		t.Errorf("settings after the run: status %d, rules %+v; want the run's rule removed", code, settings.Rules)
 	}
 }
 
