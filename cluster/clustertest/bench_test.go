@@ -3,7 +3,10 @@ package clustertest
 import (
 	"context"
 	"flag"
+	"io"
+	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +16,8 @@ import (
 var (
 	crossRate     = flag.Float64("cross.rate", 1000, "BenchmarkCrossNodeLatency: messages per second")
 	crossDuration = flag.Duration("cross.duration", 5*time.Second, "BenchmarkCrossNodeLatency: how long the load runs")
-	crossConvs    = flag.Int("cross.convs", 1000, "BenchmarkCrossNodeLatency: active conversations")
+	crossConvs    = flag.Int("cross.convs", 200, "BenchmarkCrossNodeLatency: active conversations")
+	crossMix      = flag.String("cross.mix", "user=1,agent=1,reconnect=0", "BenchmarkCrossNodeLatency: the harness's -mix")
 )
 
 // BenchmarkCrossNodeLatency runs kefu bench against a cluster of three
@@ -26,13 +30,27 @@ var (
 //	go test ./cluster/clustertest -run '^$' -bench CrossNode -benchtime 1x -args -cross.duration 60s
 func BenchmarkCrossNodeLatency(b *testing.B) {
 	c := Start(b, 3, 2)
+	var progress io.Writer
+	if testing.Verbose() {
+		progress = os.Stderr
+	}
+	mix, err := bench.ParseMix(*crossMix)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for range b.N {
 		rep, err := bench.Run(context.Background(), bench.Config{
+			Log: progress,
 			URL: c.Edges[0].URL(""), AgentURL: c.Edges[1].URL(""),
 			AdminPassword: AdminPassword,
 			Convs:         *crossConvs, Agents: 50, Rate: *crossRate, Duration: *crossDuration,
-			Mix: bench.Mix{User: 1, Agent: 1, Reconnect: 0.005},
+			Mix: mix,
 		})
+		if testing.Verbose() {
+			for _, n := range c.Nodes {
+				b.Logf("%s store calls:\n%s", n.Name, metricLines(b, n, "kefu_store_ops_total"))
+			}
+		}
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -48,4 +66,21 @@ func BenchmarkCrossNodeLatency(b *testing.B) {
 		b.ReportMetric(rep.AckMs.P99, "ack-p99-ms")
 		b.ReportMetric(rep.MsgsPerSec, "msgs/s")
 	}
+}
+
+// metricLines returns the lines of n's /metrics that start with name.
+func metricLines(t testing.TB, n *Node, name string) string {
+	resp, err := http.Get(n.URL("/metrics"))
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var out []string
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(l, name) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

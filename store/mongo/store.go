@@ -191,6 +191,9 @@ func open(ctx context.Context, cfg Config, hooks testHooks) (_ *Store, err error
 	if err := ensureIndexes(ctx, db); err != nil {
 		return nil, err
 	}
+	if err := migrateTimerIDs(ctx, s.c.timers); err != nil {
+		return nil, err
+	}
 
 	// Room for the callers of a whole batch to queue while the previous
 	// batch is inserted.

@@ -257,6 +257,39 @@ func TestOldDocuments(t *testing.T) {
 	}
 }
 
+// TestOldTimers: timers an older build stored under an ObjectID are keyed
+// by their _id after the next open, so they can be replaced and removed.
+func TestOldTimers(t *testing.T) {
+	cfg := testConfig(t)
+	ctx := context.Background()
+	s, err := Open(ctx, cfg)
+	mustOK(t, "open", err)
+	seed(t, s, "t1", "c1")
+	due := storetest.Epoch.Add(time.Minute)
+	_, err = s.c.timers.InsertOne(ctx, bson.D{
+		{Key: "_id", Value: bson.NewObjectID()}, {Key: "tenant", Value: "t1"}, {Key: "conv", Value: "c1"},
+		{Key: "kind", Value: string(engine.TimerNoReply)}, {Key: "due_at", Value: due},
+	})
+	mustOK(t, "insert old timer", err)
+	mustOK(t, "close", s.Close())
+
+	s2 := openTest(t, cfg, testHooks{})
+	got, err := s2.Timers(ctx, "t1", "c1")
+	mustOK(t, "timers", err)
+	if len(got) != 1 || got[0].Kind != engine.TimerNoReply || !got[0].DueAt.Equal(due) {
+		t.Fatalf("timers after the migration = %+v, want the old no_reply timer", got)
+	}
+	later := due.Add(time.Minute)
+	mustOK(t, "put", s2.PutTimer(ctx, engine.Timer{Tenant: "t1", Conv: "c1", Kind: engine.TimerNoReply, DueAt: later}))
+	if got, _ := s2.Timers(ctx, "t1", "c1"); len(got) != 1 || !got[0].DueAt.Equal(later) {
+		t.Fatalf("timers after replacing the migrated one = %+v", got)
+	}
+	mustOK(t, "delete", s2.DeleteTimer(ctx, "t1", "c1", engine.TimerNoReply))
+	if got, _ := s2.Timers(ctx, "t1", "c1"); len(got) != 0 {
+		t.Fatalf("timers after removing the migrated one = %+v", got)
+	}
+}
+
 func TestOpenConfig(t *testing.T) {
 	ctx := context.Background()
 	if _, err := Open(ctx, Config{}); err == nil {

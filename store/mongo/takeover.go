@@ -292,7 +292,12 @@ func (s *Store) Notes(ctx context.Context, tenant, conv string) ([]engine.Note, 
 	return out, nil
 }
 
+// timerDoc's _id is its key (timerID): a timer is written and removed on
+// most messages, and a lookup by _id is the one every MongoDB-wire server
+// answers from its primary key (FerretDB v1 filters anything else by
+// reading the whole collection).
 type timerDoc struct {
+	ID     string    `bson:"_id"`
 	Tenant string    `bson:"tenant"`
 	Conv   string    `bson:"conv"`
 	Kind   string    `bson:"kind"`
@@ -303,8 +308,14 @@ func (d *timerDoc) timer() engine.Timer {
 	return engine.Timer{Tenant: d.Tenant, Conv: d.Conv, Kind: engine.TimerKind(d.Kind), DueAt: d.DueAt.UTC()}
 }
 
+// timerID is a timer's key. Conversation ids and kinds hold no "/", so
+// it names one tenant, conversation and kind.
+func timerID(tenant, conv string, kind engine.TimerKind) string {
+	return tenant + "/" + conv + "/" + string(kind)
+}
+
 func timerFilter(tenant, conv string, kind engine.TimerKind) bson.D {
-	return append(msgFilter(tenant, conv), bson.E{Key: "kind", Value: string(kind)})
+	return bson.D{{Key: "_id", Value: timerID(tenant, conv, kind)}}
 }
 
 // PutTimer creates or replaces the conversation's timer of t.Kind. DueAt is
@@ -321,8 +332,7 @@ func (s *Store) PutTimer(ctx context.Context, t engine.Timer) error {
 	if err := s.requireConversation(ctx, t.Tenant, t.Conv); err != nil {
 		return fmt.Errorf("mongo: put timer: %w", err)
 	}
-	// timers_by_kind.
-	doc := timerDoc{Tenant: t.Tenant, Conv: t.Conv, Kind: string(t.Kind), DueAt: t.DueAt}
+	doc := timerDoc{ID: timerID(t.Tenant, t.Conv, t.Kind), Tenant: t.Tenant, Conv: t.Conv, Kind: string(t.Kind), DueAt: t.DueAt}
 	if err := replaceOrInsert(ctx, s.c.timers, timerFilter(t.Tenant, t.Conv, t.Kind), doc); err != nil {
 		return fmt.Errorf("mongo: put timer %s/%s %s: %w", t.Tenant, t.Conv, t.Kind, err)
 	}
@@ -336,7 +346,6 @@ func (s *Store) DeleteTimer(ctx context.Context, tenant, conv string, kind engin
 	}
 	defer s.calls.Done()
 	s.metrics.Ops[storemetrics.OpDeleteTimer].Inc()
-	// timers_by_kind.
 	if _, err := s.c.timers.DeleteOne(ctx, timerFilter(tenant, conv, kind)); err != nil {
 		return fmt.Errorf("mongo: delete timer %s/%s %s: %w", tenant, conv, kind, err)
 	}
@@ -383,4 +392,43 @@ func (s *Store) findTimers(ctx context.Context, filter bson.D, opts *options.Fin
 		out[i] = docs[i].timer()
 	}
 	return out, nil
+}
+
+// migrateTimerIDs gives the timers an older build stored under an
+// ObjectID their key as _id. Each is removed, then stored again (both
+// would hold the same timers_by_kind key); a crash in between loses that
+// timer, as a crash just before its write would have. Run at open, before
+// any write, on a store every member of a cluster upgrades together.
+func migrateTimerIDs(ctx context.Context, timers *mongo.Collection) error {
+	cur, err := timers.Find(ctx, bson.D{})
+	if err != nil {
+		return fmt.Errorf("mongo: migrate timers: %w", err)
+	}
+	var docs []bson.Raw
+	if err := cur.All(ctx, &docs); err != nil {
+		return fmt.Errorf("mongo: migrate timers: %w", err)
+	}
+	for _, raw := range docs {
+		if raw.Lookup("_id").Type == bson.TypeString {
+			continue
+		}
+		var old struct {
+			Tenant string    `bson:"tenant"`
+			Conv   string    `bson:"conv"`
+			Kind   string    `bson:"kind"`
+			DueAt  time.Time `bson:"due_at"`
+		}
+		if err := bson.Unmarshal(raw, &old); err != nil {
+			return fmt.Errorf("mongo: migrate timers: %w", err)
+		}
+		d := timerDoc{Tenant: old.Tenant, Conv: old.Conv, Kind: old.Kind, DueAt: old.DueAt}
+		if _, err := timers.DeleteOne(ctx, bson.D{{Key: "_id", Value: raw.Lookup("_id")}}); err != nil {
+			return fmt.Errorf("mongo: migrate timer %s/%s %s: %w", d.Tenant, d.Conv, d.Kind, err)
+		}
+		d.ID = timerID(d.Tenant, d.Conv, engine.TimerKind(d.Kind))
+		if err := replaceOrInsert(ctx, timers, bson.D{{Key: "_id", Value: d.ID}}, d); err != nil {
+			return fmt.Errorf("mongo: migrate timer %s: %w", d.ID, err)
+		}
+	}
+	return nil
 }
