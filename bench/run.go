@@ -355,7 +355,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.HarnessRSS = selfRSS()
 	rep.ConnectsPerSec = round1(float64(len(all)) / connElapsed.Seconds())
 	if cfg.Mix.FAQ == 0 {
-		rep.Notes = append(rep.Notes, "bot_reply_ms: no FAQ questions in the mix (faq=0); the server has no bot yet, so n stays 0 until it does")
+		rep.Notes = append(rep.Notes, "bot_reply_ms: no FAQ questions in the mix (faq=0)")
 	} else if rep.BotReplyMs.N == 0 {
 		rep.Notes = append(rep.Notes, "bot_reply_ms: no bot answered (this server has no bot yet); FAQ questions were stored and delivered as user messages")
 	}
