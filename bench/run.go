@@ -357,7 +357,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Mix.FAQ == 0 {
 		rep.Notes = append(rep.Notes, "bot_reply_ms: no FAQ questions in the mix (faq=0)")
 	} else if rep.BotReplyMs.N == 0 {
-		rep.Notes = append(rep.Notes, "bot_reply_ms: no bot answered (this server has no bot yet); FAQ questions were stored and delivered as user messages")
+		rep.Notes = append(rep.Notes, "bot_reply_ms: no bot answered (is the tenant's bot off, or are its conversations taken over?); FAQ questions were stored and delivered as user messages")
 	}
 	if ck.BotUnanswered > 0 && rep.BotReplyMs.N > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("bot_reply_ms: %d FAQ questions got no bot answer", ck.BotUnanswered))
