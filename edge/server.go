@@ -12,11 +12,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gofiber/contrib/websocket"
+	fastws "github.com/fasthttp/websocket"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
 
 	"github.com/kefu-dev/kefu/actors"
 	"github.com/kefu-dev/kefu/auth"
@@ -161,6 +162,11 @@ type Server struct {
 
 	writeBufs sync.Pool // WebSocket write buffers, shared by every socket
 
+	// handshake checks WebSocket upgrades and answers them; connMaker
+	// makes the Conn of an upgraded connection (see upgrade.go).
+	handshake fastws.FastHTTPUpgrader
+	connMaker fastws.Upgrader
+
 	// Rate limits of the HTTP API (WebSocket frames are limited per socket).
 	authLimit, loginLimit, ipLimit, accountLimit *keyedLimiter
 }
@@ -211,6 +217,9 @@ func (s *Server) newApp() {
 		IdleTimeout:  120 * time.Second,
 		ErrorHandler: s.errorHandler,
 	})
+	// WebSocket handlers hand their connections to goroutines of their
+	// own and close them themselves (upgrade.go).
+	s.app.Server().KeepHijackedConns = true
 }
 
 // probeRoutes serves the health, readiness and metrics probes.
@@ -245,13 +254,17 @@ func (s *Server) routes() error {
 		return err
 	}
 
-	// Buffers are most of an idle socket's memory. Reads come through
-	// fasthttp's own 4 KiB buffered reader of the hijacked connection, so
-	// the WebSocket reader needs little of its own; write buffers are
-	// taken from a pool only while a frame is written.
-	ws := websocket.Config{ReadBufferSize: 512, WriteBufferSize: 2048, WriteBufferPool: &s.writeBufs}
-	v1.Get("/ws/user", s.upgradeOnly, websocket.New(s.socket(auth.AudienceUser), ws))
-	v1.Get("/ws/agent", s.upgradeOnly, s.checkOrigin, websocket.New(s.socket(auth.AudienceStaff), ws))
+	// Every origin may upgrade, as under gofiber/contrib/websocket:
+	// checkOrigin guards the staff endpoint, customers' pages live on any
+	// site.
+	s.handshake = fastws.FastHTTPUpgrader{CheckOrigin: func(*fasthttp.RequestCtx) bool { return true }}
+	// Buffers are most of an idle socket's memory. The WebSocket reader
+	// needs little of its own (frames are small); write buffers are taken
+	// from a pool only while a frame is written.
+	s.connMaker = fastws.Upgrader{ReadBufferSize: 512, WriteBufferSize: 2048, WriteBufferPool: &s.writeBufs,
+		CheckOrigin: func(*http.Request) bool { return true }}
+	v1.Get("/ws/user", s.upgradeOnly, s.upgrade(auth.AudienceUser))
+	v1.Get("/ws/agent", s.upgradeOnly, s.checkOrigin, s.upgrade(auth.AudienceStaff))
 	return nil
 }
 
@@ -288,7 +301,7 @@ func (s *Server) limitIP(c *fiber.Ctx) error {
 // upgradeOnly refuses plain HTTP on WebSocket routes and refuses new
 // sockets while draining.
 func (s *Server) upgradeOnly(c *fiber.Ctx) error {
-	if !websocket.IsWebSocketUpgrade(c) {
+	if !fastws.FastHTTPIsWebSocketUpgrade(c.Context()) {
 		return fiber.ErrUpgradeRequired
 	}
 	if s.draining.Load() {
@@ -325,7 +338,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining.Store(true)
 	for c := range s.conns {
-		c.close(websocket.CloseGoingAway, "server shutting down")
+		c.close(fastws.CloseGoingAway, "server shutting down")
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})

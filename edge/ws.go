@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
 
-	fastws "github.com/fasthttp/websocket"
-	"github.com/gofiber/contrib/websocket"
+	"github.com/fasthttp/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kefu-dev/kefu/actors"
 	"github.com/kefu-dev/kefu/auth"
@@ -39,8 +40,8 @@ const (
 //     writer stack and no ticker, only a timer for the next ping.
 //
 // Still at most one writer runs at a time (writing, under mu), and once
-// the handler has stopped the socket no writer starts again, so the
-// handler returns only when no goroutine can touch the connection.
+// the reader has stopped the socket no writer starts again, so the socket
+// ends only when no goroutine can touch the connection.
 type wsConn struct {
 	s *Server
 	c *websocket.Conn
@@ -51,8 +52,8 @@ type wsConn struct {
 	pingDue  bool
 	writing  bool          // a writer goroutine runs
 	finished bool          // the close sequence ran: no writer starts again
-	stopped  bool          // the handler is returning: no writer starts again
-	idle     chan struct{} // closed by the writer when it exits, if the handler waits
+	stopped  bool          // the socket is ending: no writer starts again
+	idle     chan struct{} // closed by the writer when it exits, if stop waits
 	ping     *time.Timer
 
 	done    chan struct{} // closed when the connection must end
@@ -127,9 +128,9 @@ func (w *wsConn) startPings() {
 	})
 }
 
-// stop is called by the handler once its reader has returned and close
-// has been called: it waits for a running writer and makes sure no other
-// starts. Fiber recycles the connection when the handler returns.
+// stop is called once the reader has returned and close has been called:
+// it waits for a running writer and makes sure no other starts, so that
+// nothing touches the connection after it is closed.
 func (w *wsConn) stop() {
 	w.mu.Lock()
 	w.stopped = true
@@ -208,7 +209,7 @@ func (w *wsConn) write() {
 	}
 }
 
-// exit marks the writer gone and wakes a waiting handler. Caller holds mu.
+// exit marks the writer gone and wakes a waiting stop. Caller holds mu.
 func (w *wsConn) exit() {
 	w.writing = false
 	if w.idle != nil {
@@ -243,130 +244,195 @@ func (w *wsConn) closeSequence(frames [][]byte) {
 	_ = c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 }
 
-// socket returns the handler of a WebSocket endpoint whose tokens must be
-// for audience.
-func (s *Server) socket(audience string) func(*websocket.Conn) {
+// socket serves a connection fasthttp has upgraded, in the goroutine
+// fasthttp hijacked it in: it reads until the client has authenticated
+// (its hello), then hands the socket to a goroutine of its own and
+// returns, so that fasthttp takes back the buffered reader and request
+// context it keeps while the hijack handler runs.
+//
+// The new goroutine's stack holds only the read loop, and an idle socket
+// is parked in it: it starts at the runtime's usual size and stays there,
+// while the stack that authenticated (token checks, the session's start,
+// JSON) grew to 8 KiB and would have stayed so.
+func (s *Server) socket(nc net.Conn, audience string) {
+	c, err := s.takeOver(nc)
+	if err != nil {
+		return
+	}
+	w := newWSConn(s, c, s.cfg.SendQueue, func(code int) { s.metrics.closes.WithLabelValues(strconv.Itoa(code)).Inc() })
+	if !s.track(w) {
+		_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
+		_ = c.NetConn().Close()
+		return
+	}
 	endpoint := "user"
 	if audience == auth.AudienceStaff {
 		endpoint = "agent"
 	}
-	return func(c *websocket.Conn) {
-		w := newWSConn(s, c, s.cfg.SendQueue, func(code int) { s.metrics.closes.WithLabelValues(strconv.Itoa(code)).Inc() })
-		if !s.track(w) {
-			_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
-			return
-		}
-		defer s.untrack(w)
-		gauge := s.metrics.connections.WithLabelValues(endpoint)
-		gauge.Inc()
-		defer gauge.Dec()
+	r := &reader{s: s, c: c, w: w, audience: audience, gauge: s.metrics.connections.WithLabelValues(endpoint)}
+	r.gauge.Inc()
+	w.startPings()
+	if r.hello() {
+		go r.serve()
+		return
+	}
+	r.end()
+}
 
-		w.startPings()
-		session := s.read(c, w, audience)
-		w.close(websocket.CloseNormalClosure, "")
-		w.stop() // Fiber recycles c once we return: no writer may run
-		if session != nil {
-			session.Stop()
+// reader is a socket's only reader.
+type reader struct {
+	s        *Server
+	c        *websocket.Conn
+	w        *wsConn
+	audience string
+	gauge    prometheus.Gauge
+
+	session   *actors.Session // nil until the hello is accepted
+	limiter   *tokenBucket
+	overLimit int // frames over the rate in a row
+	pongWait  time.Duration
+}
+
+// hello reads until the client has authenticated, and reports whether it
+// has and the socket goes on.
+func (r *reader) hello() (ok bool) {
+	defer r.recover()
+	s, c := r.s, r.c
+	c.SetReadLimit(int64(s.cfg.MaxFrameBytes))
+	r.pongWait = s.cfg.PingInterval * 5 / 2
+	_ = c.SetReadDeadline(time.Now().Add(s.cfg.HelloTimeout))
+	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(r.pongWait)) })
+	r.limiter = newTokenBucket(s.cfg.RatePerSec, s.cfg.Burst, time.Now())
+	for r.session == nil {
+		if !r.next() {
+			return false
 		}
+	}
+	return true
+}
+
+// serve reads the authenticated socket's frames until it ends, then ends
+// it.
+func (r *reader) serve() {
+	r.loop()
+	r.end()
+}
+
+func (r *reader) loop() {
+	defer r.recover()
+	for r.next() {
 	}
 }
 
-// read is the connection's only reader. It returns the session it started,
-// if any, once the connection is over.
-func (s *Server) read(c *websocket.Conn, w *wsConn, audience string) *actors.Session {
-	c.SetReadLimit(int64(s.cfg.MaxFrameBytes))
-	pongWait := s.cfg.PingInterval * 5 / 2
-	_ = c.SetReadDeadline(time.Now().Add(s.cfg.HelloTimeout))
-	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(pongWait)) })
-	limiter := newTokenBucket(s.cfg.RatePerSec, s.cfg.Burst, time.Now())
-	var session *actors.Session
-	var caller actors.Caller
-	overLimit := 0
-	for {
-		kind, data, err := c.ReadMessage()
-		if err != nil {
-			var ne net.Error
-			switch {
-			// contrib/websocket declares its own ErrReadLimit, which nothing
-			// returns: the error comes from fasthttp/websocket.
-			case errors.Is(err, fastws.ErrReadLimit):
-				w.close(websocket.CloseMessageTooBig, "frame larger than "+strconv.Itoa(s.cfg.MaxFrameBytes)+" bytes")
-			case session == nil && errors.As(err, &ne) && ne.Timeout():
-				w.close(CloseUnauthenticated, "no hello in time")
-			}
-			return session
-		}
-		if session != nil {
-			_ = c.SetReadDeadline(time.Now().Add(pongWait))
-		}
-		if !limiter.allow(time.Now()) {
-			overLimit++
-			if overLimit >= s.cfg.FloodLimit {
-				w.close(CloseFlood, "too many frames")
-				return session
-			}
-			s.reject(w, engine.ClientFrame{}, engine.NewError(engine.CodeRateLimited, "too many frames; this one was dropped"))
-			continue
-		}
-		overLimit = 0
-		if kind != websocket.TextMessage {
-			s.reject(w, engine.ClientFrame{}, engine.NewError(engine.CodeBadFrame, "only text frames carrying JSON are accepted"))
-			if session == nil {
-				w.close(CloseUnauthenticated, "hello expected")
-				return session
-			}
-			continue
-		}
-		f, err := engine.DecodeClientFrame(data)
-		if err != nil {
-			if engine.CodeOf(err) == engine.CodeInvalidUTF8 {
-				s.metrics.rejected.WithLabelValues(string(engine.CodeInvalidUTF8)).Inc()
-				w.close(websocket.CloseInvalidFramePayloadData, "frame is not valid UTF-8")
-				return session
-			}
-			s.reject(w, f, err)
-			if session == nil { // the first frame must be a valid hello
-				reason := "hello expected"
-				if engine.CodeOf(err) == engine.CodeVersion {
-					reason = "unsupported protocol version"
-				}
-				w.close(CloseUnauthenticated, reason)
-				return session
-			}
-			continue
-		}
-		s.metrics.framesIn.WithLabelValues(f.Type).Inc()
-		switch {
-		case session == nil && f.Type != engine.FrameHello:
-			s.reject(w, f, engine.NewError(engine.CodeUnauthenticated, "send hello with a token first"))
-			w.close(CloseUnauthenticated, "hello expected")
-			return session
-		case session == nil:
-			var err error
-			caller, err = s.callerOfToken(context.Background(), f.Token, audience, c.RemoteAddr().String())
-			if err != nil {
-				s.reject(w, f, err)
-				w.close(CloseUnauthenticated, "invalid token")
-				return session
-			}
-			// The welcome is queued before the session starts: a staff
-			// session pushes the agent's status as soon as it registers,
-			// and the welcome must be the first frame the client reads.
-			s.send(w, engine.WelcomeFrame{
-				Type: engine.FrameWelcome, V: engine.ProtocolVersion, Session: engine.NewID(time.Now()),
-				Tenant: caller.Tenant, You: caller.Party, ServerTime: s.cfg.Clock.Now().UnixMilli(),
-				MaxFrame: s.cfg.MaxFrameBytes, RatePerSec: int(s.cfg.RatePerSec),
-			})
-			session = s.cfg.Client.StartSession(caller, w)
-			_ = c.SetReadDeadline(time.Now().Add(pongWait))
-		case f.Type == engine.FrameHello:
-			s.reject(w, f, engine.NewError(engine.CodeInvalidField, "already authenticated"))
-		case f.Type == engine.FramePing:
-			s.send(w, engine.PongFrame{Type: engine.FramePong, ID: f.ID, ServerTime: s.cfg.Clock.Now().UnixMilli()})
-		default:
-			session.Deliver(f)
-		}
+// recover turns a panic in the reader into the socket's end (1011), as
+// gofiber/contrib/websocket's handler recovered them, rather than the
+// process's.
+func (r *reader) recover() {
+	if p := recover(); p != nil {
+		r.s.log.Error("websocket reader panicked", "panic", p, "stack", string(debug.Stack()))
+		r.w.close(websocket.CloseInternalServerErr, "internal error")
 	}
+}
+
+// end closes the socket, waits for its writer, stops its session and
+// untracks it. fasthttp no longer closes a hijacked connection
+// (KeepHijackedConns): it is closed here in any case.
+func (r *reader) end() {
+	r.w.close(websocket.CloseNormalClosure, "")
+	r.w.stop()
+	_ = r.c.NetConn().Close()
+	if r.session != nil {
+		r.session.Stop()
+	}
+	r.gauge.Dec()
+	r.s.untrack(r.w)
+}
+
+// next reads and handles one frame, and reports whether the socket goes
+// on.
+func (r *reader) next() bool {
+	s, w := r.s, r.w
+	kind, data, err := r.c.ReadMessage()
+	if err != nil {
+		var ne net.Error
+		switch {
+		case errors.Is(err, websocket.ErrReadLimit):
+			w.close(websocket.CloseMessageTooBig, "frame larger than "+strconv.Itoa(s.cfg.MaxFrameBytes)+" bytes")
+		case r.session == nil && errors.As(err, &ne) && ne.Timeout():
+			w.close(CloseUnauthenticated, "no hello in time")
+		}
+		return false
+	}
+	if r.session != nil {
+		_ = r.c.SetReadDeadline(time.Now().Add(r.pongWait))
+	}
+	if !r.limiter.allow(time.Now()) {
+		r.overLimit++
+		if r.overLimit >= s.cfg.FloodLimit {
+			w.close(CloseFlood, "too many frames")
+			return false
+		}
+		s.reject(w, engine.ClientFrame{}, engine.NewError(engine.CodeRateLimited, "too many frames; this one was dropped"))
+		return true
+	}
+	r.overLimit = 0
+	if kind != websocket.TextMessage {
+		s.reject(w, engine.ClientFrame{}, engine.NewError(engine.CodeBadFrame, "only text frames carrying JSON are accepted"))
+		if r.session == nil {
+			w.close(CloseUnauthenticated, "hello expected")
+			return false
+		}
+		return true
+	}
+	f, err := engine.DecodeClientFrame(data)
+	if err != nil {
+		if engine.CodeOf(err) == engine.CodeInvalidUTF8 {
+			s.metrics.rejected.WithLabelValues(string(engine.CodeInvalidUTF8)).Inc()
+			w.close(websocket.CloseInvalidFramePayloadData, "frame is not valid UTF-8")
+			return false
+		}
+		s.reject(w, f, err)
+		if r.session == nil { // the first frame must be a valid hello
+			reason := "hello expected"
+			if engine.CodeOf(err) == engine.CodeVersion {
+				reason = "unsupported protocol version"
+			}
+			w.close(CloseUnauthenticated, reason)
+			return false
+		}
+		return true
+	}
+	s.metrics.framesIn.WithLabelValues(f.Type).Inc()
+	switch {
+	case r.session == nil && f.Type != engine.FrameHello:
+		s.reject(w, f, engine.NewError(engine.CodeUnauthenticated, "send hello with a token first"))
+		w.close(CloseUnauthenticated, "hello expected")
+		return false
+	case r.session == nil:
+		caller, err := s.callerOfToken(context.Background(), f.Token, r.audience, r.c.RemoteAddr().String())
+		if err != nil {
+			s.reject(w, f, err)
+			w.close(CloseUnauthenticated, "invalid token")
+			return false
+		}
+		// The welcome is queued before the session starts: a staff
+		// session pushes the agent's status as soon as it registers,
+		// and the welcome must be the first frame the client reads.
+		s.send(w, engine.WelcomeFrame{
+			Type: engine.FrameWelcome, V: engine.ProtocolVersion, Session: engine.NewID(time.Now()),
+			Tenant: caller.Tenant, You: caller.Party, ServerTime: s.cfg.Clock.Now().UnixMilli(),
+			MaxFrame: s.cfg.MaxFrameBytes, RatePerSec: int(s.cfg.RatePerSec),
+		})
+		r.session = s.cfg.Client.StartSession(caller, w)
+		_ = r.c.SetReadDeadline(time.Now().Add(r.pongWait))
+	case f.Type == engine.FrameHello:
+		s.reject(w, f, engine.NewError(engine.CodeInvalidField, "already authenticated"))
+	case f.Type == engine.FramePing:
+		s.send(w, engine.PongFrame{Type: engine.FramePong, ID: f.ID, ServerTime: s.cfg.Clock.Now().UnixMilli()})
+	default:
+		r.session.Deliver(f)
+	}
+	return true
 }
 
 func (s *Server) send(w *wsConn, frame any) {
