@@ -76,6 +76,10 @@ func Start() (*Server, error) {
 	return s, nil
 }
 
+// DataDir is the directory of an in-process FerretDB's SQLite files, one
+// per database ("" for an external server).
+func (s *Server) DataDir() string { return s.dir }
+
 // waitDial waits until the server at uri accepts TCP connections.
 func waitDial(uri string, d time.Duration) error {
 	host := strings.TrimSuffix(strings.TrimPrefix(uri, "mongodb://"), "/")
