@@ -48,7 +48,7 @@ func (s *Store) Append(ctx context.Context, msgs []engine.Message) (int, error) 
 		conv:     msgs[0].Conv,
 		rows:     make([]msgRow, len(msgs)),
 	}
-	o.keepPartial = true
+	o.noSavepoint = true // keeps the prefix stored before a refusal
 	if o.tenant == "" || o.conv == "" {
 		return 0, errors.New("sqlite: append: message without tenant or conversation")
 	}

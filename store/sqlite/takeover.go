@@ -225,6 +225,7 @@ func (o *deleteOp) apply(w *writer) error {
 func (s *Store) deleteRows(ctx context.Context, kind storemetrics.Op, stmt func(*writeStmts) *sql.Stmt,
 	what string, mustExist bool, args ...any) error {
 	o := &deleteOp{opHeader: newHeader(ctx, kind), stmt: stmt, what: what, mustExist: mustExist, args: args}
+	o.noSavepoint = true // one statement
 	if err := s.submit(ctx, o); err != nil {
 		return err
 	}
@@ -299,6 +300,7 @@ func (s *Store) PutTimer(ctx context.Context, t engine.Timer) error {
 		return errors.New("sqlite: put timer: tenant, conversation and kind are required")
 	}
 	o := &putTimerOp{opHeader: newHeader(ctx, storemetrics.OpPutTimer), t: t}
+	o.noSavepoint = true // one statement
 	if err := s.submit(ctx, o); err != nil {
 		return err
 	}

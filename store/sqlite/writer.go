@@ -31,11 +31,11 @@ type opHeader struct {
 	ctx  context.Context // the caller's; checked before the op runs, never passed to SQLite
 	done chan struct{}
 	err  error
-	// keepPartial: on a constraint error, keep what the op stored before
-	// it. Append sets it to keep the stored prefix; a failed statement
-	// itself is undone by SQLite's statement-level abort, so such an op
-	// runs without a savepoint. Any other error fails the whole batch.
-	keepPartial bool
+	// noSavepoint: the op runs without a savepoint of its own. A failed
+	// statement is undone by SQLite's statement-level abort, so an op of
+	// one statement needs none, and Append keeps the prefix it stored
+	// before a constraint error. Any other error fails the whole batch.
+	noSavepoint bool
 }
 
 func (h *opHeader) header() *opHeader { return h }
@@ -219,7 +219,7 @@ func (w *writer) runBatch(batch []op) error {
 			h.err = err // the caller gave up before its turn: skip it
 			continue
 		}
-		if h.keepPartial {
+		if h.noSavepoint {
 			// Nothing to roll back: SQLite undoes a failed statement by
 			// itself and the op keeps what it stored before. A savepoint
 			// would only cost two statements per op, which under load is
