@@ -174,6 +174,12 @@ func TestAuditBatchesWhileAWriteIsInFlight(t *testing.T) {
 	if len(targets) != more+1 {
 		t.Fatalf("%d distinct targets stored, want %d", len(targets), more+1)
 	}
+	// Newest first, as recorded, though many share a millisecond.
+	for i, e := range got {
+		if want := viewedEntry(more - i).Target; e.Target != want {
+			t.Fatalf("entry %d of the log is %s, want %s: the log is not in the order the entries were recorded", i, e.Target, want)
+		}
+	}
 }
 
 // TestAuditWriteFailureIsLogged: entries the store refuses are written to

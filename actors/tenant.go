@@ -35,12 +35,13 @@ var dummyHash = sync.OnceValue(func() string {
 // the knowledge base, configuration and audit log, whose single writer it
 // is. Store calls run off its mailbox and reply from there.
 type tenantActor struct {
-	d        *Deps
-	tenant   string
-	writes   writeQueue            // knowledge-base and configuration changes, in order
-	audit    []engine.AuditEntry   // audit entries waiting for the next store write (tenant_audit.go)
-	auditing *storeCall[error]     // the audit write in flight, if any
-	watchers map[string]*actor.PID // supervisors' sessions that receive alerts
+	d           *Deps
+	tenant      string
+	writes      writeQueue            // knowledge-base and configuration changes, in order
+	audit       []engine.AuditEntry   // audit entries waiting for the next store write (tenant_audit.go)
+	auditing    *storeCall[error]     // the audit write in flight, if any
+	lastAuditMs int64                 // the time in the newest audit id given (nextAuditID)
+	watchers    map[string]*actor.PID // supervisors' sessions that receive alerts
 }
 
 func newTenant(d *Deps) actor.Actor { return &tenantActor{d: d, watchers: make(map[string]*actor.PID)} }

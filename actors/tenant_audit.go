@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -55,13 +56,22 @@ func (a *tenantActor) appendAudit(ctx actor.Context, m *actorpb.AppendAudit) {
 func (a *tenantActor) record(ctx actor.Context, entries ...engine.AuditEntry) {
 	now := a.d.Clock.Now()
 	for _, e := range entries {
-		e.Tenant, e.ID = a.tenant, engine.NewID(now)
+		e.Tenant, e.ID = a.tenant, a.nextAuditID(now)
 		if e.At.IsZero() {
 			e.At = now
 		}
 		a.audit = append(a.audit, e)
 	}
 	a.flushAudit(ctx)
+}
+
+// nextAuditID is a new id that sorts after every id this activation gave
+// before: the log lists entries of the same millisecond by id, and ids of
+// one millisecond are otherwise in random order.
+func (a *tenantActor) nextAuditID(now time.Time) string {
+	ms := max(now.UnixMilli(), a.lastAuditMs+1)
+	a.lastAuditMs = ms
+	return engine.NewID(time.UnixMilli(ms))
 }
 
 // flushAudit starts the next store write unless one is in flight.
