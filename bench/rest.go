@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kefu-dev/kefu/engine"
 )
 
 // api is a small client of Kefu's REST API.
@@ -140,12 +142,19 @@ func (a *api) visitor(ctx context.Context, tenant string) (token, userID string,
 	return r.AccessToken, r.UserID, err
 }
 
+// newConversation creates a conversation of the user and returns its id,
+// checked: the harness's frames embed it unescaped.
 func (a *api) newConversation(ctx context.Context, userToken string) (string, error) {
 	var c struct {
 		ID string `json:"id"`
 	}
-	err := a.do(ctx, "POST", "/v1/conversations", userToken, nil, &c)
-	return c.ID, err
+	if err := a.do(ctx, "POST", "/v1/conversations", userToken, nil, &c); err != nil {
+		return "", err
+	}
+	if !engine.ValidID(c.ID) {
+		return "", fmt.Errorf("bench: the server returned conversation id %q", c.ID)
+	}
+	return c.ID, nil
 }
 
 // message is a stored message as the protocol shows it.

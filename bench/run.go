@@ -158,9 +158,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			if err != nil {
 				return err
 			}
-			if !engine.ValidID(id) { // frames embed it unescaped
-				return fmt.Errorf("bench: the server returned conversation id %q", id)
-			}
 			convs[i] = &convInfo{id: id, user: users[u]}
 		}
 		return nil
