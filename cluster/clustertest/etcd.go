@@ -112,26 +112,32 @@ func healthy(endpoint string) bool {
 	return resp.StatusCode == http.StatusOK && bytes.Contains(body.Bytes(), []byte(`"true"`))
 }
 
-// freePort picks a loopback TCP port for a process to listen on, never
-// the same twice in one test binary.
+// The ports freePort has handed out.
 var (
 	portsMu    sync.Mutex
 	portsGiven = map[int]bool{}
 )
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	// Below the kernel's ephemeral range: a port from that range, free
-	// now, may be some outgoing connection's local port by the time a
-	// killed process starts again on it ("address already in use").
-	low := 32768
+// ephemeralLow is the first port of the kernel's ephemeral range.
+var ephemeralLow = sync.OnceValue(func() int {
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
 		if f := strings.Fields(string(b)); len(f) == 2 {
 			if n, err := strconv.Atoi(f[0]); err == nil {
-				low = n
+				return n
 			}
 		}
 	}
+	return 32768
+})
+
+// freePort picks a loopback TCP port for a process to listen on, never
+// the same twice in one test binary. It is below the kernel's ephemeral
+// range: a port from that range, free now, may be some outgoing
+// connection's local port by the time a killed process starts again on it
+// ("address already in use").
+func freePort(t testing.TB) int {
+	t.Helper()
+	low := ephemeralLow()
 	const first = 10000
 	portsMu.Lock()
 	defer portsMu.Unlock()
