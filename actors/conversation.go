@@ -124,6 +124,7 @@ type conversationActor struct {
 	toldUnavailable bool                                                                // the customer was told nobody can serve them now
 	lastOwnerSeen   string                                                              // the owner whose first-response clock runs
 	timers          map[engine.TimerKind]time.Time
+	firing          map[engine.TimerKind]bool // fired, their rows not removed yet
 
 	// The bot's turn in flight, if any. botGen tells its result from a
 	// later one's; cancelBot voids it.
@@ -141,6 +142,7 @@ func newConversation(d *Deps) actor.Actor {
 		read:      make(map[engine.Party]int64),
 		reserving: make(map[string][]func(ctx actor.Context, resp *actorpb.ReserveResponse)),
 		timers:    make(map[engine.TimerKind]time.Time),
+		firing:    make(map[engine.TimerKind]bool),
 	}
 }
 
@@ -507,13 +509,18 @@ func (a *conversationActor) onCommitted(ctx actor.Context, m *committedMsg) {
 	for _, p := range batch[:m.n] {
 		a.lastSeq = p.msg.Seq
 		a.remember(p.msg)
-		ack := ackOf(p.msg, false)
-		for _, w := range p.waiters {
-			reply(ctx, w, ack)
-		}
 		a.d.Metrics.appended(p.msg.From.Role, time.Since(p.since))
 		a.push(ctx, p.origin, &actorpb.Push{Conv: a.id, Event: &actorpb.Push_Message{Message: messageToPB(p.msg)}})
 		a.armForMessage(ctx, p.msg)
+		// The ack waits for the timers the message set: a node that dies
+		// after acking an agent's reply must not take the customer's idle
+		// timer with it, nobody being left to notice.
+		ack, waiters := ackOf(p.msg, false), p.waiters
+		a.timerWrites.afterStored(ctx, func(ctx actor.Context) {
+			for _, w := range waiters {
+				reply(ctx, w, ack)
+			}
+		})
 		if p.stored != nil {
 			p.stored(ctx)
 		}
@@ -618,6 +625,9 @@ func (a *conversationActor) onReloaded(ctx actor.Context, m *reloadedMsg) {
 		if i, ok := a.known[p.msg.ClientMsgID]; ok {
 			for _, w := range p.waiters {
 				reply(ctx, w, ackOf(a.recent[i], true))
+			}
+			if p.stored != nil && a.recent[i].From == p.msg.From {
+				p.stored(ctx)
 			}
 			if a.resent == nil {
 				a.resent = make(map[string]*actor.PID)

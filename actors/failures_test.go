@@ -31,9 +31,17 @@ type faultStore struct {
 	// appendHold: an Append whose first client_msg_id is holdID waits for
 	// holdRelease; holdEntered is closed when it arrives.
 	holdID      string
+	holdPrefix  bool // holdID is a prefix of the client_msg_id
 	holdEntered chan struct{}
 	holdRelease chan struct{}
 	holdOnce    sync.Once
+
+	// timerHold: a PutTimer of this kind waits for timerRelease;
+	// timerEntered is closed when the first arrives.
+	timerHold    engine.TimerKind
+	timerEntered chan struct{}
+	timerRelease chan struct{}
+	timerOnce    sync.Once
 
 	recentFails atomic.Int32 // fail this many Recent calls
 	updateFail  atomic.Bool  // fail every UpdateConversation
@@ -59,7 +67,7 @@ func (f *faultStore) Groups(ctx context.Context, tenant string) ([]engine.SkillG
 }
 
 func (f *faultStore) Append(ctx context.Context, msgs []engine.Message) (int, error) {
-	if f.holdID != "" && len(msgs) > 0 && msgs[0].ClientMsgID == f.holdID {
+	if f.holdID != "" && len(msgs) > 0 && (msgs[0].ClientMsgID == f.holdID || f.holdPrefix && strings.HasPrefix(msgs[0].ClientMsgID, f.holdID)) {
 		f.holdOnce.Do(func() { close(f.holdEntered) })
 		<-f.holdRelease
 	}
@@ -69,6 +77,14 @@ func (f *faultStore) Append(ctx context.Context, msgs []engine.Message) (int, er
 		}
 	}
 	return f.Store.Append(ctx, msgs)
+}
+
+func (f *faultStore) PutTimer(ctx context.Context, tm engine.Timer) error {
+	if f.timerHold != "" && tm.Kind == f.timerHold {
+		f.timerOnce.Do(func() { close(f.timerEntered) })
+		<-f.timerRelease
+	}
+	return f.Store.PutTimer(ctx, tm)
 }
 
 func (f *faultStore) Recent(ctx context.Context, tenant, conv string, n int) ([]engine.Message, error) {
@@ -668,6 +684,107 @@ func TestLostIdleTimerIsRestoredOnLoad(t *testing.T) {
 			t.Fatal("the lost idle timer was not armed again on load")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// An agent's message is acked only once the customer-idle timer it set is
+// stored: a node that died between the two would leave an answered
+// conversation that never closes, with nobody left to notice.
+func TestAckWaitsForTheTimersItSet(t *testing.T) {
+	fs := &faultStore{timerHold: engine.TimerUserIdleWarn, timerEntered: make(chan struct{}), timerRelease: make(chan struct{})}
+	n := startNode(t, withFaults(fs))
+	conv := newConv(t, n)
+	aout := make(outbox, 100)
+	as := n.client.StartSession(agent, aout)
+	defer as.Stop()
+	as.Deliver(engine.ClientFrame{Type: engine.FrameSend, Conv: conv, ClientMsgID: "a1", Body: &engine.Body{Type: engine.BodyText, Text: "您好"}})
+	select {
+	case <-fs.timerEntered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the agent's message never set the idle timer")
+	}
+	isAck := func(f anyFrame) bool { return f.Type == engine.FrameAck && f.ClientMsgID == "a1" }
+	if f, ok := waitFrame(aout, 300*time.Millisecond, isAck); ok {
+		t.Fatalf("acked while its idle timer was still being stored: %s", f.raw)
+	}
+	close(fs.timerRelease)
+	if _, ok := waitFrame(aout, 10*time.Second, isAck); !ok {
+		t.Fatal("no ack once the timer was stored")
+	}
+	if !hasTimer(t, n, conv, engine.TimerUserIdleWarn) {
+		t.Fatal("acked, and the idle timer is not stored")
+	}
+}
+
+func hasTimer(t *testing.T, n *testNode, conv string, kind engine.TimerKind) bool {
+	t.Helper()
+	timers, err := n.store.Timers(context.Background(), "t1", conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tm := range timers {
+		if tm.Kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// A fired timer's row stays until what it did is stored, so a node that
+// dies first leaves it to fire again on the next activation. Here the idle
+// warning's message is held in the store: the next timer (the close) is
+// stored, the warning's row is still there; once the message is stored the
+// row goes, and the warning was sent once.
+func TestFiredTimerStaysUntilItsMessageIsStored(t *testing.T) {
+	clock := engine.NewManualClock(time.Now())
+	fs := &faultStore{holdID: "sys idle ", holdPrefix: true, holdEntered: make(chan struct{}), holdRelease: make(chan struct{})}
+	n := startNode(t, func(d *actors.Deps) {
+		withFaults(fs)(d)
+		d.Clock = clock
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go actors.NewScheduler(n.store, clock, n.node.Cluster, 10*time.Millisecond, nil).Run(ctx)
+	conv := newConv(t, n)
+	aout := make(outbox, 100)
+	as := n.client.StartSession(agent, aout)
+	defer as.Stop()
+	sendAndAck(t, as, aout, conv, "a1") // takes it over: the customer's idle timer starts
+	clock.Advance(engine.TenantSettings{}.WithDefaults().Timers.UserIdleWarn.D() + time.Second)
+	select {
+	case <-fs.holdEntered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the idle warning was never sent")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !hasTimer(t, n, conv, engine.TimerUserIdleClose) {
+		if time.Now().After(deadline) {
+			t.Fatal("the close timer was never stored")
+		}
+		time.Sleep(5 * time.Millisecond) // polling the store, bounded by the deadline
+	}
+	if !hasTimer(t, n, conv, engine.TimerUserIdleWarn) {
+		t.Fatal("the fired warning's row was removed before its message was stored")
+	}
+	close(fs.holdRelease)
+	for hasTimer(t, n, conv, engine.TimerUserIdleWarn) {
+		if time.Now().After(deadline) {
+			t.Fatal("the fired warning's row stayed after its message was stored")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	msgs, err := n.store.Messages(context.Background(), "t1", conv, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warnings := 0
+	for _, m := range msgs {
+		if strings.HasPrefix(m.ClientMsgID, "sys idle ") {
+			warnings++
+		}
+	}
+	if warnings != 1 {
+		t.Fatalf("%d idle warnings stored, want 1", warnings)
 	}
 }
 

@@ -413,16 +413,21 @@ func (a *conversationActor) onQueueStatus(ctx actor.Context, st *actorpb.QueueSt
 
 // systemMessage stores a notice from Kefu in the conversation. The id makes
 // a repeat (after a restart, say) a duplicate, not a second notice.
-func (a *conversationActor) systemMessage(ctx actor.Context, clientMsgID, text string) {
-	if _, ok := a.known[clientMsgID]; ok || a.pendingByID(clientMsgID) != nil {
-		return
+func (a *conversationActor) systemMessage(ctx actor.Context, clientMsgID, text string) *pendingAppend {
+	if _, ok := a.known[clientMsgID]; ok {
+		return nil
 	}
-	a.queue = append(a.queue, &pendingAppend{
+	if p := a.pendingByID(clientMsgID); p != nil {
+		return p
+	}
+	p := &pendingAppend{
 		msg: engine.Message{Tenant: a.tenant, Conv: a.id, ClientMsgID: clientMsgID, From: systemParty,
 			Body: engine.Body{Type: engine.BodySystem, Text: text}, CreatedAt: a.d.Clock.Now()},
 		since: time.Now(),
-	})
+	}
+	a.queue = append(a.queue, p)
 	a.pump(ctx)
+	return p
 }
 
 func (a *conversationActor) notifyAgent(ctx actor.Context, agent, kind, text string) {

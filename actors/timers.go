@@ -20,6 +20,14 @@ import (
 // activating the conversation wherever it lives next; the conversation
 // runs a timer only if it still has it armed with that due time, so a
 // stale or repeated firing does nothing.
+//
+// A node may die between any two writes, and a conversation nobody talks
+// to is not loaded again, so the rows alone must keep it going: a message
+// is acked only once the timers it set are stored (onCommitted), and a
+// fired timer's row is removed only once what it did is stored
+// (dropFiredTimer). What is left to crashes (a message stored whose ack,
+// and timers, never went out) is mended on the next load
+// (restoreIdleTimers).
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
@@ -151,6 +159,49 @@ func (a *conversationActor) restoreIdleTimers(ctx actor.Context) {
 	}
 }
 
+// timerApplies reports whether a timer of kind can be armed in state
+// (armForState).
+func timerApplies(kind engine.TimerKind, state engine.ConvState) bool {
+	switch kind {
+	case engine.TimerQueueTimeout:
+		return state == engine.StateQueued
+	case engine.TimerHoldExpiry:
+		return state == engine.StateOnHold
+	default:
+		return state == engine.StateAssigned
+	}
+}
+
+// dropFiredTimer removes a fired timer's row once what the firing did is
+// stored: its state change and its system message sys, if any. A node that
+// dies before leaves the row, and the timer fires again on the next
+// activation, which knows the message by its id and does not send it twice.
+func (a *conversationActor) dropFiredTimer(ctx actor.Context, kind engine.TimerKind, sys *pendingAppend) {
+	waiting := 2
+	done := func(ctx actor.Context) {
+		if waiting--; waiting > 0 {
+			return
+		}
+		delete(a.firing, kind)
+		if _, rearmed := a.timers[kind]; !rearmed { // else its new row replaced this one
+			a.dropTimer(ctx, kind)
+		}
+	}
+	a.stateWrites.afterStored(ctx, done)
+	if sys == nil {
+		done(ctx)
+		return
+	}
+	// System messages are kept until stored (onCommitted).
+	before := sys.stored
+	sys.stored = func(ctx actor.Context) {
+		if before != nil {
+			before(ctx)
+		}
+		done(ctx)
+	}
+}
+
 // idleWarningID starts the client_msg_id of the customer-idle warning.
 const idleWarningID = "sys idle "
 
@@ -158,6 +209,9 @@ const idleWarningID = "sys idle "
 func (a *conversationActor) fire(ctx actor.Context, m *actorpb.FireTimer) {
 	kind := engine.TimerKind(m.Kind)
 	due, ok := a.timers[kind]
+	if !ok && a.firing[kind] {
+		return // fired already; its row goes once what it did is stored
+	}
 	if !ok {
 		// Not armed here: a row left by a write that failed before its
 		// delete. Remove it so the scheduler stops finding it.
@@ -168,7 +222,16 @@ func (a *conversationActor) fire(ctx actor.Context, m *actorpb.FireTimer) {
 	if due.UnixMilli() != m.DueMs || due.After(now) {
 		return // re-armed since: this firing is stale
 	}
-	a.disarm(ctx, kind)
+	if !timerApplies(kind, a.conv.State) {
+		// Left by a node that died before removing it, in a state whose
+		// change it did not live to store.
+		a.disarm(ctx, kind)
+		return
+	}
+	delete(a.timers, kind)
+	a.firing[kind] = true
+	var sys *pendingAppend // the system message it sends, if any
+	defer func() { a.dropFiredTimer(ctx, kind, sys) }()
 	t := a.settings.Timers
 	agent := a.conv.AgentID
 	minutes := func(d engine.Duration) string { return fmt.Sprintf("%.0f", d.D().Minutes()) }
@@ -188,14 +251,14 @@ func (a *conversationActor) fire(ctx actor.Context, m *actorpb.FireTimer) {
 		a.notifyAgent(ctx, agent, "no_reply", "客户的消息还没有回复")
 		a.transition(ctx, change{to: a.conv.State, by: systemParty, ev: engine.EventNoReply, reason: string(kind), evAgent: agent})
 	case engine.TimerUserIdleWarn:
-		a.systemMessage(ctx, idleWarningID+itoa(m.DueMs), "您已经有一段时间没有回复了，会话将在 "+minutes(t.UserIdleClose)+" 分钟后自动结束。")
+		sys = a.systemMessage(ctx, idleWarningID+itoa(m.DueMs), "您已经有一段时间没有回复了，会话将在 "+minutes(t.UserIdleClose)+" 分钟后自动结束。")
 		a.transition(ctx, change{to: a.conv.State, by: systemParty, ev: engine.EventIdleWarned, reason: string(kind)})
 		a.arm(ctx, engine.TimerUserIdleClose, now.Add(t.UserIdleClose.D()))
 	case engine.TimerUserIdleClose:
-		a.systemMessage(ctx, "sys closed "+itoa(m.DueMs), "由于长时间没有回复，本次会话已结束。如需帮助，请重新发起咨询。")
+		sys = a.systemMessage(ctx, "sys closed "+itoa(m.DueMs), "由于长时间没有回复，本次会话已结束。如需帮助，请重新发起咨询。")
 		a.transition(ctx, change{to: engine.StateClosed, by: systemParty, ev: engine.EventClosed, reason: "user_idle"})
 	case engine.TimerQueueTimeout:
-		a.systemMessage(ctx, "sys queue "+itoa(m.DueMs), "当前排队人数较多。您可以直接留言，客服会尽快回复您。")
+		sys = a.systemMessage(ctx, "sys queue "+itoa(m.DueMs), "当前排队人数较多。您可以直接留言，客服会尽快回复您。")
 		a.transition(ctx, change{to: a.conv.State, by: systemParty, ev: engine.EventQueueTimeout, reason: string(kind), group: a.conv.Group, priority: a.conv.Priority})
 	case engine.TimerHoldExpiry:
 		a.notifyAgent(ctx, agent, "hold_expired", "保持的会话已恢复")

@@ -95,7 +95,8 @@ type writeQueue struct {
 // storeWrite is one ordered write. start runs on the mailbox when the
 // write's turn comes (a conversation's state change takes the header as it
 // is then) and returns the store call; then, if set, runs on the mailbox
-// once the write is done.
+// once the write is done. A write without start stores nothing: it is a
+// place in the queue whose then runs once the writes before it are done.
 type storeWrite struct {
 	what  string // for the log
 	start func() func(context.Context) error
@@ -118,13 +119,26 @@ func (q *writeQueue) add(ctx actor.Context, w storeWrite) {
 	q.next(ctx)
 }
 
-// next starts the oldest write unless one is running.
-func (q *writeQueue) next(ctx actor.Context) {
-	if q.busy || q.stopping || len(q.pending) == 0 {
+// afterStored runs f once every write queued so far is done: at once if
+// none is.
+func (q *writeQueue) afterStored(ctx actor.Context, f func(ctx actor.Context)) {
+	if q.idle() {
+		f(ctx)
 		return
 	}
-	q.busy = true
-	q.running = goStore(ctx, q.timeout, q.pending[0].start(), func(err error) any { return &writtenMsg{q: q, err: err} })
+	q.add(ctx, storeWrite{what: "a wait for earlier writes", then: func(ctx actor.Context, _ error) { f(ctx) }})
+}
+
+// next starts the oldest write unless one is running.
+func (q *writeQueue) next(ctx actor.Context) {
+	for !q.busy && !q.stopping && len(q.pending) > 0 {
+		if q.pending[0].start == nil {
+			q.pop(ctx, nil)
+			continue
+		}
+		q.busy = true
+		q.running = goStore(ctx, q.timeout, q.pending[0].start(), func(err error) any { return &writtenMsg{q: q, err: err} })
+	}
 }
 
 // written ends the running write and starts the next.
@@ -181,6 +195,10 @@ func (q *writeQueue) finish(ctx actor.Context) {
 		}
 	}
 	for len(q.pending) > 0 { // a then may queue more
-		q.pop(ctx, storeNow(q.timeout, q.pending[0].start()))
+		var err error
+		if start := q.pending[0].start; start != nil {
+			err = storeNow(q.timeout, start())
+		}
+		q.pop(ctx, err)
 	}
 }
