@@ -70,6 +70,11 @@ type (
 		recent []engine.Message
 		err    error
 	}
+	verifiedMsg struct {
+		seq int64
+		at  time.Time
+		err error
+	}
 	pageMsg struct {
 		sender  *actor.PID
 		msgs    []engine.Message
@@ -102,6 +107,14 @@ type conversationActor struct {
 	inflight       []*pendingAppend // being written; at most one write at a time
 	reloading      bool             // re-reading the store after a conflict
 	reloadFailures int
+	// After the cluster's members change, another member may run this
+	// conversation too until it sees the change; what that activation
+	// stores, this one learns only on its next write. So a read waits for
+	// the store's last seq until this activation's view is newer than the
+	// change has taken to settle (routes.settledSince).
+	routes    *routes
+	syncedAt  time.Time // when the store was last read for lastSeq
+	verifying bool      // reading the store's last seq before a read
 	// resent holds the sessions that sent messages found stored by another
 	// activation (by client_msg_id), until the reload pushes those
 	// messages to the others.
@@ -157,6 +170,7 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 	case *cluster.ClusterInit:
 		a.tenant, a.id, _ = strings.Cut(m.Identity.Identity, "/")
 		a.log = a.d.Logger.With("tenant", a.tenant, "conv", a.id)
+		a.routes, a.syncedAt = routesFor(m.Cluster), time.Now()
 		// Retried until stored: the conversation must not come back in an
 		// old state, or lose a timer, after a restart (it stays loaded
 		// meanwhile: maybePassivate).
@@ -189,6 +203,8 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 		a.onCommitted(ctx, m)
 	case *reloadedMsg:
 		a.onReloaded(ctx, m)
+	case *verifiedMsg:
+		a.onVerified(ctx, m)
 	case *retryReloadMsg:
 		a.reload(ctx)
 	case *retryWriteMsg:
@@ -221,8 +237,13 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 		*actorpb.Typing, *actorpb.MarkRead, *actorpb.Escalate, *actorpb.Assist,
 		*actorpb.ConvOp, *actorpb.AddNote, *actorpb.ListNotes, *actorpb.ListEvents,
 		*actorpb.Offer, *actorpb.QueueStatus, *actorpb.FireTimer:
-		if a.phase == phaseLoading || a.phase == phaseCreating || (a.reloading && readsLastSeq(m)) {
+		if a.phase == phaseLoading || a.phase == phaseCreating || ((a.reloading || a.verifying) && readsLastSeq(m)) {
 			a.stash = append(a.stash, stashed{sender: ctx.Sender(), msg: m})
+			return
+		}
+		if readsLastSeq(m) && a.phase == phaseReady && !a.routes.settledSince(a.syncedAt) {
+			a.stash = append(a.stash, stashed{sender: ctx.Sender(), msg: m})
+			a.verify(ctx)
 			return
 		}
 		a.handle(ctx, ctx.Sender(), m)
@@ -589,11 +610,39 @@ const maxReloadRetries = 5
 type retryReloadMsg struct{}
 
 func (a *conversationActor) reload(ctx actor.Context) {
-	a.reloading = true
+	a.reloading, a.syncedAt = true, time.Now()
 	a.async(ctx, func(c context.Context) any {
 		recent, err := a.d.Store.Recent(c, a.tenant, a.id, a.d.Recent)
 		return &reloadedMsg{recent: recent, err: err}
 	})
+}
+
+// verify reads the store's last seq (see routes in conversationActor); the
+// reads stashed meanwhile are answered after it.
+func (a *conversationActor) verify(ctx actor.Context) {
+	a.verifying = true
+	at := time.Now()
+	a.async(ctx, func(c context.Context) any {
+		seq, err := a.d.Store.LastSeq(c, a.tenant, a.id)
+		return &verifiedMsg{seq: seq, at: at, err: err}
+	})
+}
+
+func (a *conversationActor) onVerified(ctx actor.Context, m *verifiedMsg) {
+	a.verifying = false
+	switch {
+	case m.err != nil:
+		a.log.Warn("reading the last seq; answering from memory", "err", m.err)
+	case m.seq <= a.lastSeq+int64(len(a.inflight)):
+		a.syncedAt = m.at // nothing stored but by this activation
+	case len(a.inflight) > 0:
+		return // another activation wrote: the write in flight fails and reloads, then the reads are answered
+	default:
+		a.log.Info("another activation stored messages; reloading", "stored", m.seq, "known", a.lastSeq)
+		a.reload(ctx)
+		return
+	}
+	a.replayStash(ctx)
 }
 
 func (a *conversationActor) onReloaded(ctx actor.Context, m *reloadedMsg) {

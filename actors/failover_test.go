@@ -210,3 +210,27 @@ func TestMessageStoredByAnotherActivationIsPushed(t *testing.T) {
 		t.Errorf("the sender got its own message pushed back: %s", f.raw)
 	}
 }
+
+// While the members change, another member may run a conversation for a
+// moment too. What that activation stored, a read here returns: an
+// activation whose view of the store is older than the change settling
+// reads the store's last seq before it answers from memory.
+func TestReadAfterMembersChangeSeesAnotherActivationsWrites(t *testing.T) {
+	n := startNode(t, nil)
+	conv := newConv(t, n)
+	if page, err := n.client.History(context.Background(), customer, conv, 0, 10); err != nil || len(page.Messages) != 0 {
+		t.Fatalf("history of a new conversation: %+v, %v", page, err)
+	}
+	self := member(t, n.node.Cluster.ActorSystem.ID, n.node.Address(), n.node.Cluster.GetClusterKinds())
+	ghost := member(t, "ghost", deadAddress(t), []string{actors.KindConversation})
+	actors.SetTopology(n.node.Cluster, []*cluster.Member{self, ghost}, nil)
+	storeMessages(t, n.store, conv, 1, 3) // the other activation's writes
+	actors.SetTopology(n.node.Cluster, []*cluster.Member{self}, []*cluster.Member{ghost})
+	page, err := n.client.History(context.Background(), customer, conv, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Messages) != 3 || page.LastSeq != 3 {
+		t.Fatalf("history after the members changed: %d messages up to seq %d, want the 3 stored elsewhere", len(page.Messages), page.LastSeq)
+	}
+}

@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -46,6 +47,20 @@ type routes struct {
 	down    map[string]time.Time     // members whose connection broke, since when
 	left    map[string]chan struct{} // closed when the member at the address leaves
 	changed chan struct{}            // closed and replaced when members or down change
+	movedAt time.Time                // when the members last changed, moving activations
+}
+
+// settleTime bounds how long after the members change two members may
+// both run an activation: until each has seen the change (etcd's watch,
+// milliseconds) and stopped the activations it no longer owns.
+const settleTime = 10 * time.Second
+
+// settledSince reports whether a view of the store read at t is newer
+// than any activation that ran elsewhere before the members last changed.
+func (r *routes) settledSince(t time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return t.After(r.movedAt.Add(settleTime))
 }
 
 // allRoutes holds the routes of each cluster in this process (one, but
@@ -96,6 +111,9 @@ func (r *routes) topology(t *cluster.ClusterTopology) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if !maps.Equal(members, r.members) {
+		r.movedAt = time.Now()
+	}
 	r.rdv, r.members = rdv, members
 	for _, m := range t.Joined { // a new member at an address that was down
 		delete(r.down, m.Address())
