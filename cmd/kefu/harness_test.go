@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -166,7 +167,9 @@ func (s *testServer) stop(t testing.TB) {
 			t.Errorf("server stopped with error: %v", err)
 		}
 	case <-time.After(60 * time.Second):
-		t.Fatal("server did not stop within 60s")
+		var stacks strings.Builder
+		_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+		t.Fatalf("server did not stop within 60s; its goroutines:\n%s", stacks.String())
 	}
 }
 
