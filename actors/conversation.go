@@ -137,7 +137,9 @@ type conversationActor struct {
 	toldUnavailable bool                                                                // the customer was told nobody can serve them now
 	lastOwnerSeen   string                                                              // the owner whose first-response clock runs
 	timers          map[engine.TimerKind]time.Time
-	firing          map[engine.TimerKind]bool // fired, their rows not removed yet
+	timerBatch      map[engine.TimerKind]engine.TimerChange // changes not yet taken by a write (flushTimers)
+	timerQueued     bool                                    // a queued timer write will take them
+	firing          map[engine.TimerKind]bool               // fired, their rows not removed yet
 
 	// The bot's turn in flight, if any. botGen tells its result from a
 	// later one's; cancelBot voids it.
@@ -166,6 +168,7 @@ type subscriber struct {
 }
 
 func (a *conversationActor) Receive(ctx actor.Context) {
+	defer a.flushTimers(ctx)
 	switch m := ctx.Message().(type) {
 	case *cluster.ClusterInit:
 		a.tenant, a.id, _ = strings.Cut(m.Identity.Identity, "/")
@@ -185,7 +188,10 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 		// the mailbox, which is fine only because the actor is going away
 		// (writes.go). A restart or the next activation loads them.
 		a.stateWrites.finish(ctx)
-		a.timerWrites.finish(ctx)
+		for len(a.timerBatch) > 0 || !a.timerWrites.idle() { // a write's then may change timers
+			a.flushTimers(ctx)
+			a.timerWrites.finish(ctx)
+		}
 	case *actor.Stopped:
 		a.cancelBot()
 		if a.tenant != "" {
@@ -537,7 +543,7 @@ func (a *conversationActor) onCommitted(ctx actor.Context, m *committedMsg) {
 		// after acking an agent's reply must not take the customer's idle
 		// timer with it, nobody being left to notice.
 		ack, waiters := ackOf(p.msg, false), p.waiters
-		a.timerWrites.afterStored(ctx, func(ctx actor.Context) {
+		a.afterTimersStored(ctx, func(ctx actor.Context) {
 			for _, w := range waiters {
 				reply(ctx, w, ack)
 			}

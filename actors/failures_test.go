@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,12 +37,17 @@ type faultStore struct {
 	holdRelease chan struct{}
 	holdOnce    sync.Once
 
-	// timerHold: a PutTimer of this kind waits for timerRelease;
+	// timerHold: a SetTimers that sets this kind waits for timerRelease;
 	// timerEntered is closed when the first arrives.
 	timerHold    engine.TimerKind
 	timerEntered chan struct{}
 	timerRelease chan struct{}
 	timerOnce    sync.Once
+
+	timerCalls struct { // every SetTimers call's changes
+		sync.Mutex
+		calls [][]engine.TimerChange
+	}
 
 	recentFails atomic.Int32 // fail this many Recent calls
 	updateFail  atomic.Bool  // fail every UpdateConversation
@@ -79,12 +85,15 @@ func (f *faultStore) Append(ctx context.Context, msgs []engine.Message) (int, er
 	return f.Store.Append(ctx, msgs)
 }
 
-func (f *faultStore) PutTimer(ctx context.Context, tm engine.Timer) error {
-	if f.timerHold != "" && tm.Kind == f.timerHold {
+func (f *faultStore) SetTimers(ctx context.Context, tenant, conv string, changes ...engine.TimerChange) error {
+	f.timerCalls.Lock()
+	f.timerCalls.calls = append(f.timerCalls.calls, slices.Clone(changes))
+	f.timerCalls.Unlock()
+	if f.timerHold != "" && slices.ContainsFunc(changes, func(ch engine.TimerChange) bool { return ch.Kind == f.timerHold && !ch.DueAt.IsZero() }) {
 		f.timerOnce.Do(func() { close(f.timerEntered) })
 		<-f.timerRelease
 	}
-	return f.Store.PutTimer(ctx, tm)
+	return f.Store.SetTimers(ctx, tenant, conv, changes...)
 }
 
 func (f *faultStore) Recent(ctx context.Context, tenant, conv string, n int) ([]engine.Message, error) {
@@ -665,7 +674,7 @@ func TestLostIdleTimerIsRestoredOnLoad(t *testing.T) {
 	}
 	waitMetric(t, n, "kefu_conversations_active", 0)
 	// The crash: the message is stored, its timer is not.
-	if err := n.store.DeleteTimer(ctx, "t1", conv, engine.TimerUserIdleWarn); err != nil {
+	if err := n.store.SetTimers(ctx, "t1", conv, engine.TimerChange{Kind: engine.TimerUserIdleWarn}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := n.client.History(ctx, agent, conv, 0, 10); err != nil { // loads it again
@@ -714,6 +723,30 @@ func TestAckWaitsForTheTimersItSet(t *testing.T) {
 	if !hasTimer(t, n, conv, engine.TimerUserIdleWarn) {
 		t.Fatal("acked, and the idle timer is not stored")
 	}
+}
+
+// The timer changes one message makes are stored in one call: the agent's
+// reply ends the first-response clock and starts the customer's idle one.
+func TestMessageTimersAreOneStoreCall(t *testing.T) {
+	fs := &faultStore{}
+	n := startNode(t, withFaults(fs))
+	conv := newConv(t, n)
+	aout := make(outbox, 100)
+	as := n.client.StartSession(agent, aout)
+	defer as.Stop()
+	sendAndAck(t, as, aout, conv, "a1") // acked once its timers are stored
+	fs.timerCalls.Lock()
+	defer fs.timerCalls.Unlock()
+	for _, call := range fs.timerCalls.calls {
+		set := make(map[engine.TimerKind]bool)
+		for _, ch := range call {
+			set[ch.Kind] = !ch.DueAt.IsZero()
+		}
+		if cleared, ok := set[engine.TimerFirstResponse]; ok && !cleared && set[engine.TimerUserIdleWarn] {
+			return
+		}
+	}
+	t.Fatalf("no store call both removed the first-response timer and set the idle one: %+v", fs.timerCalls.calls)
 }
 
 func hasTimer(t *testing.T, n *testNode, conv string, kind engine.TimerKind) bool {

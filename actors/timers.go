@@ -1,8 +1,11 @@
 package actors
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,18 +40,45 @@ func (a *conversationActor) arm(ctx actor.Context, kind engine.TimerKind, due ti
 		return
 	}
 	a.timers[kind] = due
-	t := engine.Timer{Tenant: a.tenant, Conv: a.id, Kind: kind, DueAt: due}
-	a.timerWrites.add(ctx, storeWrite{what: "timer " + string(kind), start: func() func(context.Context) error {
-		return func(c context.Context) error { return a.d.Store.PutTimer(c, t) }
-	}})
+	a.storeTimer(engine.TimerChange{Kind: kind, DueAt: due})
 }
 
 // dropTimer deletes the conversation's stored timer of kind.
-func (a *conversationActor) dropTimer(ctx actor.Context, kind engine.TimerKind) {
-	tenant, conv := a.tenant, a.id
-	a.timerWrites.add(ctx, storeWrite{what: "timer " + string(kind) + " removal", start: func() func(context.Context) error {
-		return func(c context.Context) error { return a.d.Store.DeleteTimer(c, tenant, conv, kind) }
+func (a *conversationActor) dropTimer(kind engine.TimerKind) {
+	a.storeTimer(engine.TimerChange{Kind: kind})
+}
+
+// storeTimer notes a change to store. The changes of one turn of the
+// mailbox, and those made while an earlier write runs, are stored in one
+// call (flushTimers): an agent's reply clears one timer and sets another.
+func (a *conversationActor) storeTimer(ch engine.TimerChange) {
+	if a.timerBatch == nil {
+		a.timerBatch = make(map[engine.TimerKind]engine.TimerChange)
+	}
+	a.timerBatch[ch.Kind] = ch // the last change of a kind is the one that counts
+}
+
+// flushTimers queues the noted changes behind the earlier timer writes,
+// unless a queued write that has not started yet will take them.
+func (a *conversationActor) flushTimers(ctx actor.Context) {
+	if len(a.timerBatch) == 0 || a.timerQueued {
+		return
+	}
+	a.timerQueued = true
+	var changes []engine.TimerChange
+	a.timerWrites.add(ctx, storeWrite{what: "timers", start: func() func(context.Context) error {
+		if changes == nil { // not a retry
+			changes = slices.SortedFunc(maps.Values(a.timerBatch), func(x, y engine.TimerChange) int { return cmp.Compare(x.Kind, y.Kind) })
+			a.timerBatch, a.timerQueued = nil, false
+		}
+		return func(c context.Context) error { return a.d.Store.SetTimers(c, a.tenant, a.id, changes...) }
 	}})
+}
+
+// afterTimersStored runs f once the timer changes made so far are stored.
+func (a *conversationActor) afterTimersStored(ctx actor.Context, f func(ctx actor.Context)) {
+	a.flushTimers(ctx)
+	a.timerWrites.afterStored(ctx, f)
 }
 
 func (a *conversationActor) disarm(ctx actor.Context, kinds ...engine.TimerKind) {
@@ -57,7 +87,7 @@ func (a *conversationActor) disarm(ctx actor.Context, kinds ...engine.TimerKind)
 			continue
 		}
 		delete(a.timers, kind)
-		a.dropTimer(ctx, kind)
+		a.dropTimer(kind)
 	}
 }
 
@@ -184,7 +214,8 @@ func (a *conversationActor) dropFiredTimer(ctx actor.Context, kind engine.TimerK
 		}
 		delete(a.firing, kind)
 		if _, rearmed := a.timers[kind]; !rearmed { // else its new row replaced this one
-			a.dropTimer(ctx, kind)
+			a.dropTimer(kind)
+			a.flushTimers(ctx)
 		}
 	}
 	a.stateWrites.afterStored(ctx, done)
@@ -215,7 +246,7 @@ func (a *conversationActor) fire(ctx actor.Context, m *actorpb.FireTimer) {
 	if !ok {
 		// Not armed here: a row left by a write that failed before its
 		// delete. Remove it so the scheduler stops finding it.
-		a.dropTimer(ctx, kind)
+		a.dropTimer(kind)
 		return
 	}
 	now := a.d.Clock.Now()

@@ -349,13 +349,20 @@ type NoteStore interface {
 	Notes(ctx context.Context, tenant, conv string) ([]Note, error)
 }
 
+// TimerChange sets a conversation's timer of Kind to fall due at DueAt,
+// or, with a zero DueAt, removes it.
+type TimerChange struct {
+	Kind  TimerKind
+	DueAt time.Time
+}
+
 // TimerStore keeps conversation timers.
 type TimerStore interface {
-	// PutTimer creates or replaces the conversation's timer of t.Kind.
-	PutTimer(ctx context.Context, t Timer) error
-	// DeleteTimer removes the conversation's timer of kind; removing one
-	// that does not exist is not an error.
-	DeleteTimer(ctx context.Context, tenant, conv string, kind TimerKind) error
+	// SetTimers applies changes to the conversation's timers, in order and
+	// all or none where the store can: each creates or replaces the timer
+	// of its kind, or removes it (removing one that does not exist is not
+	// an error). A timer of an unknown conversation is ErrNotFound.
+	SetTimers(ctx context.Context, tenant, conv string, changes ...TimerChange) error
 	// Timers returns the conversation's timers.
 	Timers(ctx context.Context, tenant, conv string) ([]Timer, error)
 	// DueTimers returns up to limit timers of every tenant due at or

@@ -184,9 +184,9 @@ var indexes = []index{
 		bson.D{asc("tenant"), asc("conv"), asc("id")}, true},
 	{"notes", "notes_by_time",
 		bson.D{asc("tenant"), asc("conv"), asc("created_at"), asc("id")}, false},
-	// One timer of each kind per conversation (PutTimer and DeleteTimer
-	// go by _id, the same key); Timers. DueTimers reads every tenant's
-	// earliest, by due_at first.
+	// One timer of each kind per conversation (SetTimers goes by _id,
+	// the same key); Timers. DueTimers reads every tenant's earliest, by
+	// due_at first.
 	{"timers", "timers_by_kind",
 		bson.D{asc("tenant"), asc("conv"), asc("kind")}, true},
 	{"timers", "timers_by_due",

@@ -280,11 +280,11 @@ func TestOldTimers(t *testing.T) {
 		t.Fatalf("timers after the migration = %+v, want the old no_reply timer", got)
 	}
 	later := due.Add(time.Minute)
-	mustOK(t, "put", s2.PutTimer(ctx, engine.Timer{Tenant: "t1", Conv: "c1", Kind: engine.TimerNoReply, DueAt: later}))
+	mustOK(t, "put", s2.SetTimers(ctx, "t1", "c1", engine.TimerChange{Kind: engine.TimerNoReply, DueAt: later}))
 	if got, _ := s2.Timers(ctx, "t1", "c1"); len(got) != 1 || !got[0].DueAt.Equal(later) {
 		t.Fatalf("timers after replacing the migrated one = %+v", got)
 	}
-	mustOK(t, "delete", s2.DeleteTimer(ctx, "t1", "c1", engine.TimerNoReply))
+	mustOK(t, "delete", s2.SetTimers(ctx, "t1", "c1", engine.TimerChange{Kind: engine.TimerNoReply}))
 	if got, _ := s2.Timers(ctx, "t1", "c1"); len(got) != 0 {
 		t.Fatalf("timers after removing the migrated one = %+v", got)
 	}

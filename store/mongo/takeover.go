@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -318,36 +319,44 @@ func timerFilter(tenant, conv string, kind engine.TimerKind) bson.D {
 	return bson.D{{Key: "_id", Value: timerID(tenant, conv, kind)}}
 }
 
-// PutTimer creates or replaces the conversation's timer of t.Kind. DueAt is
-// kept to the millisecond. An unknown conversation is engine.ErrNotFound.
-func (s *Store) PutTimer(ctx context.Context, t engine.Timer) error {
-	if t.Tenant == "" || t.Conv == "" || t.Kind == "" {
-		return errors.New("mongo: put timer: tenant, conversation and kind are required")
+// SetTimers applies changes to the conversation's timers in order, one
+// write each: MongoDB has no transaction across them here, and a failure
+// leaves the earlier ones applied. Due times are kept to the millisecond.
+// An unknown conversation is engine.ErrNotFound.
+func (s *Store) SetTimers(ctx context.Context, tenant, conv string, changes ...engine.TimerChange) error {
+	if tenant == "" || conv == "" {
+		return errors.New("mongo: set timers: tenant and conversation are required")
+	}
+	for _, ch := range changes {
+		if ch.Kind == "" {
+			return errors.New("mongo: set timers: a change without a kind")
+		}
+	}
+	if len(changes) == 0 {
+		return nil
 	}
 	if err := s.enter(); err != nil {
 		return err
 	}
 	defer s.calls.Done()
-	s.metrics.Ops[storemetrics.OpPutTimer].Inc()
-	if err := s.requireConversation(ctx, t.Tenant, t.Conv); err != nil {
-		return fmt.Errorf("mongo: put timer: %w", err)
+	s.metrics.Ops[storemetrics.OpSetTimers].Inc()
+	if slices.ContainsFunc(changes, func(ch engine.TimerChange) bool { return !ch.DueAt.IsZero() }) {
+		if err := s.requireConversation(ctx, tenant, conv); err != nil {
+			return fmt.Errorf("mongo: set timers: %w", err)
+		}
 	}
-	doc := timerDoc{ID: timerID(t.Tenant, t.Conv, t.Kind), Tenant: t.Tenant, Conv: t.Conv, Kind: string(t.Kind), DueAt: t.DueAt}
-	if err := replaceOrInsert(ctx, s.c.timers, timerFilter(t.Tenant, t.Conv, t.Kind), doc); err != nil {
-		return fmt.Errorf("mongo: put timer %s/%s %s: %w", t.Tenant, t.Conv, t.Kind, err)
-	}
-	return nil
-}
-
-// DeleteTimer removes the conversation's timer of kind, if there is one.
-func (s *Store) DeleteTimer(ctx context.Context, tenant, conv string, kind engine.TimerKind) error {
-	if err := s.enter(); err != nil {
-		return err
-	}
-	defer s.calls.Done()
-	s.metrics.Ops[storemetrics.OpDeleteTimer].Inc()
-	if _, err := s.c.timers.DeleteOne(ctx, timerFilter(tenant, conv, kind)); err != nil {
-		return fmt.Errorf("mongo: delete timer %s/%s %s: %w", tenant, conv, kind, err)
+	for _, ch := range changes {
+		filter := timerFilter(tenant, conv, ch.Kind)
+		var err error
+		if ch.DueAt.IsZero() {
+			_, err = s.c.timers.DeleteOne(ctx, filter)
+		} else {
+			doc := timerDoc{ID: timerID(tenant, conv, ch.Kind), Tenant: tenant, Conv: conv, Kind: string(ch.Kind), DueAt: ch.DueAt}
+			err = replaceOrInsert(ctx, s.c.timers, filter, doc)
+		}
+		if err != nil {
+			return fmt.Errorf("mongo: set timer %s/%s %s: %w", tenant, conv, ch.Kind, err)
+		}
 	}
 	return nil
 }

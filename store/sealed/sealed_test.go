@@ -50,8 +50,8 @@ func TestMethods(t *testing.T) {
 	// or secrets).
 	plain := []string{"AgentProfile", "AgentProfiles", "AllDataKeys", "CannedResponses", "Close", "CountTenants",
 		"CreateDataKey", "CreateStaff", "CreateTenant", "DataKeys", "DeleteCanned", "DeleteFAQ", "DeleteGroup",
-		"DeleteTimer", "DueTimers", "FAQEntries", "Groups", "LastSeq", "ListStaff", "PutAgentProfile", "PutCanned",
-		"PutFAQ", "PutGroup", "PutSettingIfAbsent", "PutTenantSettings", "PutTimer", "ReadPointers", "RewrapDataKey",
+		"DueTimers", "FAQEntries", "Groups", "LastSeq", "ListStaff", "PutAgentProfile", "PutCanned",
+		"PutFAQ", "PutGroup", "PutSettingIfAbsent", "PutTenantSettings", "SetTimers", "ReadPointers", "RewrapDataKey",
 		"SetReadPointer", "StaffByID", "StaffByUsername", "Tenant", "TenantSettings", "Timers",
 		"UpdateStaff", "PutSession", "StaffSessions", "PutLoginState", "LoginState", "AppendAudit", "AuditLog"}
 	store := reflect.TypeFor[engine.Store]()

@@ -288,42 +288,52 @@ func (s *Store) Notes(ctx context.Context, tenant, conv string) ([]engine.Note, 
 	return out, nil
 }
 
-type putTimerOp struct {
+type setTimersOp struct {
 	opHeader
-	t engine.Timer
+	tenant, conv string
+	changes      []engine.TimerChange
 }
 
-// PutTimer creates or replaces the conversation's timer of t.Kind. DueAt is
-// kept to the millisecond. An unknown conversation is engine.ErrNotFound.
-func (s *Store) PutTimer(ctx context.Context, t engine.Timer) error {
-	if t.Tenant == "" || t.Conv == "" || t.Kind == "" {
-		return errors.New("sqlite: put timer: tenant, conversation and kind are required")
+// SetTimers applies changes to the conversation's timers in one
+// transaction. Due times are kept to the millisecond. An unknown
+// conversation is engine.ErrNotFound.
+func (s *Store) SetTimers(ctx context.Context, tenant, conv string, changes ...engine.TimerChange) error {
+	if tenant == "" || conv == "" {
+		return errors.New("sqlite: set timers: tenant and conversation are required")
 	}
-	o := &putTimerOp{opHeader: newHeader(ctx, storemetrics.OpPutTimer), t: t}
-	o.noSavepoint = true // one statement
+	for _, ch := range changes {
+		if ch.Kind == "" {
+			return errors.New("sqlite: set timers: a change without a kind")
+		}
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	o := &setTimersOp{opHeader: newHeader(ctx, storemetrics.OpSetTimers), tenant: tenant, conv: conv, changes: changes}
+	o.noSavepoint = len(changes) == 1 // one statement
 	if err := s.submit(ctx, o); err != nil {
 		return err
 	}
 	return o.err
 }
 
-func (o *putTimerOp) apply(w *writer) error {
-	t := o.t
-	_, err := w.st.upsertTimer.ExecContext(bg, t.Tenant, t.Conv, string(t.Kind), t.DueAt.UnixMilli())
-	switch {
-	case err == nil:
-		return nil
-	case isForeignKeyViolation(err):
-		return fmt.Errorf("sqlite: put timer: conversation %s/%s: %w", t.Tenant, t.Conv, engine.ErrNotFound)
-	default:
-		return fmt.Errorf("sqlite: put timer %s/%s %s: %w", t.Tenant, t.Conv, t.Kind, err)
+func (o *setTimersOp) apply(w *writer) error {
+	for _, ch := range o.changes {
+		var err error
+		if ch.DueAt.IsZero() {
+			_, err = w.st.deleteTimer.ExecContext(bg, o.tenant, o.conv, string(ch.Kind))
+		} else {
+			_, err = w.st.upsertTimer.ExecContext(bg, o.tenant, o.conv, string(ch.Kind), ch.DueAt.UnixMilli())
+		}
+		switch {
+		case err == nil:
+		case isForeignKeyViolation(err):
+			return fmt.Errorf("sqlite: set timers: conversation %s/%s: %w", o.tenant, o.conv, engine.ErrNotFound)
+		default:
+			return fmt.Errorf("sqlite: set timer %s/%s %s: %w", o.tenant, o.conv, ch.Kind, err)
+		}
 	}
-}
-
-// DeleteTimer removes the conversation's timer of kind, if there is one.
-func (s *Store) DeleteTimer(ctx context.Context, tenant, conv string, kind engine.TimerKind) error {
-	return s.deleteRows(ctx, storemetrics.OpDeleteTimer, func(w *writeStmts) *sql.Stmt { return w.deleteTimer },
-		fmt.Sprintf("timer %s/%s %s", tenant, conv, kind), false, tenant, conv, string(kind))
+	return nil
 }
 
 // Timers returns the conversation's timers, by kind; none for an unknown

@@ -26,8 +26,7 @@ const (
 	OpPutTenantSettings
 	OpPutCustomer
 	OpAddNote
-	OpPutTimer
-	OpDeleteTimer
+	OpSetTimers
 	OpUpdateStaff
 	OpPutSession
 	OpPutLoginState
@@ -44,7 +43,7 @@ var opNames = [NumOps]string{
 	"append", "create_conversation", "set_read_pointer", "create_tenant", "create_staff", "put_setting",
 	"update_conversation", "put_faq", "delete_faq",
 	"put_agent_profile", "put_group", "delete_group", "put_tenant_settings", "put_customer", "add_note",
-	"put_timer", "delete_timer", "update_staff", "put_session", "put_login_state",
+	"set_timers", "update_staff", "put_session", "put_login_state",
 	"put_tenant_credentials", "append_audit", "create_data_key", "rewrap_data_key", "put_canned", "delete_canned",
 }
 

@@ -8,8 +8,8 @@ import (
 )
 
 // Held wraps a store and, while shut, holds the calls the actors make
-// behind their mailboxes: a conversation's UpdateConversation, PutTimer and
-// DeleteTimer, an agent's PutSession and PutLoginState. Tests of the
+// behind their mailboxes: a conversation's UpdateConversation and
+// SetTimers, an agent's PutSession and PutLoginState. Tests of the
 // store's users put it around a real store to keep such writes running for
 // as long as they need, without racing them.
 type Held struct {
@@ -49,18 +49,11 @@ func (h *Held) UpdateConversation(ctx context.Context, c engine.Conversation, ev
 	return h.Store.UpdateConversation(ctx, c, ev)
 }
 
-func (h *Held) PutTimer(ctx context.Context, t engine.Timer) error {
+func (h *Held) SetTimers(ctx context.Context, tenant, conv string, changes ...engine.TimerChange) error {
 	if err := h.wait(ctx); err != nil {
 		return err
 	}
-	return h.Store.PutTimer(ctx, t)
-}
-
-func (h *Held) DeleteTimer(ctx context.Context, tenant, conv string, kind engine.TimerKind) error {
-	if err := h.wait(ctx); err != nil {
-		return err
-	}
-	return h.Store.DeleteTimer(ctx, tenant, conv, kind)
+	return h.Store.SetTimers(ctx, tenant, conv, changes...)
 }
 
 func (h *Held) PutSession(ctx context.Context, s engine.StaffSession) error {

@@ -521,21 +521,27 @@ func wantNotes(t *testing.T, s engine.Store, tenant, conv string, want ...engine
 }
 
 // testTimers: one timer per conversation and kind, replaced by a put;
-// deleting is idempotent; DueTimers reads every tenant's timers due by a
-// time, earliest first, up to a limit.
+// deleting is idempotent; one call's changes apply in order; DueTimers
+// reads every tenant's timers due by a time, earliest first, up to a limit.
 func testTimers(t *testing.T, open OpenFunc) {
 	s := openDefault(t, open)
 	ctx := context.Background()
 	Seed(t, s, "ta", "c1", "c2")
 	Seed(t, s, "tb", "c1")
 	at := func(d time.Duration) time.Time { return Epoch.Add(d) }
+	put := func(tm engine.Timer) error {
+		return s.SetTimers(ctx, tm.Tenant, tm.Conv, engine.TimerChange{Kind: tm.Kind, DueAt: tm.DueAt})
+	}
+	del := func(tenant, conv string, kind engine.TimerKind) error {
+		return s.SetTimers(ctx, tenant, conv, engine.TimerChange{Kind: kind})
+	}
 	taFirst := engine.Timer{Tenant: "ta", Conv: "c1", Kind: engine.TimerFirstResponse, DueAt: at(3 * time.Minute)}
 	taNoReply := engine.Timer{Tenant: "ta", Conv: "c1", Kind: engine.TimerNoReply, DueAt: at(time.Minute + 123*time.Millisecond)}
 	taQueue := engine.Timer{Tenant: "ta", Conv: "c2", Kind: engine.TimerQueueTimeout, DueAt: at(2 * time.Minute)}
 	tbHold := engine.Timer{Tenant: "tb", Conv: "c1", Kind: engine.TimerHoldExpiry, DueAt: at(90 * time.Second)}
 	tbFirst := engine.Timer{Tenant: "tb", Conv: "c1", Kind: engine.TimerFirstResponse, DueAt: at(10 * time.Minute)}
 	for _, tm := range []engine.Timer{taFirst, taNoReply, taQueue, tbHold, tbFirst} {
-		MustOK(t, "put timer", s.PutTimer(ctx, tm))
+		MustOK(t, "put timer", put(tm))
 	}
 
 	wantTimers(t, s, "ta", "c1", taFirst, taNoReply)
@@ -553,26 +559,40 @@ func testTimers(t *testing.T, open OpenFunc) {
 
 	// A put replaces the conversation's timer of its kind, in that tenant.
 	taNoReply.DueAt = at(5 * time.Minute)
-	MustOK(t, "replace timer", s.PutTimer(ctx, taNoReply))
+	MustOK(t, "replace timer", put(taNoReply))
 	wantTimers(t, s, "ta", "c1", taFirst, taNoReply)
 	wantDue(t, s, at(2*time.Minute), 10, tbHold, taQueue)
 	tbFirst.DueAt = at(time.Minute)
-	MustOK(t, "replace b's timer", s.PutTimer(ctx, tbFirst))
+	MustOK(t, "replace b's timer", put(tbFirst))
 	wantTimers(t, s, "ta", "c1", taFirst, taNoReply)
 	wantDue(t, s, at(2*time.Minute), 10, tbFirst, tbHold, taQueue)
 
 	// Deleting: only that tenant's, conversation's, kind's; twice is fine.
-	MustOK(t, "delete b's timer", s.DeleteTimer(ctx, "tb", "c1", engine.TimerFirstResponse))
+	MustOK(t, "delete b's timer", del("tb", "c1", engine.TimerFirstResponse))
 	wantTimers(t, s, "ta", "c1", taFirst, taNoReply)
 	wantTimers(t, s, "tb", "c1", tbHold)
-	MustOK(t, "delete", s.DeleteTimer(ctx, "ta", "c2", engine.TimerQueueTimeout))
-	MustOK(t, "delete again", s.DeleteTimer(ctx, "ta", "c2", engine.TimerQueueTimeout))
-	MustOK(t, "delete in an unknown conversation", s.DeleteTimer(ctx, "ta", "nope", engine.TimerNoReply))
+	MustOK(t, "delete", del("ta", "c2", engine.TimerQueueTimeout))
+	MustOK(t, "delete again", del("ta", "c2", engine.TimerQueueTimeout))
+	MustOK(t, "delete in an unknown conversation", del("ta", "nope", engine.TimerNoReply))
 	wantTimers(t, s, "ta", "c2")
 	wantDue(t, s, at(time.Hour), 10, tbHold, taFirst, taNoReply)
 
-	WantErrIs(t, "timer of an unknown conversation", s.PutTimer(ctx, engine.Timer{Tenant: "tb", Conv: "c2", Kind: engine.TimerNoReply, DueAt: Epoch}), engine.ErrNotFound)
-	if err := s.PutTimer(ctx, engine.Timer{Tenant: "ta", Conv: "c1", DueAt: Epoch}); err == nil {
+	// One call: its changes in order, several kinds at once.
+	taIdle := engine.Timer{Tenant: "ta", Conv: "c1", Kind: engine.TimerUserIdleWarn, DueAt: at(7 * time.Minute)}
+	MustOK(t, "set several", s.SetTimers(ctx, "ta", "c1",
+		engine.TimerChange{Kind: engine.TimerNoReply},
+		engine.TimerChange{Kind: engine.TimerUserIdleWarn, DueAt: at(6 * time.Minute)},
+		engine.TimerChange{Kind: engine.TimerFirstResponse},
+		engine.TimerChange{Kind: engine.TimerUserIdleWarn, DueAt: taIdle.DueAt}))
+	wantTimers(t, s, "ta", "c1", taIdle)
+	MustOK(t, "put then delete", s.SetTimers(ctx, "ta", "c2",
+		engine.TimerChange{Kind: engine.TimerQueueTimeout, DueAt: at(time.Minute)}, engine.TimerChange{Kind: engine.TimerQueueTimeout}))
+	wantTimers(t, s, "ta", "c2")
+	MustOK(t, "no changes", s.SetTimers(ctx, "ta", "c1"))
+	wantTimers(t, s, "ta", "c1", taIdle)
+
+	WantErrIs(t, "timer of an unknown conversation", put(engine.Timer{Tenant: "tb", Conv: "c2", Kind: engine.TimerNoReply, DueAt: Epoch}), engine.ErrNotFound)
+	if err := put(engine.Timer{Tenant: "ta", Conv: "c1", DueAt: Epoch}); err == nil {
 		t.Fatal("a timer without a kind was accepted")
 	}
 }
