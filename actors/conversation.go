@@ -539,18 +539,22 @@ func (a *conversationActor) onCommitted(ctx actor.Context, m *committedMsg) {
 		a.d.Metrics.appended(p.msg.From.Role, time.Since(p.since))
 		a.push(ctx, p.origin, &actorpb.Push{Conv: a.id, Event: &actorpb.Push_Message{Message: messageToPB(p.msg)}})
 		a.armForMessage(ctx, p.msg)
-		// The ack waits for the timers the message set: a node that dies
-		// after acking an agent's reply must not take the customer's idle
-		// timer with it, nobody being left to notice.
-		ack, waiters := ackOf(p.msg, false), p.waiters
-		a.afterTimersStored(ctx, func(ctx actor.Context) {
-			for _, w := range waiters {
-				reply(ctx, w, ack)
-			}
-		})
 		if p.stored != nil {
 			p.stored(ctx)
 		}
+	}
+	// The acks wait for the timers their messages set, stored in one call:
+	// a node that dies after acking an agent's reply must not take the
+	// customer's idle timer with it, nobody being left to notice.
+	if stored := batch[:m.n]; len(stored) > 0 {
+		a.afterTimersStored(ctx, func(ctx actor.Context) {
+			for _, p := range stored {
+				ack := ackOf(p.msg, false)
+				for _, w := range p.waiters {
+					reply(ctx, w, ack)
+				}
+			}
+		})
 	}
 	if last := lastUserMessage(batch[:m.n]); last != nil {
 		a.startBot(ctx, *last)
