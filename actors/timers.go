@@ -214,8 +214,7 @@ func (a *conversationActor) dropFiredTimer(ctx actor.Context, kind engine.TimerK
 		}
 		delete(a.firing, kind)
 		if _, rearmed := a.timers[kind]; !rearmed { // else its new row replaced this one
-			a.dropTimer(kind)
-			a.flushTimers(ctx)
+			a.dropTimer(kind) // stored at the end of the turn (Receive)
 		}
 	}
 	a.stateWrites.afterStored(ctx, done)
