@@ -60,14 +60,23 @@ type faultStore struct {
 	groupsCalls atomic.Int32
 }
 
+// pass waits for gate, if there is one, or for ctx to end.
+func pass(ctx context.Context, gate chan struct{}) error {
+	if gate == nil {
+		return nil
+	}
+	select {
+	case <-gate:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func (f *faultStore) Groups(ctx context.Context, tenant string) ([]engine.SkillGroup, error) {
 	f.groupsCalls.Add(1)
-	if f.groupsGate != nil {
-		select {
-		case <-f.groupsGate:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	if err := pass(ctx, f.groupsGate); err != nil {
+		return nil, err
 	}
 	return f.Store.Groups(ctx, tenant)
 }
@@ -121,12 +130,8 @@ func (f *faultStore) FAQEntries(ctx context.Context, tenant string) ([]engine.FA
 	if f.faqCalled != nil {
 		f.faqCalled <- struct{}{}
 	}
-	if f.faqGate != nil {
-		select {
-		case <-f.faqGate:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	if err := pass(ctx, f.faqGate); err != nil {
+		return nil, err
 	}
 	return f.Store.FAQEntries(ctx, tenant)
 }
@@ -614,32 +619,18 @@ func TestRefreshSurvivesSessionWriteFailure(t *testing.T) {
 // once (which warned and closed new conversations within seconds).
 func TestNewConversationTimersUseSettings(t *testing.T) {
 	n := startNode(t, nil)
-	ctx := context.Background()
 	conv := newConv(t, n)
 	aout := make(outbox, 100)
 	as := n.client.StartSession(agent, aout)
 	defer as.Stop()
 	reply := sendAndAck(t, as, aout, conv, "a1") // takes it over: the customer's idle timer starts
 	want := time.UnixMilli(reply.TS).Add(engine.TenantSettings{}.WithDefaults().Timers.UserIdleWarn.D())
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		timers, err := n.store.Timers(ctx, "t1", conv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, tm := range timers {
-			if tm.Kind != engine.TimerUserIdleWarn {
-				continue
-			}
-			if d := tm.DueAt.Sub(want); d < -time.Second || d > time.Second {
-				t.Fatalf("idle warning due %v, want about %v (the agent's message plus the warning delay)", tm.DueAt, want)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the idle timer was never stored")
-		}
-		time.Sleep(10 * time.Millisecond) // polling the store, bounded by the deadline
+	due, ok := storedTimer(t, n, conv, engine.TimerUserIdleWarn)
+	if !ok {
+		t.Fatal("acked, and the idle timer is not stored")
+	}
+	if d := due.Sub(want); d < -time.Second || d > time.Second {
+		t.Fatalf("idle warning due %v, want about %v (the agent's message plus the warning delay)", due, want)
 	}
 }
 
@@ -653,24 +644,8 @@ func TestLostIdleTimerIsRestoredOnLoad(t *testing.T) {
 	as := n.client.StartSession(agent, aout)
 	reply := sendAndAck(t, as, aout, conv, "a1") // takes it over: the customer's idle timer starts
 	as.Stop()
-	warnDue := func() (time.Time, bool) {
-		timers, err := n.store.Timers(ctx, "t1", conv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, tm := range timers {
-			if tm.Kind == engine.TimerUserIdleWarn {
-				return tm.DueAt, true
-			}
-		}
-		return time.Time{}, false
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for _, ok := warnDue(); !ok; _, ok = warnDue() {
-		if time.Now().After(deadline) {
-			t.Fatal("the idle timer was never stored")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if _, ok := storedTimer(t, n, conv, engine.TimerUserIdleWarn); !ok {
+		t.Fatal("acked, and the idle timer is not stored")
 	}
 	waitMetric(t, n, "kefu_conversations_active", 0)
 	// The crash: the message is stored, its timer is not.
@@ -680,9 +655,9 @@ func TestLostIdleTimerIsRestoredOnLoad(t *testing.T) {
 	if _, err := n.client.History(ctx, agent, conv, 0, 10); err != nil { // loads it again
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if due, ok := warnDue(); ok {
+		if due, ok := storedTimer(t, n, conv, engine.TimerUserIdleWarn); ok {
 			want := time.UnixMilli(reply.TS).Add(engine.TenantSettings{}.WithDefaults().Timers.UserIdleWarn.D())
 			if d := due.Sub(want); d < -time.Second || d > time.Second {
 				t.Fatalf("restored timer due %v, want about %v (the agent's message plus the warning delay)", due, want)
@@ -749,7 +724,9 @@ func TestMessageTimersAreOneStoreCall(t *testing.T) {
 	t.Fatalf("no store call both removed the first-response timer and set the idle one: %+v", fs.timerCalls.calls)
 }
 
-func hasTimer(t *testing.T, n *testNode, conv string, kind engine.TimerKind) bool {
+// storedTimer returns when the conversation's stored timer of kind is due,
+// if there is one.
+func storedTimer(t *testing.T, n *testNode, conv string, kind engine.TimerKind) (time.Time, bool) {
 	t.Helper()
 	timers, err := n.store.Timers(context.Background(), "t1", conv)
 	if err != nil {
@@ -757,10 +734,17 @@ func hasTimer(t *testing.T, n *testNode, conv string, kind engine.TimerKind) boo
 	}
 	for _, tm := range timers {
 		if tm.Kind == kind {
-			return true
+			return tm.DueAt, true
 		}
 	}
-	return false
+	return time.Time{}, false
+}
+
+// hasTimer reports whether the conversation has a stored timer of kind.
+func hasTimer(t *testing.T, n *testNode, conv string, kind engine.TimerKind) bool {
+	t.Helper()
+	_, ok := storedTimer(t, n, conv, kind)
+	return ok
 }
 
 // A fired timer's row stays until what it did is stored, so a node that
