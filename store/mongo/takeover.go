@@ -404,12 +404,12 @@ func (s *Store) findTimers(ctx context.Context, filter bson.D, opts *options.Fin
 }
 
 // migrateTimerIDs gives the timers an older build stored under an
-// ObjectID their key as _id. Each is removed, then stored again (both
+// ObjectID their key as _id; only those are read. Each is removed, then stored again (both
 // would hold the same timers_by_kind key); a crash in between loses that
 // timer, as a crash just before its write would have. Run at open, before
 // any write, on a store every member of a cluster upgrades together.
 func migrateTimerIDs(ctx context.Context, timers *mongo.Collection) error {
-	cur, err := timers.Find(ctx, bson.D{})
+	cur, err := timers.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$type", Value: "objectId"}}}})
 	if err != nil {
 		return fmt.Errorf("mongo: migrate timers: %w", err)
 	}
@@ -418,9 +418,6 @@ func migrateTimerIDs(ctx context.Context, timers *mongo.Collection) error {
 		return fmt.Errorf("mongo: migrate timers: %w", err)
 	}
 	for _, raw := range docs {
-		if raw.Lookup("_id").Type == bson.TypeString {
-			continue
-		}
 		var old struct {
 			Tenant string    `bson:"tenant"`
 			Conv   string    `bson:"conv"`
