@@ -103,9 +103,10 @@ type conversationActor struct {
 	recent  []engine.Message // newest stored messages, ascending, at most 2*d.Recent
 	known   map[string]int   // client_msg_id -> index in recent
 
-	queue          []*pendingAppend // waiting for the next write
-	inflight       []*pendingAppend // being written; at most one write at a time
-	reloading      bool             // re-reading the store after a conflict
+	queue          []*pendingAppend         // waiting for the next write
+	inflight       []*pendingAppend         // being written; at most one write at a time
+	appending      *storeCall[committedMsg] // the write of inflight
+	reloading      bool                     // re-reading the store after a conflict
 	reloadFailures int
 	// After the cluster's members change, another member may run this
 	// conversation too until it sees the change; what that activation
@@ -178,7 +179,10 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 		// old state, or lose a timer, after a restart (it stays loaded
 		// meanwhile: maybePassivate).
 		a.stateWrites = writeQueue{timeout: a.d.StoreTimeout, log: a.log, retry: true}
-		a.timerWrites = writeQueue{timeout: a.d.StoreTimeout, log: a.log, retry: true}
+		// A message's timer changes go with it (pump): timer writes and
+		// message writes take turns, so the store applies the changes in
+		// the order they were made.
+		a.timerWrites = writeQueue{timeout: a.d.StoreTimeout, log: a.log, retry: true, hold: func() bool { return len(a.inflight) > 0 }}
 		a.d.Metrics.conversationStarted()
 		ctx.SetReceiveTimeout(a.d.IdleTimeout)
 		a.async(ctx, a.load)
@@ -188,6 +192,14 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 		// the mailbox, which is fine only because the actor is going away
 		// (writes.go). A restart or the next activation loads them.
 		a.stateWrites.finish(ctx)
+		if a.appending != nil {
+			// Its timer changes come before those still queued; if it
+			// failed, they may be missing, so every timer is stored again.
+			if res, ok := a.appending.wait(a.d.StoreTimeout); !ok || res.err != nil {
+				a.storeAllTimers()
+			}
+			a.appending = nil
+		}
 		for len(a.timerBatch) > 0 || !a.timerWrites.idle() { // a write's then may change timers
 			a.flushTimers(ctx)
 			a.timerWrites.finish(ctx)
@@ -229,6 +241,7 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 		reply(ctx, m.sender, m.resp)
 	case *writtenMsg:
 		m.q.written(ctx, m.err)
+		a.pump(ctx) // messages wait while timers are written
 	case *routedMsg:
 		a.onRouted(ctx, m)
 	case *agentReservedMsg:
@@ -512,8 +525,14 @@ func ackOf(msg engine.Message, dup bool) *actorpb.AppendResponse {
 // pump starts the next write if none is running. One write at a time keeps
 // the store's prefix guarantee meaningful: nothing after a failed message
 // can be stored, so the queue can be renumbered without a gap.
+//
+// The messages set their timers now, and the write carries those changes
+// with every other one not stored yet: a message is stored with its timers
+// or, when the store refuses part of the batch, acked only once they are
+// stored after it (onCommitted). A timer write running meanwhile is waited
+// for, so the store sees the changes in the order they were made.
 func (a *conversationActor) pump(ctx actor.Context) {
-	if len(a.inflight) > 0 || a.reloading || len(a.queue) == 0 {
+	if len(a.inflight) > 0 || a.reloading || len(a.queue) == 0 || !a.timerWrites.idle() {
 		return
 	}
 	n := min(len(a.queue), a.d.MaxBatch)
@@ -523,38 +542,47 @@ func (a *conversationActor) pump(ctx actor.Context) {
 	for i, p := range a.inflight {
 		p.msg.Seq = a.lastSeq + int64(i) + 1
 		msgs[i] = p.msg
+		a.armForMessage(ctx, p.msg)
 	}
-	a.async(ctx, func(c context.Context) any {
-		k, err := a.d.Store.Append(c, msgs)
-		return &committedMsg{n: k, err: err}
-	})
+	timers := a.takeTimers()
+	a.appending = goStore(ctx, a.d.StoreTimeout, func(c context.Context) committedMsg {
+		k, err := a.d.Store.Append(c, msgs, timers...)
+		return committedMsg{n: k, err: err}
+	}, func(res committedMsg) any { return &res })
 }
 
 func (a *conversationActor) onCommitted(ctx actor.Context, m *committedMsg) {
 	batch := a.inflight
-	a.inflight = nil
+	a.inflight, a.appending = nil, nil
+	a.timerWrites.next(ctx) // those made meanwhile; the next batch waits for them
 	for _, p := range batch[:m.n] {
 		a.lastSeq = p.msg.Seq
 		a.remember(p.msg)
 		a.d.Metrics.appended(p.msg.From.Role, time.Since(p.since))
 		a.push(ctx, p.origin, &actorpb.Push{Conv: a.id, Event: &actorpb.Push_Message{Message: messageToPB(p.msg)}})
-		a.armForMessage(ctx, p.msg)
 		if p.stored != nil {
 			p.stored(ctx)
 		}
 	}
-	// The acks wait for the timers their messages set, stored in one call:
-	// a node that dies after acking an agent's reply must not take the
-	// customer's idle timer with it, nobody being left to notice.
-	if stored := batch[:m.n]; len(stored) > 0 {
-		a.afterTimersStored(ctx, func(ctx actor.Context) {
-			for _, p := range stored {
-				ack := ackOf(p.msg, false)
-				for _, w := range p.waiters {
-					reply(ctx, w, ack)
-				}
+	// An ack means the timers its message set are stored too: a node that
+	// dies after acking an agent's reply must not take the customer's idle
+	// timer with it, nobody being left to notice. They were stored with
+	// the messages unless the store refused part of the batch; then every
+	// timer is stored again before the acks.
+	stored := batch[:m.n]
+	ack := func(ctx actor.Context) {
+		for _, p := range stored {
+			ack := ackOf(p.msg, false)
+			for _, w := range p.waiters {
+				reply(ctx, w, ack)
 			}
-		})
+		}
+	}
+	if m.err == nil {
+		ack(ctx)
+	} else {
+		a.storeAllTimers()
+		a.afterTimersStored(ctx, ack)
 	}
 	if last := lastUserMessage(batch[:m.n]); last != nil {
 		a.startBot(ctx, *last)
@@ -563,6 +591,8 @@ func (a *conversationActor) onCommitted(ctx actor.Context, m *committedMsg) {
 	var dup *engine.DuplicateError
 	switch {
 	case m.err == nil:
+	case len(rest) == 0:
+		a.log.Error("storing the messages' timers", "err", m.err) // stored again above
 	case errors.As(m.err, &dup):
 		// Stored before, outside the window we remember: ack the original
 		// if it is the same sender's, refuse the id otherwise.

@@ -37,16 +37,13 @@ type faultStore struct {
 	holdRelease chan struct{}
 	holdOnce    sync.Once
 
-	// timerHold: a SetTimers that sets this kind waits for timerRelease;
-	// timerEntered is closed when the first arrives.
-	timerHold    engine.TimerKind
-	timerEntered chan struct{}
-	timerRelease chan struct{}
-	timerOnce    sync.Once
+	// appendTimersFail: the next Append stores its messages but not their
+	// timer changes, and fails (as MongoDB may, which writes them after).
+	appendTimersFail atomic.Bool
 
-	timerCalls struct { // every SetTimers call's changes
+	appendCalls struct { // every Append call's messages and timer changes
 		sync.Mutex
-		calls [][]engine.TimerChange
+		calls []appendCall
 	}
 
 	recentFails atomic.Int32 // fail this many Recent calls
@@ -81,7 +78,20 @@ func (f *faultStore) Groups(ctx context.Context, tenant string) ([]engine.SkillG
 	return f.Store.Groups(ctx, tenant)
 }
 
-func (f *faultStore) Append(ctx context.Context, msgs []engine.Message) (int, error) {
+// appendCall is what one Append was given.
+type appendCall struct {
+	ids    []string // client_msg_ids
+	timers []engine.TimerChange
+}
+
+func (f *faultStore) Append(ctx context.Context, msgs []engine.Message, timers ...engine.TimerChange) (int, error) {
+	call := appendCall{timers: slices.Clone(timers)}
+	for _, m := range msgs {
+		call.ids = append(call.ids, m.ClientMsgID)
+	}
+	f.appendCalls.Lock()
+	f.appendCalls.calls = append(f.appendCalls.calls, call)
+	f.appendCalls.Unlock()
 	if f.holdID != "" && len(msgs) > 0 && (msgs[0].ClientMsgID == f.holdID || f.holdPrefix && strings.HasPrefix(msgs[0].ClientMsgID, f.holdID)) {
 		f.holdOnce.Do(func() { close(f.holdEntered) })
 		<-f.holdRelease
@@ -91,18 +101,14 @@ func (f *faultStore) Append(ctx context.Context, msgs []engine.Message) (int, er
 			return 0, err
 		}
 	}
-	return f.Store.Append(ctx, msgs)
-}
-
-func (f *faultStore) SetTimers(ctx context.Context, tenant, conv string, changes ...engine.TimerChange) error {
-	f.timerCalls.Lock()
-	f.timerCalls.calls = append(f.timerCalls.calls, slices.Clone(changes))
-	f.timerCalls.Unlock()
-	if f.timerHold != "" && slices.ContainsFunc(changes, func(ch engine.TimerChange) bool { return ch.Kind == f.timerHold && !ch.DueAt.IsZero() }) {
-		f.timerOnce.Do(func() { close(f.timerEntered) })
-		<-f.timerRelease
+	if f.appendTimersFail.CompareAndSwap(true, false) {
+		n, err := f.Store.Append(ctx, msgs)
+		if err == nil {
+			err = errors.New("injected: the messages are stored, their timers not")
+		}
+		return n, err
 	}
-	return f.Store.SetTimers(ctx, tenant, conv, changes...)
+	return f.Store.Append(ctx, msgs, timers...)
 }
 
 func (f *faultStore) Recent(ctx context.Context, tenant, conv string, n int) ([]engine.Message, error) {
@@ -494,25 +500,25 @@ type lateStore struct {
 	landed   chan struct{}
 }
 
-func (s *lateStore) Append(ctx context.Context, msgs []engine.Message) (int, error) {
+func (s *lateStore) Append(ctx context.Context, msgs []engine.Message, timers ...engine.TimerChange) (int, error) {
 	if msgs[0].ClientMsgID == s.lateID {
 		s.once.Do(func() {
 			go func() {
 				<-s.afterGet
-				_, _ = s.Store.Append(context.Background(), msgs)
+				_, _ = s.Store.Append(context.Background(), msgs, timers...)
 				close(s.landed)
 			}()
 		})
 		if s.landed != nil {
 			select {
 			case <-s.landed:
-				return s.Store.Append(ctx, msgs)
+				return s.Store.Append(ctx, msgs, timers...)
 			default:
 			}
 		}
 		return 0, context.DeadlineExceeded
 	}
-	return s.Store.Append(ctx, msgs)
+	return s.Store.Append(ctx, msgs, timers...)
 }
 
 func (s *lateStore) Recent(ctx context.Context, tenant, conv string, n int) ([]engine.Message, error) {
@@ -671,57 +677,61 @@ func TestLostIdleTimerIsRestoredOnLoad(t *testing.T) {
 	}
 }
 
-// An agent's message is acked only once the customer-idle timer it set is
-// stored: a node that died between the two would leave an answered
-// conversation that never closes, with nobody left to notice.
-func TestAckWaitsForTheTimersItSet(t *testing.T) {
-	fs := &faultStore{timerHold: engine.TimerUserIdleWarn, timerEntered: make(chan struct{}), timerRelease: make(chan struct{})}
-	n := startNode(t, withFaults(fs))
-	conv := newConv(t, n)
-	aout := make(outbox, 100)
-	as := n.client.StartSession(agent, aout)
-	defer as.Stop()
-	as.Deliver(engine.ClientFrame{Type: engine.FrameSend, Conv: conv, ClientMsgID: "a1", Body: &engine.Body{Type: engine.BodyText, Text: "您好"}})
-	select {
-	case <-fs.timerEntered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the agent's message never set the idle timer")
-	}
-	isAck := func(f anyFrame) bool { return f.Type == engine.FrameAck && f.ClientMsgID == "a1" }
-	if f, ok := waitFrame(aout, 300*time.Millisecond, isAck); ok {
-		t.Fatalf("acked while its idle timer was still being stored: %s", f.raw)
-	}
-	close(fs.timerRelease)
-	if _, ok := waitFrame(aout, 10*time.Second, isAck); !ok {
-		t.Fatal("no ack once the timer was stored")
-	}
-	if !hasTimer(t, n, conv, engine.TimerUserIdleWarn) {
-		t.Fatal("acked, and the idle timer is not stored")
-	}
-}
-
-// The timer changes one message makes are stored in one call: the agent's
-// reply ends the first-response clock and starts the customer's idle one.
-func TestMessageTimersAreOneStoreCall(t *testing.T) {
+// A message is stored with the timer changes it makes, in one store call,
+// so its ack means they are stored: a node that died between the two would
+// leave an answered conversation that never closes, with nobody left to
+// notice. The agent's reply ends the first-response clock and starts the
+// customer's idle one.
+func TestMessageIsStoredWithItsTimers(t *testing.T) {
 	fs := &faultStore{}
 	n := startNode(t, withFaults(fs))
 	conv := newConv(t, n)
 	aout := make(outbox, 100)
 	as := n.client.StartSession(agent, aout)
 	defer as.Stop()
-	sendAndAck(t, as, aout, conv, "a1") // acked once its timers are stored
-	fs.timerCalls.Lock()
-	defer fs.timerCalls.Unlock()
-	for _, call := range fs.timerCalls.calls {
+	sendAndAck(t, as, aout, conv, "a1")
+	if !hasTimer(t, n, conv, engine.TimerUserIdleWarn) {
+		t.Fatal("acked, and the idle timer is not stored")
+	}
+	fs.appendCalls.Lock()
+	defer fs.appendCalls.Unlock()
+	for _, call := range fs.appendCalls.calls {
+		if !slices.Contains(call.ids, "a1") {
+			continue
+		}
 		set := make(map[engine.TimerKind]bool)
-		for _, ch := range call {
+		for _, ch := range call.timers {
 			set[ch.Kind] = !ch.DueAt.IsZero()
 		}
-		if cleared, ok := set[engine.TimerFirstResponse]; ok && !cleared && set[engine.TimerUserIdleWarn] {
-			return
+		if cleared, ok := set[engine.TimerFirstResponse]; !ok || cleared || !set[engine.TimerUserIdleWarn] {
+			t.Fatalf("the agent's reply was stored with the timer changes %+v; want the first-response timer removed and the idle one set", call.timers)
 		}
+		return
 	}
-	t.Fatalf("no store call both removed the first-response timer and set the idle one: %+v", fs.timerCalls.calls)
+	t.Fatalf("no Append stored the agent's reply: %+v", fs.appendCalls.calls)
+}
+
+// When the store keeps a batch's messages but not their timer changes
+// (MongoDB writes them after the messages), the conversation stores its
+// timers again before it acks.
+func TestAckWaitsForTimersTheAppendDidNotStore(t *testing.T) {
+	fs := &faultStore{}
+	n := startNode(t, withFaults(fs))
+	conv := newConv(t, n)
+	aout := make(outbox, 100)
+	as := n.client.StartSession(agent, aout)
+	defer as.Stop()
+	fs.appendTimersFail.Store(true)
+	sendAndAck(t, as, aout, conv, "a1")
+	if fs.appendTimersFail.Load() {
+		t.Fatal("the injected failure was not reached")
+	}
+	if !hasTimer(t, n, conv, engine.TimerUserIdleWarn) {
+		t.Fatal("acked, and the idle timer is not stored")
+	}
+	if hasTimer(t, n, conv, engine.TimerFirstResponse) {
+		t.Fatal("acked, and the first-response timer the reply ended is still stored")
+	}
 }
 
 // storedTimer returns when the conversation's stored timer of kind is due,
@@ -748,13 +758,20 @@ func hasTimer(t *testing.T, n *testNode, conv string, kind engine.TimerKind) boo
 }
 
 // A fired timer's row stays until what it did is stored, so a node that
-// dies first leaves it to fire again on the next activation. Here the idle
-// warning's message is held in the store: the next timer (the close) is
-// stored, the warning's row is still there; once the message is stored the
-// row goes, and the warning was sent once.
+// dies first leaves it to fire again on the next activation. Here the store
+// refuses the idle warning's message for a while: the next timer (the
+// close) is stored, the warning's row is still there; once the message is
+// stored the row goes, and the warning was sent once.
 func TestFiredTimerStaysUntilItsMessageIsStored(t *testing.T) {
 	clock := engine.NewManualClock(time.Now())
-	fs := &faultStore{holdID: "sys idle ", holdPrefix: true, holdEntered: make(chan struct{}), holdRelease: make(chan struct{})}
+	var refuse atomic.Bool
+	refuse.Store(true)
+	fs := &faultStore{appendFail: func(msgs []engine.Message) error {
+		if refuse.Load() && strings.HasPrefix(msgs[0].ClientMsgID, "sys idle ") {
+			return errors.New("injected: the warning is not stored")
+		}
+		return nil
+	}}
 	n := startNode(t, func(d *actors.Deps) {
 		withFaults(fs)(d)
 		d.Clock = clock
@@ -768,11 +785,6 @@ func TestFiredTimerStaysUntilItsMessageIsStored(t *testing.T) {
 	defer as.Stop()
 	sendAndAck(t, as, aout, conv, "a1") // takes it over: the customer's idle timer starts
 	clock.Advance(engine.TenantSettings{}.WithDefaults().Timers.UserIdleWarn.D() + time.Second)
-	select {
-	case <-fs.holdEntered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the idle warning was never sent")
-	}
 	deadline := time.Now().Add(10 * time.Second)
 	for !hasTimer(t, n, conv, engine.TimerUserIdleClose) {
 		if time.Now().After(deadline) {
@@ -783,7 +795,7 @@ func TestFiredTimerStaysUntilItsMessageIsStored(t *testing.T) {
 	if !hasTimer(t, n, conv, engine.TimerUserIdleWarn) {
 		t.Fatal("the fired warning's row was removed before its message was stored")
 	}
-	close(fs.holdRelease)
+	refuse.Store(false)
 	for hasTimer(t, n, conv, engine.TimerUserIdleWarn) {
 		if time.Now().After(deadline) {
 			t.Fatal("the fired warning's row stayed after its message was stored")

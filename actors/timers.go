@@ -17,16 +17,19 @@ import (
 )
 
 // A conversation owns its timers: it arms and disarms them as its state
-// and messages change, keeps them in memory and persists every change
-// through its ordered store writes (timerWrites, writes.go), finished even
-// as it stops. The Scheduler fires persisted timers that fall due,
+// and messages change, keeps them in memory and persists every change in
+// the order it was made: with the next batch of messages (pump), or on
+// their own through its ordered timer writes (timerWrites, writes.go),
+// which take turns with the message writes and are finished even as it
+// stops. The Scheduler fires persisted timers that fall due,
 // activating the conversation wherever it lives next; the conversation
 // runs a timer only if it still has it armed with that due time, so a
 // stale or repeated firing does nothing.
 //
 // A node may die between any two writes, and a conversation nobody talks
 // to is not loaded again, so the rows alone must keep it going: a message
-// is acked only once the timers it set are stored (onCommitted), and a
+// is stored with the timers it set, and acked only once they are stored
+// (onCommitted), and a
 // fired timer's row is removed only once what it did is stored
 // (dropFiredTimer). What is left to crashes (a message stored whose ack,
 // and timers, never went out) is mended on the next load
@@ -58,18 +61,41 @@ func (a *conversationActor) storeTimer(ch engine.TimerChange) {
 	a.timerBatch[ch.Kind] = ch // the last change of a kind is the one that counts
 }
 
+// storeAllTimers notes every timer as it is in memory, armed or not, for
+// the next write: after a write whose changes may not all be stored. A
+// fired timer's row is left to dropFiredTimer.
+func (a *conversationActor) storeAllTimers() {
+	for _, kind := range allTimers {
+		if due, ok := a.timers[kind]; ok {
+			a.storeTimer(engine.TimerChange{Kind: kind, DueAt: due})
+		} else if !a.firing[kind] {
+			a.dropTimer(kind)
+		}
+	}
+}
+
+// takeTimers hands the noted changes to the write that stores them.
+func (a *conversationActor) takeTimers() []engine.TimerChange {
+	changes := slices.SortedFunc(maps.Values(a.timerBatch), func(x, y engine.TimerChange) int { return cmp.Compare(x.Kind, y.Kind) })
+	a.timerBatch = nil
+	return changes
+}
+
 // flushTimers queues the noted changes behind the earlier timer writes,
-// unless a queued write that has not started yet will take them.
+// unless a queued write that has not started yet will take them. A batch
+// of messages written first takes them instead (pump), and the write then
+// stores nothing.
 func (a *conversationActor) flushTimers(ctx actor.Context) {
 	if len(a.timerBatch) == 0 || a.timerQueued {
 		return
 	}
 	a.timerQueued = true
 	var changes []engine.TimerChange
+	started := false
 	a.timerWrites.add(ctx, storeWrite{what: "timers", start: func() func(context.Context) error {
-		if changes == nil { // not a retry
-			changes = slices.SortedFunc(maps.Values(a.timerBatch), func(x, y engine.TimerChange) int { return cmp.Compare(x.Kind, y.Kind) })
-			a.timerBatch, a.timerQueued = nil, false
+		if !started { // not a retry
+			started = true
+			changes, a.timerQueued = a.takeTimers(), false
 		}
 		return func(c context.Context) error { return a.d.Store.SetTimers(c, a.tenant, a.id, changes...) }
 	}})
@@ -167,8 +193,10 @@ func (a *conversationActor) armForMessage(ctx actor.Context, m engine.Message) {
 }
 
 // restoreIdleTimers re-arms a customer-idle timer that a crash lost. Such
-// a timer is written just after the message that sets it, so a node that
-// dies in between stores the message without it. The stored messages tell
+// a timer is written with the message that sets it, but not always in one
+// transaction: MongoDB writes it just after, and after a batch the store
+// refused in part it is written again later, so a node that dies in
+// between stores the message without it. The stored messages tell
 // which was due: after the agent's last message the warning, after the
 // warning the close; each from that message's time.
 func (a *conversationActor) restoreIdleTimers(ctx actor.Context) {

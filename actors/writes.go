@@ -85,6 +85,9 @@ type writeQueue struct {
 	// waiting behind it. Otherwise the failure is logged and handed to the
 	// write's then.
 	retry bool
+	// hold, if set, keeps the next write from starting while it reports
+	// true; whoever ends the hold calls next.
+	hold func() bool
 
 	pending  []storeWrite
 	busy     bool              // pending[0] is running
@@ -132,6 +135,9 @@ func (q *writeQueue) afterStored(ctx actor.Context, f func(ctx actor.Context)) {
 // next starts the oldest write unless one is running.
 func (q *writeQueue) next(ctx actor.Context) {
 	for !q.busy && !q.stopping && len(q.pending) > 0 {
+		if q.hold != nil && q.hold() {
+			return
+		}
 		if q.pending[0].start == nil {
 			q.pop(ctx, nil)
 			continue

@@ -38,7 +38,14 @@ type MessageStore interface {
 	// already), ErrSeqConflict (its seq is taken), or a storage failure.
 	// Messages after the first failed one are never stored, so a caller can
 	// renumber and resubmit them without leaving a gap.
-	Append(ctx context.Context, msgs []Message) (int, error)
+	//
+	// timers are the changes to the conversation's timers that the
+	// messages make, as TimerStore.SetTimers applies them. They are
+	// applied only once every message is stored, in the same transaction
+	// where the store has one, so an acked message never lacks the timers
+	// it set. An error returned with every message stored means they may
+	// not all be applied.
+	Append(ctx context.Context, msgs []Message, timers ...TimerChange) (int, error)
 	// Messages returns up to limit messages with seq > afterSeq, ascending.
 	Messages(ctx context.Context, tenant, conv string, afterSeq int64, limit int) ([]Message, error)
 	// Recent returns the newest n messages, ascending.

@@ -23,14 +23,19 @@ import (
 // to a conversation that does not exist returns engine.ErrNotFound.
 //
 // The messages are inserted by the writer goroutine together with every
-// other Append queued at the time (doc.go).
-func (s *Store) Append(ctx context.Context, msgs []engine.Message) (int, error) {
+// other Append queued at the time (doc.go). Once every message is stored
+// the timer changes follow, one write each as SetTimers makes them: an
+// error then comes with every message stored.
+func (s *Store) Append(ctx context.Context, msgs []engine.Message, timers ...engine.TimerChange) (int, error) {
 	if len(msgs) == 0 {
 		return 0, nil
 	}
 	o := &appendOp{ctx: ctx, tenant: msgs[0].Tenant, conv: msgs[0].Conv, done: make(chan struct{})}
 	if o.tenant == "" || o.conv == "" {
 		return 0, errors.New("mongo: append: message without tenant or conversation")
+	}
+	if err := checkTimerChanges(timers); err != nil {
+		return 0, fmt.Errorf("mongo: append: %w", err)
 	}
 	now := s.clock.Now()
 	o.docs = make([]messageDoc, len(msgs))
@@ -81,7 +86,13 @@ func (s *Store) Append(ctx context.Context, msgs []engine.Message) (int, error) 
 	if o.refusedAt >= 0 {
 		return o.n, s.refusal(ctx, o, msgs[o.refusedAt])
 	}
-	return o.n, o.err
+	if o.err != nil {
+		return o.n, o.err
+	}
+	if err := s.applyTimers(ctx, o.tenant, o.conv, timers); err != nil {
+		return o.n, fmt.Errorf("mongo: append: the messages are stored, their timers maybe not: %w", err)
+	}
+	return o.n, nil
 }
 
 // refusal explains why a unique index refused m, after the writer removed

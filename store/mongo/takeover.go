@@ -327,10 +327,8 @@ func (s *Store) SetTimers(ctx context.Context, tenant, conv string, changes ...e
 	if tenant == "" || conv == "" {
 		return errors.New("mongo: set timers: tenant and conversation are required")
 	}
-	for _, ch := range changes {
-		if ch.Kind == "" {
-			return errors.New("mongo: set timers: a change without a kind")
-		}
+	if err := checkTimerChanges(changes); err != nil {
+		return fmt.Errorf("mongo: set timers: %w", err)
 	}
 	if len(changes) == 0 {
 		return nil
@@ -345,6 +343,22 @@ func (s *Store) SetTimers(ctx context.Context, tenant, conv string, changes ...e
 			return fmt.Errorf("mongo: set timers: %w", err)
 		}
 	}
+	return s.applyTimers(ctx, tenant, conv, changes)
+}
+
+// checkTimerChanges refuses a change without a kind.
+func checkTimerChanges(changes []engine.TimerChange) error {
+	for _, ch := range changes {
+		if ch.Kind == "" {
+			return errors.New("a timer change without a kind")
+		}
+	}
+	return nil
+}
+
+// applyTimers writes the changes to a conversation's timers, in order, one
+// write each, for a conversation known to exist.
+func (s *Store) applyTimers(ctx context.Context, tenant, conv string, changes []engine.TimerChange) error {
 	for _, ch := range changes {
 		filter := timerFilter(tenant, conv, ch.Kind)
 		var err error

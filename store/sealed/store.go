@@ -49,8 +49,8 @@ func (s *Store) openText(ctx context.Context, tenant, sealed string, field strin
 }
 
 // Append seals every message's body, bound to its tenant, conversation and
-// seq, and appends the messages.
-func (s *Store) Append(ctx context.Context, msgs []engine.Message) (int, error) {
+// seq, and appends the messages with their timer changes.
+func (s *Store) Append(ctx context.Context, msgs []engine.Message, timers ...engine.TimerChange) (int, error) {
 	sealed := make([]engine.Message, len(msgs))
 	for i, m := range msgs {
 		if err := s.sealBody(ctx, &m); err != nil {
@@ -58,7 +58,7 @@ func (s *Store) Append(ctx context.Context, msgs []engine.Message) (int, error) 
 		}
 		sealed[i] = m
 	}
-	return s.Store.Append(ctx, sealed)
+	return s.Store.Append(ctx, sealed, timers...)
 }
 
 func bodyAAD(tenant, conv string, seq int64) []byte {

@@ -28,7 +28,8 @@ type appendOp struct {
 	opHeader
 	tenant, conv string
 	rows         []msgRow
-	n            int // result: leading rows stored
+	timers       []engine.TimerChange // applied once every row is stored
+	n            int                  // result: leading rows stored
 }
 
 // Append stores msgs as documented on engine.MessageStore: all of one
@@ -37,8 +38,10 @@ type appendOp struct {
 // an error wrapping engine.ErrSeqConflict, or another error. A message with
 // an empty ClientMsgID is stored without one and never counts as a
 // duplicate. A zero CreatedAt is stamped with the store's clock. Appending
-// to a conversation that does not exist returns engine.ErrNotFound.
-func (s *Store) Append(ctx context.Context, msgs []engine.Message) (int, error) {
+// to a conversation that does not exist returns engine.ErrNotFound. The
+// timer changes are applied in the same transaction, after the messages,
+// only if every message is stored.
+func (s *Store) Append(ctx context.Context, msgs []engine.Message, timers ...engine.TimerChange) (int, error) {
 	if len(msgs) == 0 {
 		return 0, nil
 	}
@@ -47,10 +50,14 @@ func (s *Store) Append(ctx context.Context, msgs []engine.Message) (int, error) 
 		tenant:   msgs[0].Tenant,
 		conv:     msgs[0].Conv,
 		rows:     make([]msgRow, len(msgs)),
+		timers:   timers,
 	}
 	o.noSavepoint = true // keeps the prefix stored before a refusal
 	if o.tenant == "" || o.conv == "" {
 		return 0, errors.New("sqlite: append: message without tenant or conversation")
+	}
+	if err := checkTimerChanges(timers); err != nil {
+		return 0, fmt.Errorf("sqlite: append: %w", err)
 	}
 	now := s.clock.Now()
 	for i, m := range msgs {
@@ -90,7 +97,9 @@ func (o *appendOp) apply(w *writer) error {
 		}
 		o.n++
 	}
-	return nil
+	// The messages' conversation exists (their foreign key held), so a
+	// timer statement fails only as the database does, failing the batch.
+	return applyTimers(w, o.tenant, o.conv, o.timers)
 }
 
 // insertError explains why r was not stored. A duplicate client_msg_id is

@@ -301,10 +301,8 @@ func (s *Store) SetTimers(ctx context.Context, tenant, conv string, changes ...e
 	if tenant == "" || conv == "" {
 		return errors.New("sqlite: set timers: tenant and conversation are required")
 	}
-	for _, ch := range changes {
-		if ch.Kind == "" {
-			return errors.New("sqlite: set timers: a change without a kind")
-		}
+	if err := checkTimerChanges(changes); err != nil {
+		return fmt.Errorf("sqlite: set timers: %w", err)
 	}
 	if len(changes) == 0 {
 		return nil
@@ -317,20 +315,33 @@ func (s *Store) SetTimers(ctx context.Context, tenant, conv string, changes ...e
 	return o.err
 }
 
-func (o *setTimersOp) apply(w *writer) error {
-	for _, ch := range o.changes {
+func (o *setTimersOp) apply(w *writer) error { return applyTimers(w, o.tenant, o.conv, o.changes) }
+
+// checkTimerChanges refuses a change without a kind.
+func checkTimerChanges(changes []engine.TimerChange) error {
+	for _, ch := range changes {
+		if ch.Kind == "" {
+			return errors.New("a timer change without a kind")
+		}
+	}
+	return nil
+}
+
+// applyTimers runs the changes to a conversation's timers, in order.
+func applyTimers(w *writer, tenant, conv string, changes []engine.TimerChange) error {
+	for _, ch := range changes {
 		var err error
 		if ch.DueAt.IsZero() {
-			_, err = w.st.deleteTimer.ExecContext(bg, o.tenant, o.conv, string(ch.Kind))
+			_, err = w.st.deleteTimer.ExecContext(bg, tenant, conv, string(ch.Kind))
 		} else {
-			_, err = w.st.upsertTimer.ExecContext(bg, o.tenant, o.conv, string(ch.Kind), ch.DueAt.UnixMilli())
+			_, err = w.st.upsertTimer.ExecContext(bg, tenant, conv, string(ch.Kind), ch.DueAt.UnixMilli())
 		}
 		switch {
 		case err == nil:
 		case isForeignKeyViolation(err):
-			return fmt.Errorf("sqlite: set timers: conversation %s/%s: %w", o.tenant, o.conv, engine.ErrNotFound)
+			return fmt.Errorf("sqlite: set timers: conversation %s/%s: %w", tenant, conv, engine.ErrNotFound)
 		default:
-			return fmt.Errorf("sqlite: set timer %s/%s %s: %w", o.tenant, o.conv, ch.Kind, err)
+			return fmt.Errorf("sqlite: set timer %s/%s %s: %w", tenant, conv, ch.Kind, err)
 		}
 	}
 	return nil

@@ -50,6 +50,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"Customers", testCustomers},
 		{"Notes", testNotes},
 		{"Timers", testTimers},
+		{"AppendTimers", testAppendTimers},
 		{"Credentials", testCredentials},
 		{"TenantCredentials", testTenantCredentials},
 		{"Audit", testAudit},

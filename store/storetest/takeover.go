@@ -3,6 +3,7 @@ package storetest
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -595,6 +596,44 @@ func testTimers(t *testing.T, open OpenFunc) {
 	if err := put(engine.Timer{Tenant: "ta", Conv: "c1", DueAt: Epoch}); err == nil {
 		t.Fatal("a timer without a kind was accepted")
 	}
+}
+
+// testAppendTimers: the timer changes an Append carries are applied, in
+// order, once every message is stored, and not at all when one is
+// refused.
+func testAppendTimers(t *testing.T, open OpenFunc) {
+	s := openDefault(t, open)
+	ctx := context.Background()
+	Seed(t, s, "ta", "c1")
+	at := func(d time.Duration) time.Time { return Epoch.Add(d) }
+	MustOK(t, "put timer", s.SetTimers(ctx, "ta", "c1", engine.TimerChange{Kind: engine.TimerFirstResponse, DueAt: at(time.Minute)}))
+	idle := engine.Timer{Tenant: "ta", Conv: "c1", Kind: engine.TimerUserIdleWarn, DueAt: at(3 * time.Minute)}
+
+	n, err := s.Append(ctx, Msgs("ta", "c1", 1, 2),
+		engine.TimerChange{Kind: engine.TimerFirstResponse},
+		engine.TimerChange{Kind: engine.TimerUserIdleWarn, DueAt: at(2 * time.Minute)},
+		engine.TimerChange{Kind: engine.TimerUserIdleWarn, DueAt: idle.DueAt})
+	if n != 2 || err != nil {
+		t.Fatalf("Append with timers = (%d, %v), want (2, nil)", n, err)
+	}
+	wantTimers(t, s, "ta", "c1", idle)
+
+	// A refused message: the prefix before it is stored, the timers not.
+	batch := Msgs("ta", "c1", 3, 4)
+	batch[1].ClientMsgID = "c1-1"
+	n, err = s.Append(ctx, batch, engine.TimerChange{Kind: engine.TimerUserIdleWarn}, engine.TimerChange{Kind: engine.TimerNoReply, DueAt: at(time.Minute)})
+	var dup *engine.DuplicateError
+	if n != 1 || !errors.As(err, &dup) {
+		t.Fatalf("Append with a duplicate = (%d, %v), want (1, *DuplicateError)", n, err)
+	}
+	wantTimers(t, s, "ta", "c1", idle)
+
+	if _, err := s.Append(ctx, Msgs("ta", "c1", 4, 4), engine.TimerChange{DueAt: at(time.Minute)}); err == nil {
+		t.Fatal("a timer change without a kind was accepted")
+	}
+	got, err := s.Messages(ctx, "ta", "c1", 0, 10)
+	MustOK(t, "messages", err)
+	WantMessages(t, "after the refused changes", got, Msgs("ta", "c1", 1, 3))
 }
 
 func sameTimer(a, b engine.Timer) bool {
