@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -213,5 +215,37 @@ func TestSendFrameIsValid(t *testing.T) {
 	}
 	if f, err := engine.DecodeClientFrame(closeFrame(conv)); err != nil || f.Type != engine.FrameClose || f.Conv != conv || f.ID != "" {
 		t.Errorf("close frame: %+v %v", f, err)
+	}
+}
+
+// TestCPUFigures derives the cpu figures from raw CPU seconds and checks
+// the table's line, with a figure unknown too.
+func TestCPUFigures(t *testing.T) {
+	c := newCPU(2.64, 0.84, 10, 2, 10000)
+	want := CPU{ServerSec: 2.64, HarnessSec: 0.84, WallSec: 10, Cores: 2, ServerUsPerMsg: 264, HarnessUsPerMsg: 84, MachineShare: 0.174}
+	if *c != want {
+		t.Errorf("newCPU = %+v\nwant     %+v", *c, want)
+	}
+	if got, want := c.line(), "server 264 µs/msg, harness 84 µs/msg (0.26 + 0.08 of 2 cores, 17% of the machine, over 10.0 s)"; got != want {
+		t.Errorf("line = %q\nwant   %q", got, want)
+	}
+	if c := newCPU(1, 1, 1, 2, 0); c.ServerUsPerMsg != 0 || c.HarnessUsPerMsg != 0 || c.MachineShare != 1 {
+		t.Errorf("nothing acked: %+v", *c)
+	}
+
+	t0 := time.Unix(1000, 0)
+	before := cpuSample{at: t0, server: 5, harness: time.Second, harnessOK: true}
+	after := cpuSample{at: t0.Add(4 * time.Second), server: 9, harness: 3 * time.Second, harnessOK: true}
+	c, notes := cpuFigures(before, after, 1000)
+	if c.ServerSec != 4 || c.HarnessSec != 2 || c.WallSec != 4 || c.ServerUsPerMsg != 4000 || len(notes) != 0 {
+		t.Errorf("cpuFigures = %+v %q", *c, notes)
+	}
+	after.serverErr = errors.New("no process_cpu_seconds_total")
+	c, notes = cpuFigures(before, after, 1000)
+	if c.ServerSec != 0 || c.ServerUsPerMsg != 0 || c.MachineShare != 0 || c.HarnessSec != 2 || len(notes) != 1 {
+		t.Errorf("server unknown: %+v %q", *c, notes)
+	}
+	if line := c.line(); !strings.HasPrefix(line, "server - µs/msg, harness 2000 µs/msg (- + ") || !strings.Contains(line, "- of the machine") {
+		t.Errorf("server unknown: line %q", line)
 	}
 }

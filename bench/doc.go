@@ -2,8 +2,9 @@
 // running Kefu (any node of a cluster, or a single node) from the outside,
 // through the same REST API and WebSockets real clients use, and reports
 // latencies as HDR histograms, throughput, errors, lost and duplicated
-// messages and the server's memory per connection, next to the latency of
-// a raw WebSocket echo over loopback measured in the same run.
+// messages, the server's memory per connection and the CPU the server and
+// the harness use per message, next to the latency of a raw WebSocket echo
+// over loopback measured in the same run.
 //
 // Two modes:
 //

@@ -50,6 +50,7 @@ type Report struct {
 	ConnectFailures int64   `json:"connect_failures"`
 	Dropped         int64   `json:"dropped"`
 
+	CPU   *CPU        `json:"cpu,omitempty"` // load mode only
 	Idle  *IdleDetail `json:"idle,omitempty"`
 	Host  Host        `json:"host"`
 	Notes []string    `json:"notes"`
@@ -74,6 +75,52 @@ type IdleDetail struct {
 	RSSPerConnHeld    int64   `json:"rss_per_conn_after_hold"`
 	HeldSec           float64 `json:"held_s"`
 	Sources           int     `json:"sources"`
+}
+
+// CPU is where the CPU went from the start of the load to the end of the
+// drain, to read the figures against the machine's limit when the server
+// and the harness share it. The server is the -url process only. A figure
+// that could not be read is 0, and a note says why.
+type CPU struct {
+	ServerSec       float64 `json:"server_s"`  // the server's process_cpu_seconds_total, after minus before
+	HarnessSec      float64 `json:"harness_s"` // this process's user + system time
+	WallSec         float64 `json:"wall_s"`
+	Cores           int     `json:"cores"`
+	ServerUsPerMsg  float64 `json:"server_us_per_msg"`
+	HarnessUsPerMsg float64 `json:"harness_us_per_msg"`
+	MachineShare    float64 `json:"machine_share"` // (server_s + harness_s) / (wall_s × cores)
+}
+
+// newCPU derives the figures from the CPU seconds each process used over
+// wall seconds, and the messages acked in that run. An unknown figure is
+// passed as 0; the share then stays 0 too, rather than understate.
+func newCPU(server, harness, wall float64, cores int, acked int64) *CPU {
+	c := &CPU{ServerSec: round3(server), HarnessSec: round3(harness), WallSec: round3(wall), Cores: cores}
+	if acked > 0 {
+		c.ServerUsPerMsg = round1(server * 1e6 / float64(acked))
+		c.HarnessUsPerMsg = round1(harness * 1e6 / float64(acked))
+	}
+	if server > 0 && harness > 0 && wall > 0 && cores > 0 {
+		c.MachineShare = round3((server + harness) / (wall * float64(cores)))
+	}
+	return c
+}
+
+// line sums the figures up for the table, an unknown one as "-".
+func (c *CPU) line() string {
+	fig := func(format string, v float64) string {
+		if v == 0 {
+			return "-"
+		}
+		return fmt.Sprintf(format, v)
+	}
+	var serverCores, harnessCores float64
+	if c.WallSec > 0 {
+		serverCores, harnessCores = c.ServerSec/c.WallSec, c.HarnessSec/c.WallSec
+	}
+	return fmt.Sprintf("server %s µs/msg, harness %s µs/msg (%s + %s of %d cores, %s of the machine, over %.1f s)",
+		fig("%.0f", c.ServerUsPerMsg), fig("%.0f", c.HarnessUsPerMsg), fig("%.2f", serverCores), fig("%.2f", harnessCores),
+		c.Cores, fig("%.0f%%", 100*c.MachineShare), c.WallSec)
 }
 
 // ReportConfig echoes the parameters of the run.
@@ -160,6 +207,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	p("errors\t%d %s\n", r.Errors, kinds(r.ErrorKinds))
 	p("connects/s\t%.1f\n", r.ConnectsPerSec)
+	if r.CPU != nil {
+		p("cpu\t%s\n", r.CPU.line())
+	}
 	p("server memory\t%d bytes RSS per connection (%s → %s for %d sockets)\n", r.RSSBytesPerConn, mib(r.ServerRSSBefore), mib(r.ServerRSSAfter), r.Connections)
 	if r.Idle != nil {
 		p("\theap %d, stacks %d bytes and %.1f goroutines per connection; RSS per connection after the hold %d\n",

@@ -1,12 +1,14 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
+	"runtime"
 	"sort"
 	"strconv"
 	"sync"
@@ -221,6 +223,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	// Load.
+	cpuBefore := r.sampleCPU(ctx)
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for _, c := range all {
@@ -261,6 +264,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	cpuAfter := r.sampleCPU(ctx)
 
 	// Check against the server's history.
 	for _, c := range pool { // its routed agent follows it, if it was assigned
@@ -350,6 +354,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Notes = append(rep.Notes, "server RSS unknown: "+fmt.Sprint(rssErr))
 	}
 	rep.HarnessRSS = selfRSS()
+	var cpuNotes []string
+	rep.CPU, cpuNotes = cpuFigures(cpuBefore, cpuAfter, rep.Acked)
+	rep.Notes = append(rep.Notes, cpuNotes...)
+	if cfg.AgentURL != cfg.URL {
+		rep.Notes = append(rep.Notes, "cpu: server_s is the -url server's process only; the agents' edge and the rest of the cluster are not counted")
+	}
 	rep.ConnectsPerSec = round1(float64(len(all)) / connElapsed.Seconds())
 	if cfg.Mix.FAQ == 0 {
 		rep.Notes = append(rep.Notes, "bot_reply_ms: no FAQ questions in the mix (faq=0)")
@@ -362,6 +372,41 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Notes = append(rep.Notes, "rss_bytes_per_conn: the server's RSS growth while the sockets connected and subscribed, divided by the sockets")
 	rep.fillHost()
 	return rep, nil
+}
+
+// cpuSample is the CPU time the server and this process had used at one
+// instant.
+type cpuSample struct {
+	at        time.Time
+	server    float64 // seconds
+	serverErr error
+	harness   time.Duration
+	harnessOK bool
+}
+
+func (r *runner) sampleCPU(ctx context.Context) cpuSample {
+	s := cpuSample{at: time.Now()}
+	s.harness, s.harnessOK = selfCPU()
+	s.server, s.serverErr = r.api.metric(ctx, "process_cpu_seconds_total")
+	return s
+}
+
+// cpuFigures is the CPU used between two samples, with a note for each
+// figure that could not be read.
+func cpuFigures(before, after cpuSample, acked int64) (*CPU, []string) {
+	var server, harness float64
+	var notes []string
+	if err := cmp.Or(before.serverErr, after.serverErr); err != nil {
+		notes = append(notes, "cpu: server CPU unknown: "+err.Error())
+	} else {
+		server = after.server - before.server
+	}
+	if before.harnessOK && after.harnessOK {
+		harness = (after.harness - before.harness).Seconds()
+	} else {
+		notes = append(notes, "cpu: harness CPU unknown: no getrusage on "+runtime.GOOS)
+	}
+	return newCPU(server, harness, after.at.Sub(before.at).Seconds(), runtime.NumCPU(), acked), notes
 }
 
 // pace runs the schedule: event k is due at k/rate after the start. It is

@@ -2,7 +2,10 @@
 
 package bench
 
-import "syscall"
+import (
+	"syscall"
+	"time"
+)
 
 // raiseFileLimit raises the process's open-file limit to want (or as far as
 // the hard limit allows, raising the hard limit too where permitted) and
@@ -25,4 +28,14 @@ func raiseFileLimit(want uint64) uint64 {
 	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	return lim.Cur
+}
+
+// selfCPU returns the CPU time (user + system, all threads) this process
+// has used so far.
+func selfCPU() (time.Duration, bool) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, false
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
 }

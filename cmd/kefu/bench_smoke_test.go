@@ -64,6 +64,15 @@ func TestBenchSmoke(t *testing.T) {
 			t.Errorf("%s recorded nothing", key)
 		}
 	}
+	// The server here is this test process, so server_s and harness_s both
+	// measure the same process (and machine_share counts it twice): only
+	// their presence is checked.
+	cpu, _ := rep["cpu"].(map[string]any)
+	for _, key := range []string{"server_s", "harness_s", "wall_s", "cores", "server_us_per_msg", "harness_us_per_msg", "machine_share"} {
+		if v, _ := cpu[key].(float64); v <= 0 {
+			t.Errorf("cpu.%s = %v, want > 0", key, cpu[key])
+		}
+	}
 	// 200 events, one escalation in nine.
 	esc, _ := rep["escalations"].(map[string]any)
 	if esc["requested"] != 22.0 || esc["assigned"] != 22.0 || esc["answered"] != 22.0 || esc["closed"] != 22.0 {
