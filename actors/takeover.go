@@ -142,17 +142,16 @@ func (a *conversationActor) dropUnauthorizedSubs(ctx actor.Context) {
 // to pick from); its owner and the colleagues invited. Others are told it
 // does not exist (customers) or that it is not theirs (staff).
 func (a *conversationActor) canSee(caller Caller) error {
-	notFound := engine.NewError(engine.CodeNotFound, "no such conversation")
 	switch {
 	case caller.Tenant != a.tenant:
-		return notFound
+		return errNoSuchConv
 	case caller.Party.Role == engine.RoleUser:
 		if caller.Party.ID == a.conv.UserID {
 			return nil
 		}
-		return notFound
+		return errNoSuchConv
 	case !caller.IsStaff():
-		return notFound
+		return errNoSuchConv
 	case caller.StaffRole == engine.StaffAdmin || a.supervises(caller):
 		return nil
 	case a.conv.State == engine.StateBot || a.conv.State == engine.StateQueued:
@@ -160,8 +159,14 @@ func (a *conversationActor) canSee(caller Caller) error {
 	case a.conv.AgentID == caller.Party.ID || slices.Contains(a.conv.Invited, caller.Party.ID):
 		return nil
 	}
-	return engine.NewError(engine.CodeForbidden, "the conversation is another agent's")
+	return errAnotherAgents
 }
+
+// canSee's refusals, made once: it runs on every request.
+var (
+	errNoSuchConv    = engine.NewError(engine.CodeNotFound, "no such conversation")
+	errAnotherAgents = engine.NewError(engine.CodeForbidden, "the conversation is another agent's")
+)
 
 // supervises reports whether the caller is a supervisor of the
 // conversation's skill group.

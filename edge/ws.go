@@ -197,6 +197,13 @@ func (w *wsConn) write() {
 				continue
 			}
 		}
+		if len(frames) > 1 {
+			if err := w.writeGathered(frames); err != nil {
+				w.close(websocket.CloseAbnormalClosure, "write failed")
+			}
+			clear(frames)
+			continue
+		}
 		for i, frame := range frames {
 			_ = c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 			if err := c.WriteMessage(websocket.TextMessage, frame); err != nil {
@@ -207,6 +214,27 @@ func (w *wsConn) write() {
 			s.metrics.framesOut.Inc()
 		}
 	}
+}
+
+// writeGathered writes several frames with one system call: under load an
+// agent's socket has many queued at once.
+func (w *wsConn) writeGathered(frames [][]byte) error {
+	h, ok := w.c.NetConn().(*hijacked)
+	if !ok {
+		return errors.New("edge: the socket's connection is not the hijacked one")
+	}
+	h.gather()
+	for _, frame := range frames {
+		if err := w.c.WriteMessage(websocket.TextMessage, frame); err != nil {
+			release(h.stopGathering()) // the socket is closing: what was gathered is dropped
+			return err
+		}
+	}
+	if err := h.flush(time.Now().Add(w.s.cfg.WriteTimeout)); err != nil {
+		return err
+	}
+	w.s.metrics.framesOut.Add(float64(len(frames)))
+	return nil
 }
 
 // exit marks the writer gone and wakes a waiting stop. Caller holds mu.
