@@ -106,6 +106,7 @@ type conversationActor struct {
 	queue          []*pendingAppend         // waiting for the next write
 	inflight       []*pendingAppend         // being written; at most one write at a time
 	appending      *storeCall[committedMsg] // the write of inflight
+	inflightTimers batchTimers              // the timers before and after inflight armed its own
 	reloading      bool                     // re-reading the store after a conflict
 	reloadFailures int
 	// After the cluster's members change, another member may run this
@@ -196,6 +197,7 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 			// Its timer changes come before those still queued; if it
 			// failed, they may be missing, so every timer is stored again.
 			if res, ok := a.appending.wait(a.d.StoreTimeout); !ok || res.err != nil {
+				a.undoBatchTimers(ctx, a.inflight[:res.n])
 				a.storeAllTimers()
 			}
 			a.appending = nil
@@ -539,11 +541,13 @@ func (a *conversationActor) pump(ctx actor.Context) {
 	a.inflight = append([]*pendingAppend(nil), a.queue[:n]...)
 	a.queue = append(a.queue[:0:0], a.queue[n:]...)
 	msgs := make([]engine.Message, n)
+	before := a.timerSnapshot()
 	for i, p := range a.inflight {
 		p.msg.Seq = a.lastSeq + int64(i) + 1
 		msgs[i] = p.msg
 		a.armForMessage(ctx, p.msg)
 	}
+	a.inflightTimers = batchTimers{before: before, after: a.timerSnapshot()}
 	timers := a.takeTimers()
 	a.appending = goStore(ctx, a.d.StoreTimeout, func(c context.Context) committedMsg {
 		k, err := a.d.Store.Append(c, msgs, timers...)
@@ -579,8 +583,10 @@ func (a *conversationActor) onCommitted(ctx actor.Context, m *committedMsg) {
 		}
 	}
 	if m.err == nil {
+		a.inflightTimers = batchTimers{}
 		ack(ctx)
 	} else {
+		a.undoBatchTimers(ctx, stored)
 		a.storeAllTimers()
 		a.afterTimersStored(ctx, ack)
 	}

@@ -45,6 +45,7 @@ type faultStore struct {
 		sync.Mutex
 		calls []appendCall
 	}
+	setTimersDone atomic.Int32 // SetTimers calls returned
 
 	recentFails atomic.Int32 // fail this many Recent calls
 	updateFail  atomic.Bool  // fail every UpdateConversation
@@ -109,6 +110,11 @@ func (f *faultStore) Append(ctx context.Context, msgs []engine.Message, timers .
 		return n, err
 	}
 	return f.Store.Append(ctx, msgs, timers...)
+}
+
+func (f *faultStore) SetTimers(ctx context.Context, tenant, conv string, changes ...engine.TimerChange) error {
+	defer f.setTimersDone.Add(1)
+	return f.Store.SetTimers(ctx, tenant, conv, changes...)
 }
 
 func (f *faultStore) Recent(ctx context.Context, tenant, conv string, n int) ([]engine.Message, error) {
@@ -732,6 +738,74 @@ func TestAckWaitsForTimersTheAppendDidNotStore(t *testing.T) {
 	if hasTimer(t, n, conv, engine.TimerFirstResponse) {
 		t.Fatal("acked, and the first-response timer the reply ended is still stored")
 	}
+}
+
+// A message the store refuses (the sender is told to send it again) sets
+// no timer: the customer's idle clock keeps running, and the agent owes no
+// reply to a message that does not exist.
+func TestRefusedCustomerMessageKeepsTheIdleTimer(t *testing.T) {
+	fs, refuse := refusing("u1")
+	n := startNode(t, withFaults(fs))
+	conv := newConv(t, n)
+	aout := make(outbox, 100)
+	as := n.client.StartSession(agent, aout)
+	defer as.Stop()
+	sendAndAck(t, as, aout, conv, "a1") // takes it over: the customer's idle timer starts
+	cout := make(outbox, 100)
+	cs := n.client.StartSession(customer, cout)
+	defer cs.Stop()
+	refuse.Store(true)
+	writes := fs.setTimersDone.Load()
+	cs.Deliver(engine.ClientFrame{Type: engine.FrameSend, Conv: conv, ClientMsgID: "u1", Body: &engine.Body{Type: engine.BodyText, Text: "在吗"}})
+	if f, ok := waitFrame(cout, 10*time.Second, func(f anyFrame) bool { return f.ClientMsgID == "u1" }); !ok || f.Type != engine.FrameError {
+		t.Fatalf("the refused message was answered %+v, %v; want an error", f, ok)
+	}
+	// After a failed write the conversation stores every timer again.
+	pollFor(t, 10*time.Second, "the timers stored again after the refusal", func() bool { return fs.setTimersDone.Load() > writes })
+	if !hasTimer(t, n, conv, engine.TimerUserIdleWarn) || hasTimer(t, n, conv, engine.TimerNoReply) {
+		timers, _ := n.store.Timers(context.Background(), "t1", conv)
+		t.Fatalf("after a refused customer message the stored timers are %+v; want the idle warning and no no-reply timer", timers)
+	}
+}
+
+// The same for an agent's reply the store refuses: the agent still owes
+// the customer an answer, and the customer's idle clock does not start.
+func TestRefusedAgentReplyKeepsTheNoReplyTimer(t *testing.T) {
+	fs, refuse := refusing("a2")
+	n := startNode(t, withFaults(fs))
+	conv := newConv(t, n)
+	cout := make(outbox, 100)
+	cs := n.client.StartSession(customer, cout)
+	defer cs.Stop()
+	aout := make(outbox, 100)
+	as := n.client.StartSession(agent, aout)
+	defer as.Stop()
+	sendAndAck(t, as, aout, conv, "a1")
+	sendAndAck(t, cs, cout, conv, "u1") // the agent owes a reply
+	refuse.Store(true)
+	writes := fs.setTimersDone.Load()
+	as.Deliver(engine.ClientFrame{Type: engine.FrameSend, Conv: conv, ClientMsgID: "a2", Body: &engine.Body{Type: engine.BodyText, Text: "您好"}})
+	if f, ok := waitFrame(aout, 10*time.Second, func(f anyFrame) bool { return f.ClientMsgID == "a2" }); !ok || f.Type != engine.FrameError {
+		t.Fatalf("the refused reply was answered %+v, %v; want an error", f, ok)
+	}
+	pollFor(t, 10*time.Second, "the timers stored again after the refusal", func() bool { return fs.setTimersDone.Load() > writes })
+	if !hasTimer(t, n, conv, engine.TimerNoReply) || hasTimer(t, n, conv, engine.TimerUserIdleWarn) {
+		timers, _ := n.store.Timers(context.Background(), "t1", conv)
+		t.Fatalf("after a refused agent reply the stored timers are %+v; want the no-reply timer and no idle warning", timers)
+	}
+}
+
+// refusing is a store that fails the Append of the message with client id
+// while refuse is set.
+func refusing(id string) (fs *faultStore, refuse *atomic.Bool) {
+	refuse = new(atomic.Bool)
+	fs = &faultStore{appendFail: func(msgs []engine.Message) error {
+		if refuse.Load() && msgs[0].ClientMsgID == id {
+			return errors.New("injected: the message is not stored")
+		}
+		return nil
+	}}
+	return fs, refuse
 }
 
 // storedTimer returns when the conversation's stored timer of kind is due,

@@ -74,6 +74,50 @@ func (a *conversationActor) storeAllTimers() {
 	}
 }
 
+// batchTimers are the conversation's timers before and after the batch of
+// messages being written armed its own (pump), nil maps when the batch
+// armed none.
+type batchTimers struct {
+	before, after map[engine.TimerKind]time.Time
+}
+
+// timerSnapshot copies the armed timers, if messages arm timers in this
+// state (armForMessage).
+func (a *conversationActor) timerSnapshot() map[engine.TimerKind]time.Time {
+	if a.conv.State != engine.StateAssigned {
+		return nil
+	}
+	return maps.Clone(a.timers)
+}
+
+// undoBatchTimers takes back what a failed write's messages armed, when
+// they were not stored: a refused message must not start or stop a clock.
+// A timer changed since by something else keeps that change. The stored
+// messages then arm theirs again.
+func (a *conversationActor) undoBatchTimers(ctx actor.Context, stored []*pendingAppend) {
+	b := a.inflightTimers
+	a.inflightTimers = batchTimers{}
+	if b.after == nil {
+		return
+	}
+	for _, kind := range allTimers {
+		was, wasArmed := b.before[kind]
+		set, setArmed := b.after[kind]
+		cur, armed := a.timers[kind]
+		if wasArmed == setArmed && was.Equal(set) || armed != setArmed || !cur.Equal(set) {
+			continue // the batch left it alone, or it changed since
+		}
+		if wasArmed {
+			a.timers[kind] = was
+		} else {
+			delete(a.timers, kind)
+		}
+	}
+	for _, p := range stored {
+		a.armForMessage(ctx, p.msg)
+	}
+}
+
 // takeTimers hands the noted changes to the write that stores them.
 func (a *conversationActor) takeTimers() []engine.TimerChange {
 	changes := slices.SortedFunc(maps.Values(a.timerBatch), func(x, y engine.TimerChange) int { return cmp.Compare(x.Kind, y.Kind) })

@@ -111,8 +111,11 @@ type hijacked struct {
 	pre  []byte
 	mute bool
 
-	mu       sync.Mutex // the writer gathers; the reader may answer a ping meanwhile
-	gathered *[]byte    // from gatherPool, while gathering
+	// mu orders the writes to the network and their deadlines: the
+	// writer gathers and flushes while the reader may answer a ping or a
+	// close, and a flush's deadline stands until its write is done.
+	mu       sync.Mutex
+	gathered *[]byte // from gatherPool, while gathering
 }
 
 // gatherPool lends the buffers frames are gathered in, so an idle socket
@@ -136,12 +139,11 @@ func (h *hijacked) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.gathered != nil {
 		*h.gathered = append(*h.gathered, p...)
-		h.mu.Unlock()
 		return len(p), nil
 	}
-	h.mu.Unlock()
 	return h.Conn.Write(p)
 }
 
@@ -149,9 +151,8 @@ func (h *hijacked) Write(p []byte) (int, error) {
 // flush, which sets its own.
 func (h *hijacked) SetWriteDeadline(t time.Time) error {
 	h.mu.Lock()
-	gathering := h.gathered != nil
-	h.mu.Unlock()
-	if gathering {
+	defer h.mu.Unlock()
+	if h.gathered != nil {
 		return nil
 	}
 	return h.Conn.SetWriteDeadline(t)
@@ -167,22 +168,16 @@ func (h *hijacked) gather() {
 // flush writes what was gathered, in one write due by deadline, and stops
 // gathering.
 func (h *hijacked) flush(deadline time.Time) error {
-	b := h.stopGathering()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	b := h.gathered
+	h.gathered = nil
 	defer release(b)
 	if err := h.Conn.SetWriteDeadline(deadline); err != nil {
 		return err
 	}
 	_, err := h.Conn.Write(*b)
 	return err
-}
-
-// stopGathering ends the gathering and returns what was gathered.
-func (h *hijacked) stopGathering() *[]byte {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	b := h.gathered
-	h.gathered = nil
-	return b
 }
 
 // release gives a gathering buffer back to the pool, unless a burst of

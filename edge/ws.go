@@ -224,13 +224,18 @@ func (w *wsConn) writeGathered(frames [][]byte) error {
 		return errors.New("edge: the socket's connection is not the hijacked one")
 	}
 	h.gather()
-	for _, frame := range frames {
+	deadline := time.Now().Add(w.s.cfg.WriteTimeout)
+	for i, frame := range frames {
 		if err := w.c.WriteMessage(websocket.TextMessage, frame); err != nil {
-			release(h.stopGathering()) // the socket is closing: what was gathered is dropped
+			// The reader answered a close meanwhile: what was gathered,
+			// that answer included, still goes out.
+			if ferr := h.flush(deadline); ferr == nil {
+				w.s.metrics.framesOut.Add(float64(i))
+			}
 			return err
 		}
 	}
-	if err := h.flush(time.Now().Add(w.s.cfg.WriteTimeout)); err != nil {
+	if err := h.flush(deadline); err != nil {
 		return err
 	}
 	w.s.metrics.framesOut.Add(float64(len(frames)))
