@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -354,6 +355,17 @@ type NoteStore interface {
 type TimerChange struct {
 	Kind  TimerKind
 	DueAt time.Time
+}
+
+// ValidateTimerChanges refuses a change without a kind; stores check
+// every change they are given with it.
+func ValidateTimerChanges(changes []TimerChange) error {
+	for _, ch := range changes {
+		if ch.Kind == "" {
+			return errors.New("a timer change without a kind")
+		}
+	}
+	return nil
 }
 
 // TimerStore keeps conversation timers.

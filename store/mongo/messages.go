@@ -34,7 +34,7 @@ func (s *Store) Append(ctx context.Context, msgs []engine.Message, timers ...eng
 	if o.tenant == "" || o.conv == "" {
 		return 0, errors.New("mongo: append: message without tenant or conversation")
 	}
-	if err := checkTimerChanges(timers); err != nil {
+	if err := engine.ValidateTimerChanges(timers); err != nil {
 		return 0, fmt.Errorf("mongo: append: %w", err)
 	}
 	now := s.clock.Now()

@@ -327,7 +327,7 @@ func (s *Store) SetTimers(ctx context.Context, tenant, conv string, changes ...e
 	if tenant == "" || conv == "" {
 		return errors.New("mongo: set timers: tenant and conversation are required")
 	}
-	if err := checkTimerChanges(changes); err != nil {
+	if err := engine.ValidateTimerChanges(changes); err != nil {
 		return fmt.Errorf("mongo: set timers: %w", err)
 	}
 	if len(changes) == 0 {
@@ -344,16 +344,6 @@ func (s *Store) SetTimers(ctx context.Context, tenant, conv string, changes ...e
 		}
 	}
 	return s.applyTimers(ctx, tenant, conv, changes)
-}
-
-// checkTimerChanges refuses a change without a kind.
-func checkTimerChanges(changes []engine.TimerChange) error {
-	for _, ch := range changes {
-		if ch.Kind == "" {
-			return errors.New("a timer change without a kind")
-		}
-	}
-	return nil
 }
 
 // applyTimers writes the changes to a conversation's timers, in order, one

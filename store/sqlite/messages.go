@@ -56,7 +56,7 @@ func (s *Store) Append(ctx context.Context, msgs []engine.Message, timers ...eng
 	if o.tenant == "" || o.conv == "" {
 		return 0, errors.New("sqlite: append: message without tenant or conversation")
 	}
-	if err := checkTimerChanges(timers); err != nil {
+	if err := engine.ValidateTimerChanges(timers); err != nil {
 		return 0, fmt.Errorf("sqlite: append: %w", err)
 	}
 	now := s.clock.Now()

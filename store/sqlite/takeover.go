@@ -301,7 +301,7 @@ func (s *Store) SetTimers(ctx context.Context, tenant, conv string, changes ...e
 	if tenant == "" || conv == "" {
 		return errors.New("sqlite: set timers: tenant and conversation are required")
 	}
-	if err := checkTimerChanges(changes); err != nil {
+	if err := engine.ValidateTimerChanges(changes); err != nil {
 		return fmt.Errorf("sqlite: set timers: %w", err)
 	}
 	if len(changes) == 0 {
@@ -316,16 +316,6 @@ func (s *Store) SetTimers(ctx context.Context, tenant, conv string, changes ...e
 }
 
 func (o *setTimersOp) apply(w *writer) error { return applyTimers(w, o.tenant, o.conv, o.changes) }
-
-// checkTimerChanges refuses a change without a kind.
-func checkTimerChanges(changes []engine.TimerChange) error {
-	for _, ch := range changes {
-		if ch.Kind == "" {
-			return errors.New("a timer change without a kind")
-		}
-	}
-	return nil
-}
 
 // applyTimers runs the changes to a conversation's timers, in order.
 func applyTimers(w *writer, tenant, conv string, changes []engine.TimerChange) error {
