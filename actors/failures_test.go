@@ -21,6 +21,7 @@ import (
 	"github.com/kefu-dev/kefu/bots"
 	"github.com/kefu-dev/kefu/engine"
 	"github.com/kefu-dev/kefu/store/sqlite"
+	"github.com/kefu-dev/kefu/store/storetest"
 )
 
 // faultStore wraps the real store to inject failures and hold calls.
@@ -58,22 +59,9 @@ type faultStore struct {
 	groupsCalls atomic.Int32
 }
 
-// pass waits for gate, if there is one, or for ctx to end.
-func pass(ctx context.Context, gate chan struct{}) error {
-	if gate == nil {
-		return nil
-	}
-	select {
-	case <-gate:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 func (f *faultStore) Groups(ctx context.Context, tenant string) ([]engine.SkillGroup, error) {
 	f.groupsCalls.Add(1)
-	if err := pass(ctx, f.groupsGate); err != nil {
+	if err := storetest.Pass(ctx, f.groupsGate); err != nil {
 		return nil, err
 	}
 	return f.Store.Groups(ctx, tenant)
@@ -142,7 +130,7 @@ func (f *faultStore) FAQEntries(ctx context.Context, tenant string) ([]engine.FA
 	if f.faqCalled != nil {
 		f.faqCalled <- struct{}{}
 	}
-	if err := pass(ctx, f.faqGate); err != nil {
+	if err := storetest.Pass(ctx, f.faqGate); err != nil {
 		return nil, err
 	}
 	return f.Store.FAQEntries(ctx, tenant)
@@ -744,8 +732,8 @@ func TestAckWaitsForTimersTheAppendDidNotStore(t *testing.T) {
 // no timer: the customer's idle clock keeps running, and the agent owes no
 // reply to a message that does not exist.
 func TestRefusedCustomerMessageKeepsTheIdleTimer(t *testing.T) {
-	fs, refuse := refusing("u1")
-	n := startNode(t, withFaults(fs))
+	r := newRefusal("u1")
+	n := startNode(t, withFaults(r.fs))
 	conv := newConv(t, n)
 	aout := make(outbox, 100)
 	as := n.client.StartSession(agent, aout)
@@ -754,25 +742,15 @@ func TestRefusedCustomerMessageKeepsTheIdleTimer(t *testing.T) {
 	cout := make(outbox, 100)
 	cs := n.client.StartSession(customer, cout)
 	defer cs.Stop()
-	refuse.Store(true)
-	writes := fs.setTimersDone.Load()
-	cs.Deliver(engine.ClientFrame{Type: engine.FrameSend, Conv: conv, ClientMsgID: "u1", Body: &engine.Body{Type: engine.BodyText, Text: "在吗"}})
-	if f, ok := waitFrame(cout, 10*time.Second, func(f anyFrame) bool { return f.ClientMsgID == "u1" }); !ok || f.Type != engine.FrameError {
-		t.Fatalf("the refused message was answered %+v, %v; want an error", f, ok)
-	}
-	// After a failed write the conversation stores every timer again.
-	pollFor(t, 10*time.Second, "the timers stored again after the refusal", func() bool { return fs.setTimersDone.Load() > writes })
-	if !hasTimer(t, n, conv, engine.TimerUserIdleWarn) || hasTimer(t, n, conv, engine.TimerNoReply) {
-		timers, _ := n.store.Timers(context.Background(), "t1", conv)
-		t.Fatalf("after a refused customer message the stored timers are %+v; want the idle warning and no no-reply timer", timers)
-	}
+	r.send(t, cs, cout, conv)
+	wantStoredTimer(t, n, conv, engine.TimerUserIdleWarn, engine.TimerNoReply)
 }
 
 // The same for an agent's reply the store refuses: the agent still owes
 // the customer an answer, and the customer's idle clock does not start.
 func TestRefusedAgentReplyKeepsTheNoReplyTimer(t *testing.T) {
-	fs, refuse := refusing("a2")
-	n := startNode(t, withFaults(fs))
+	r := newRefusal("a2")
+	n := startNode(t, withFaults(r.fs))
 	conv := newConv(t, n)
 	cout := make(outbox, 100)
 	cs := n.client.StartSession(customer, cout)
@@ -782,30 +760,51 @@ func TestRefusedAgentReplyKeepsTheNoReplyTimer(t *testing.T) {
 	defer as.Stop()
 	sendAndAck(t, as, aout, conv, "a1")
 	sendAndAck(t, cs, cout, conv, "u1") // the agent owes a reply
-	refuse.Store(true)
-	writes := fs.setTimersDone.Load()
-	as.Deliver(engine.ClientFrame{Type: engine.FrameSend, Conv: conv, ClientMsgID: "a2", Body: &engine.Body{Type: engine.BodyText, Text: "您好"}})
-	if f, ok := waitFrame(aout, 10*time.Second, func(f anyFrame) bool { return f.ClientMsgID == "a2" }); !ok || f.Type != engine.FrameError {
-		t.Fatalf("the refused reply was answered %+v, %v; want an error", f, ok)
-	}
-	pollFor(t, 10*time.Second, "the timers stored again after the refusal", func() bool { return fs.setTimersDone.Load() > writes })
-	if !hasTimer(t, n, conv, engine.TimerNoReply) || hasTimer(t, n, conv, engine.TimerUserIdleWarn) {
-		timers, _ := n.store.Timers(context.Background(), "t1", conv)
-		t.Fatalf("after a refused agent reply the stored timers are %+v; want the no-reply timer and no idle warning", timers)
-	}
+	r.send(t, as, aout, conv)
+	wantStoredTimer(t, n, conv, engine.TimerNoReply, engine.TimerUserIdleWarn)
 }
 
-// refusing is a store that fails the Append of the message with client id
-// while refuse is set.
-func refusing(id string) (fs *faultStore, refuse *atomic.Bool) {
-	refuse = new(atomic.Bool)
-	fs = &faultStore{appendFail: func(msgs []engine.Message) error {
-		if refuse.Load() && msgs[0].ClientMsgID == id {
+// refusal is a store that fails the Append of the message with client id
+// id once send has started.
+type refusal struct {
+	fs *faultStore
+	on atomic.Bool
+	id string
+}
+
+func newRefusal(id string) *refusal {
+	r := &refusal{id: id}
+	r.fs = &faultStore{appendFail: func(msgs []engine.Message) error {
+		if r.on.Load() && msgs[0].ClientMsgID == r.id {
 			return errors.New("injected: the message is not stored")
 		}
 		return nil
 	}}
-	return fs, refuse
+	return r
+}
+
+// send sends the message the store refuses and returns once its sender
+// has the error and the conversation has stored its timers again, as it
+// does after a failed write.
+func (r *refusal) send(t *testing.T, sess *actors.Session, out outbox, conv string) {
+	t.Helper()
+	r.on.Store(true)
+	writes := r.fs.setTimersDone.Load()
+	sess.Deliver(engine.ClientFrame{Type: engine.FrameSend, Conv: conv, ClientMsgID: r.id, Body: &engine.Body{Type: engine.BodyText, Text: "在吗"}})
+	if f, ok := waitFrame(out, 10*time.Second, func(f anyFrame) bool { return f.ClientMsgID == r.id }); !ok || f.Type != engine.FrameError {
+		t.Fatalf("the refused message was answered %+v, %v; want an error", f, ok)
+	}
+	pollFor(t, 10*time.Second, "the timers stored again after the refusal", func() bool { return r.fs.setTimersDone.Load() > writes })
+}
+
+// wantStoredTimer fails unless the conversation has a stored timer of kind
+// want and none of kind not.
+func wantStoredTimer(t *testing.T, n *testNode, conv string, want, not engine.TimerKind) {
+	t.Helper()
+	if !hasTimer(t, n, conv, want) || hasTimer(t, n, conv, not) {
+		timers, _ := n.store.Timers(context.Background(), "t1", conv)
+		t.Fatalf("the stored timers are %+v; want %s and no %s", timers, want, not)
+	}
 }
 
 // storedTimer returns when the conversation's stored timer of kind is due,
