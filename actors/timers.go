@@ -29,9 +29,8 @@ import (
 // A node may die between any two writes, and a conversation nobody talks
 // to is not loaded again, so the rows alone must keep it going: a message
 // is stored with the timers it set, and acked only once they are stored
-// (onCommitted), and a
-// fired timer's row is removed only once what it did is stored
-// (dropFiredTimer). What is left to crashes (a message stored whose ack,
+// (onCommitted), and a fired timer's row is removed only once what it did
+// is stored (dropFiredTimer). What is left to crashes (a message stored whose ack,
 // and timers, never went out) is mended on the next load
 // (restoreIdleTimers).
 
@@ -53,7 +52,8 @@ func (a *conversationActor) dropTimer(kind engine.TimerKind) {
 
 // storeTimer notes a change to store. The changes of one turn of the
 // mailbox, and those made while an earlier write runs, are stored in one
-// call (flushTimers): an agent's reply clears one timer and sets another.
+// call, with the next batch of messages (pump) or on their own
+// (flushTimers): an agent's reply clears one timer and sets another.
 func (a *conversationActor) storeTimer(ch engine.TimerChange) {
 	if a.timerBatch == nil {
 		a.timerBatch = make(map[engine.TimerKind]engine.TimerChange)
@@ -126,9 +126,8 @@ func (a *conversationActor) takeTimers() []engine.TimerChange {
 }
 
 // flushTimers queues the noted changes behind the earlier timer writes,
-// unless a queued write that has not started yet will take them. A batch
-// of messages written first takes them instead (pump), and the write then
-// stores nothing.
+// unless a queued write that has not started yet will take them. (No
+// batch of messages starts while one is queued: pump.)
 func (a *conversationActor) flushTimers(ctx actor.Context) {
 	if len(a.timerBatch) == 0 || a.timerQueued {
 		return
