@@ -28,22 +28,30 @@ type testNode struct {
 
 func startNode(t testing.TB, tune func(*actors.Deps)) *testNode {
 	t.Helper()
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "kefu.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := openStore(t)
 	reg := prometheus.NewRegistry()
 	deps := actors.Deps{Store: store, Metrics: actors.NewMetrics(reg)}
 	if tune != nil {
 		tune(&deps)
 	}
-	node, err := cluster.Start(ctx, cluster.Config{}, actors.Kinds(deps)...)
+	node, err := cluster.Start(context.Background(), cluster.Config{}, actors.Kinds(deps)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(node.Shutdown) // before the store closes
+	return &testNode{store: store, client: actors.NewClient(node.Cluster, 5*time.Second, nil), node: node, metrics: reg}
+}
+
+// openStore opens a SQLite store in a temp dir, closed when the test ends,
+// with tenant t1 and its agent a1.
+func openStore(t testing.TB) *sqlite.Store {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "kefu.db")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		node.Shutdown()
 		if err := store.Close(); err != nil {
 			t.Error(err)
 		}
@@ -56,7 +64,7 @@ func startNode(t testing.TB, tune func(*actors.Deps)) *testNode {
 	if err := store.CreateStaff(ctx, engine.Staff{Tenant: "t1", ID: agent.Party.ID, Username: "a1", Role: engine.StaffAgent, CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	return &testNode{store: store, client: actors.NewClient(node.Cluster, 5*time.Second, nil), node: node, metrics: reg}
+	return store
 }
 
 var (

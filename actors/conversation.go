@@ -117,6 +117,7 @@ type conversationActor struct {
 	routes    *routes
 	syncedAt  time.Time // when the store was last read for lastSeq
 	verifying bool      // reading the store's last seq before a read
+	storedAt  time.Time // when this activation last stored messages (tellOwner)
 	// resent holds the sessions that sent messages found stored by another
 	// activation (by client_msg_id), until the reload pushes those
 	// messages to the others.
@@ -187,6 +188,14 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 		a.d.Metrics.conversationStarted()
 		ctx.SetReceiveTimeout(a.d.IdleTimeout)
 		a.async(ctx, a.load)
+		if a.routes.ownerElsewhere(m.Identity.Identity, KindConversation) != "" {
+			later(ctx, misplacedGrace, &misplacedMsg{})
+		}
+	case *misplacedMsg:
+		if owner := a.routes.ownerElsewhere(ConversationIdentity(a.tenant, a.id), KindConversation); owner != "" {
+			a.log.Info("activated on a member that does not own the conversation; leaving it to the owner", "owner", owner)
+			ctx.Poison(ctx.Self())
+		}
 	case *actor.Stopping:
 		// The node shuts down or the cluster moves the conversation: its
 		// state and timer changes still queued are stored now, blocking
@@ -206,6 +215,7 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 			a.flushTimers(ctx)
 			a.timerWrites.finish(ctx)
 		}
+		a.tellOwner(ctx)
 	case *actor.Stopped:
 		a.cancelBot()
 		if a.tenant != "" {
@@ -257,7 +267,7 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 	case *actorpb.CreateConversation, *actorpb.Append, *actorpb.Resume, *actorpb.Unsubscribe,
 		*actorpb.Typing, *actorpb.MarkRead, *actorpb.Escalate, *actorpb.Assist,
 		*actorpb.ConvOp, *actorpb.AddNote, *actorpb.ListNotes, *actorpb.ListEvents,
-		*actorpb.Offer, *actorpb.QueueStatus, *actorpb.FireTimer:
+		*actorpb.Offer, *actorpb.QueueStatus, *actorpb.FireTimer, *actorpb.StoredElsewhere:
 		if a.phase == phaseLoading || a.phase == phaseCreating || ((a.reloading || a.verifying) && readsLastSeq(m)) {
 			a.stash = append(a.stash, stashed{sender: ctx.Sender(), msg: m})
 			return
@@ -276,7 +286,7 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 // from a stale view (a write that landed late, say).
 func readsLastSeq(m any) bool {
 	switch m.(type) {
-	case *actorpb.Resume, *actorpb.MarkRead:
+	case *actorpb.Resume, *actorpb.MarkRead, *actorpb.StoredElsewhere:
 		return true
 	}
 	return false
@@ -397,6 +407,8 @@ func (a *conversationActor) handle(ctx actor.Context, sender *actor.PID, msg any
 		a.onQueueStatus(ctx, m)
 	case *actorpb.FireTimer:
 		a.fire(ctx, m)
+	case *actorpb.StoredElsewhere:
+		a.learnStoredElsewhere(ctx, m)
 	}
 }
 
@@ -559,6 +571,9 @@ func (a *conversationActor) onCommitted(ctx actor.Context, m *committedMsg) {
 	batch := a.inflight
 	a.inflight, a.appending = nil, nil
 	a.timerWrites.next(ctx) // those made meanwhile; the next batch waits for them
+	if m.n > 0 {
+		a.storedAt = time.Now()
+	}
 	for _, p := range batch[:m.n] {
 		a.lastSeq = p.msg.Seq
 		a.remember(p.msg)
@@ -745,6 +760,53 @@ func (a *conversationActor) onReloaded(ctx actor.Context, m *reloadedMsg) {
 	}
 	clear(a.resent)
 	a.pump(ctx)
+}
+
+// misplacedGrace is how long an activation on a member that does not own
+// its conversation serves before it stops. A member whose view of the
+// topology is older asked for it; by then that member has seen the change
+// and asks the owner, so the two do not take turns activating it.
+const misplacedGrace = time.Second
+
+// misplacedMsg tells a new activation to check, misplacedGrace after it
+// started, whether its member owns the conversation now.
+type misplacedMsg struct{}
+
+// tellOwner tells the conversation's owner, when that is another member,
+// the last seq this activation stored. Members see a change of the
+// topology at different times, so this activation may have run beside
+// the owner's for a moment, each pushing only what it stored itself. The
+// owner would learn this one's messages only on its next write, which may
+// be long in coming, and its subscribers would miss them meanwhile.
+func (a *conversationActor) tellOwner(ctx actor.Context) {
+	if a.storedAt.IsZero() || time.Since(a.storedAt) > settleTime {
+		return // written before anyone could run beside it
+	}
+	identity := ConversationIdentity(a.tenant, a.id)
+	if a.routes.ownerElsewhere(identity, KindConversation) == "" {
+		return
+	}
+	r, root, log := a.routes, ctx.ActorSystem().Root, a.log
+	msg := &actorpb.StoredElsewhere{LastSeq: a.lastSeq}
+	timeout := cluster.GetCluster(ctx.ActorSystem()).Config.RequestTimeoutTime
+	go func() {
+		pid, err := r.resolve(identity, KindConversation, timeout)
+		if err != nil {
+			log.Warn("telling the owner what this activation stored", "err", err)
+			return
+		}
+		root.Send(pid, msg)
+	}()
+}
+
+// learnStoredElsewhere re-reads the store when another activation stored
+// beyond what this one knows; onReloaded pushes what it learns. A write in
+// flight meets those seqs and reloads by itself.
+func (a *conversationActor) learnStoredElsewhere(ctx actor.Context, m *actorpb.StoredElsewhere) {
+	if m.LastSeq > a.lastSeq && len(a.inflight) == 0 && !a.reloading {
+		a.log.Info("another activation stored messages; reloading", "stored", m.LastSeq, "known", a.lastSeq)
+		a.reload(ctx)
+	}
 }
 
 // setRecent replaces the in-memory window with msgs (ascending).

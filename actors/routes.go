@@ -63,6 +63,22 @@ func (r *routes) settledSince(t time.Time) bool {
 	return t.After(r.movedAt.Add(settleTime))
 }
 
+// ownerElsewhere returns the member that owns identity of kind by this
+// member's view of the topology when that is another member; "" when it is
+// this one, or before the first topology.
+func (r *routes) ownerElsewhere(identity, kind string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rdv == nil {
+		return ""
+	}
+	owner := r.rdv.GetByClusterIdentity(cluster.NewClusterIdentity(identity, kind))
+	if owner == r.cl.ActorSystem.Address() {
+		return ""
+	}
+	return owner
+}
+
 // allRoutes holds the routes of each cluster in this process (one, but
 // for tests). An entry lives as long as the process.
 var allRoutes sync.Map // *cluster.Cluster -> *routes

@@ -1,0 +1,118 @@
+package actors_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kefu-dev/kefu/actors"
+	"github.com/kefu-dev/kefu/actors/actorpb"
+	"github.com/kefu-dev/kefu/cluster"
+	"github.com/kefu-dev/kefu/cluster/clustertest"
+	"github.com/kefu-dev/kefu/engine"
+)
+
+// Members see a change of the topology at different times, so one whose
+// view is older may activate a conversation on a member that no longer
+// owns it, beside the owner's activation, and send a customer's message
+// there. The owner's subscribers still get that message pushed, without
+// resuming and without another write to wake the owner: the activation
+// beside it leaves soon and tells the owner what it stored.
+func TestMessageStoredBesideTheOwnerReachesTheOwnersSubscribers(t *testing.T) {
+	if raceEnabled {
+		t.Skip("two members in one process: protoactor-go's own data races (see cluster's skipProtoactorRaces)")
+	}
+	etcd := clustertest.StartEtcd(t)
+	store := openStore(t)
+	var members [2]*cluster.Node
+	var clients [2]*actors.Client
+	for i := range members {
+		deps := actors.Deps{Store: store, Metrics: actors.NewMetrics(prometheus.NewRegistry())}
+		n, err := cluster.New(cluster.Config{Etcd: etcd}, actors.Kinds(deps)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Before it joins, as the kefu command does: its routes see
+		// every topology.
+		clients[i] = actors.NewClient(n.Cluster, 5*time.Second, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err = n.Join(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(n.Shutdown) // before the store closes
+		members[i] = n
+	}
+	a, b, client := members[0], members[1], clients[1]
+	deadline := time.Now().Add(20 * time.Second)
+	for len(a.Members()) < 2 || len(b.Members()) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the two members did not see each other")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// A conversation b owns, and a customer's session subscribed there.
+	rdv := protocluster.NewRendezvous()
+	rdv.UpdateMembers(b.Members())
+	var conv string
+	var ci *protocluster.ClusterIdentity
+	for range 64 {
+		c, err := client.CreateConversation(context.Background(), customer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conv = c.ID
+		ci = protocluster.NewClusterIdentity(actors.ConversationIdentity("t1", conv), actors.KindConversation)
+		if rdv.GetByClusterIdentity(ci) == b.Address() {
+			break
+		}
+	}
+	if rdv.GetByClusterIdentity(ci) != b.Address() {
+		t.Fatal("no conversation hashed to the second member")
+	}
+	out := make(outbox, 100)
+	follower := client.StartSession(customer, out)
+	defer follower.Stop()
+	resumeAllFrames(t, follower, out, conv)
+
+	// A member with an older view asks a for it, and a customer's message
+	// goes there.
+	res, err := a.System.Root.RequestFuture(actor.NewPID(a.Address(), disthash.PartitionActivatorActorName),
+		&protocluster.ActivationRequest{ClusterIdentity: ci}, 5*time.Second).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	beside := res.(*protocluster.ActivationResponse).Pid
+	if beside == nil || beside.Address != a.Address() {
+		t.Fatalf("activation on the member that does not own it: %v", beside)
+	}
+	res, err = a.System.Root.RequestFuture(beside, &actorpb.Append{
+		Caller:      &actorpb.Caller{Tenant: "t1", Party: &actorpb.Party{Role: string(customer.Party.Role), Id: customer.Party.ID}},
+		ClientMsgId: "beside", Body: &actorpb.Body{Type: string(engine.BodyText), Text: "还在吗"},
+	}, 5*time.Second).Result()
+	if ack, ok := res.(*actorpb.AppendResponse); err != nil || !ok || ack.Error != nil || ack.Seq != 1 {
+		t.Fatalf("the send to the activation beside the owner's: %v, %v", res, err)
+	}
+
+	if _, ok := waitFrame(out, 10*time.Second, func(f anyFrame) bool {
+		return f.Type == "message" && f.Msg.Seq == 1 && f.Msg.ClientMsgID == "beside"
+	}); !ok {
+		t.Fatal("the owner's subscriber never received the message stored beside the owner")
+	}
+	for {
+		if _, alive := a.System.ProcessRegistry.GetLocal(beside.Id); !alive {
+			break
+		}
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatal("the activation on the member that does not own the conversation is still running")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
