@@ -2,6 +2,8 @@ package actors_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,5 +116,60 @@ func TestMessageStoredBesideTheOwnerReachesTheOwnersSubscribers(t *testing.T) {
 			t.Fatal("the activation on the member that does not own the conversation is still running")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A new activation of an agent knows none of the agent's sockets, and a
+// new activation of a tenant none of its alert watchers. So when the
+// activation a staff session registered with stops (the cluster moved it,
+// or its node died), the session registers with the next: the agent stays
+// online, and routable, and an admin still gets alerts, without
+// reconnecting.
+func TestStaffSessionRegistersWithTheNextActivation(t *testing.T) {
+	n := startNode(t, nil)
+	ctx := context.Background()
+	in := signIn(t, n)
+	caller := actors.Caller{Tenant: "t1", Party: agent.Party, StaffRole: engine.StaffAdmin, Session: in.Session}
+	out := make(outbox, 1000)
+	sess := n.client.StartSession(caller, out)
+	defer sess.Stop()
+	activation := func(identity, kind string) *actor.PID {
+		pid := n.node.Cluster.Get(identity, kind)
+		if pid == nil {
+			t.Fatalf("no activation of %s %s", kind, identity)
+		}
+		return pid
+	}
+	for i := range 3 {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			st, err := n.client.AgentStatus(ctx, "t1", agent.Party.ID)
+			if err == nil && st.Presence == actors.PresenceOnline && st.Devices == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after %d stops of the agent's activation: not online with its one socket (%v, %v)", i, st, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		alert := fmt.Sprintf("alert-%d", i)
+		for {
+			n.node.System.Root.Send(activation("t1", actors.KindTenant), &actorpb.Notice{Kind: "sla_breached", Text: alert})
+			if _, ok := waitFrame(out, 50*time.Millisecond, func(f anyFrame) bool { return strings.Contains(f.raw, alert) }); ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after %d stops of the tenant's activation: the admin's session gets no alerts", i)
+			}
+		}
+		for _, kind := range []string{actors.KindAgent, actors.KindTenant} {
+			identity := "t1"
+			if kind == actors.KindAgent {
+				identity = actors.AgentIdentity("t1", agent.Party.ID)
+			}
+			if err := n.node.System.Root.StopFuture(activation(identity, kind)).Wait(); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }

@@ -114,6 +114,9 @@ type sessionActor struct {
 	log      *slog.Logger
 	links    map[string]*convLink
 	inflight int
+	// registrars are the activations this session registered with (its
+	// agent's; its tenant's for alerts), by PID string, with their kind.
+	registrars map[string]string
 }
 
 func (s *sessionActor) Receive(ctx actor.Context) {
@@ -136,7 +139,13 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 		s.onResolved(ctx, m)
 	case *retryRequestMsg:
 		m.retry(ctx)
+	case *actorpb.Registered:
+		s.onRegistered(ctx, ctx.Sender(), m.Kind)
 	case *actor.Terminated:
+		if kind, ok := s.registrars[m.Who.String()]; ok {
+			s.registerAgain(ctx, m.Who, kind)
+			return
+		}
 		s.onActivationGone(ctx, m.Who)
 	case *actorpb.Push:
 		s.onPush(ctx, m)
@@ -527,11 +536,53 @@ func (s *sessionActor) register(ctx actor.Context) {
 	if !s.caller.IsStaff() {
 		return
 	}
-	self := pidToRef(ctx.Self())
-	tell(ctx, KindAgent, AgentIdentity(s.caller.Tenant, s.caller.Party.ID), &actorpb.AgentConnect{Device: self, SessionId: s.caller.Session})
+	s.registerWith(ctx, KindAgent)
 	if s.caller.StaffRole == engine.StaffSupervisor || s.caller.StaffRole == engine.StaffAdmin {
-		tell(ctx, KindTenant, s.caller.Tenant, &actorpb.WatchAlerts{Device: self})
+		s.registerWith(ctx, KindTenant)
 	}
+}
+
+// registrarIdentity is the identity of the actor of kind the session
+// registers with.
+func (s *sessionActor) registrarIdentity(kind string) string {
+	if kind == KindAgent {
+		return AgentIdentity(s.caller.Tenant, s.caller.Party.ID)
+	}
+	return s.caller.Tenant
+}
+
+func (s *sessionActor) registerWith(ctx actor.Context, kind string) {
+	self := pidToRef(ctx.Self())
+	if kind == KindAgent {
+		tell(ctx, kind, s.registrarIdentity(kind), &actorpb.AgentConnect{Device: self, SessionId: s.caller.Session})
+		return
+	}
+	tell(ctx, kind, s.registrarIdentity(kind), &actorpb.WatchAlerts{Device: self})
+}
+
+// onRegistered watches the activation that registered the session.
+func (s *sessionActor) onRegistered(ctx actor.Context, who *actor.PID, kind string) {
+	if who == nil || (kind != KindAgent && kind != KindTenant) {
+		return
+	}
+	if _, ok := s.registrars[who.String()]; ok {
+		return
+	}
+	if s.registrars == nil {
+		s.registrars = make(map[string]string)
+	}
+	s.registrars[who.String()] = kind
+	ctx.Watch(who)
+}
+
+// registerAgain registers with the next activation of kind once the one
+// the session registered with has stopped (moved, or its node died): a
+// new activation knows none of the devices of the old one. The PID cache
+// may still name the old one until its member leaves.
+func (s *sessionActor) registerAgain(ctx actor.Context, gone *actor.PID, kind string) {
+	delete(s.registrars, gone.String())
+	s.cl.PidCache.RemoveByValue(s.registrarIdentity(kind), kind, gone)
+	s.registerWith(ctx, kind)
 }
 
 func (s *sessionActor) hold(l *convLink, m *actorpb.Message) {

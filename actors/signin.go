@@ -366,6 +366,7 @@ func (a *agentActor) connectDevice(ctx actor.Context, m *actorpb.AgentConnect) {
 	a.devices[pid.String()] = pid
 	a.deviceSessions[pid.String()] = m.SessionId
 	ctx.Watch(pid)
+	ctx.Request(pid, &actorpb.Registered{Kind: KindAgent}) // from this activation: the session watches it
 	a.changed(ctx)
 }
 

@@ -88,6 +88,7 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 		if pid := pidFromRef(m.Device); pid != nil {
 			a.watchers[pid.String()] = pid
 			ctx.Watch(pid)
+			ctx.Request(pid, &actorpb.Registered{Kind: KindTenant})
 		}
 	case *actor.Terminated:
 		delete(a.watchers, m.Who.String())

@@ -4003,6 +4003,54 @@ func (x *FireTimer) GetDueMs() int64 {
 	return 0
 }
 
+// Registered tells a session that the activation sending it (kind agent
+// or tenant) registered it as a device or an alert watcher. The session
+// watches that activation and registers again with the next one when it
+// stops: a moved activation starts without its devices.
+type Registered struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Registered) Reset() {
+	*x = Registered{}
+	mi := &file_kefu_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Registered) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Registered) ProtoMessage() {}
+
+func (x *Registered) ProtoReflect() protoreflect.Message {
+	mi := &file_kefu_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Registered.ProtoReflect.Descriptor instead.
+func (*Registered) Descriptor() ([]byte, []int) {
+	return file_kefu_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *Registered) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
 // StoredElsewhere tells a conversation's owner that an activation of it
 // on another member, which has stopped since, stored messages up to
 // last_seq: the owner learns what it missed and pushes it to its
@@ -4016,7 +4064,7 @@ type StoredElsewhere struct {
 
 func (x *StoredElsewhere) Reset() {
 	*x = StoredElsewhere{}
-	mi := &file_kefu_proto_msgTypes[64]
+	mi := &file_kefu_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4028,7 +4076,7 @@ func (x *StoredElsewhere) String() string {
 func (*StoredElsewhere) ProtoMessage() {}
 
 func (x *StoredElsewhere) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[64]
+	mi := &file_kefu_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4041,7 +4089,7 @@ func (x *StoredElsewhere) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredElsewhere.ProtoReflect.Descriptor instead.
 func (*StoredElsewhere) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{64}
+	return file_kefu_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *StoredElsewhere) GetLastSeq() int64 {
@@ -4064,7 +4112,7 @@ type Enqueue struct {
 
 func (x *Enqueue) Reset() {
 	*x = Enqueue{}
-	mi := &file_kefu_proto_msgTypes[65]
+	mi := &file_kefu_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4076,7 +4124,7 @@ func (x *Enqueue) String() string {
 func (*Enqueue) ProtoMessage() {}
 
 func (x *Enqueue) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[65]
+	mi := &file_kefu_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4089,7 +4137,7 @@ func (x *Enqueue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Enqueue.ProtoReflect.Descriptor instead.
 func (*Enqueue) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{65}
+	return file_kefu_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *Enqueue) GetConv() string {
@@ -4136,7 +4184,7 @@ type Dequeue struct {
 
 func (x *Dequeue) Reset() {
 	*x = Dequeue{}
-	mi := &file_kefu_proto_msgTypes[66]
+	mi := &file_kefu_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4148,7 +4196,7 @@ func (x *Dequeue) String() string {
 func (*Dequeue) ProtoMessage() {}
 
 func (x *Dequeue) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[66]
+	mi := &file_kefu_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4161,7 +4209,7 @@ func (x *Dequeue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dequeue.ProtoReflect.Descriptor instead.
 func (*Dequeue) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{66}
+	return file_kefu_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *Dequeue) GetConv() string {
@@ -4182,7 +4230,7 @@ type Offer struct {
 
 func (x *Offer) Reset() {
 	*x = Offer{}
-	mi := &file_kefu_proto_msgTypes[67]
+	mi := &file_kefu_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4194,7 +4242,7 @@ func (x *Offer) String() string {
 func (*Offer) ProtoMessage() {}
 
 func (x *Offer) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[67]
+	mi := &file_kefu_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4207,7 +4255,7 @@ func (x *Offer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Offer.ProtoReflect.Descriptor instead.
 func (*Offer) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{67}
+	return file_kefu_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *Offer) GetAgentId() string {
@@ -4233,7 +4281,7 @@ type OfferResponse struct {
 
 func (x *OfferResponse) Reset() {
 	*x = OfferResponse{}
-	mi := &file_kefu_proto_msgTypes[68]
+	mi := &file_kefu_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4245,7 +4293,7 @@ func (x *OfferResponse) String() string {
 func (*OfferResponse) ProtoMessage() {}
 
 func (x *OfferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[68]
+	mi := &file_kefu_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4258,7 +4306,7 @@ func (x *OfferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfferResponse.ProtoReflect.Descriptor instead.
 func (*OfferResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{68}
+	return file_kefu_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *OfferResponse) GetAccepted() bool {
@@ -4277,7 +4325,7 @@ type QueueSnapshot struct {
 
 func (x *QueueSnapshot) Reset() {
 	*x = QueueSnapshot{}
-	mi := &file_kefu_proto_msgTypes[69]
+	mi := &file_kefu_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4289,7 +4337,7 @@ func (x *QueueSnapshot) String() string {
 func (*QueueSnapshot) ProtoMessage() {}
 
 func (x *QueueSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[69]
+	mi := &file_kefu_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4302,7 +4350,7 @@ func (x *QueueSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueSnapshot.ProtoReflect.Descriptor instead.
 func (*QueueSnapshot) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{69}
+	return file_kefu_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *QueueSnapshot) GetCaller() *Caller {
@@ -4322,7 +4370,7 @@ type QueueSnapshotResponse struct {
 
 func (x *QueueSnapshotResponse) Reset() {
 	*x = QueueSnapshotResponse{}
-	mi := &file_kefu_proto_msgTypes[70]
+	mi := &file_kefu_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4334,7 +4382,7 @@ func (x *QueueSnapshotResponse) String() string {
 func (*QueueSnapshotResponse) ProtoMessage() {}
 
 func (x *QueueSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[70]
+	mi := &file_kefu_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4347,7 +4395,7 @@ func (x *QueueSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*QueueSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{70}
+	return file_kefu_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *QueueSnapshotResponse) GetError() *Error {
@@ -4377,7 +4425,7 @@ type Reserve struct {
 
 func (x *Reserve) Reset() {
 	*x = Reserve{}
-	mi := &file_kefu_proto_msgTypes[71]
+	mi := &file_kefu_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4389,7 +4437,7 @@ func (x *Reserve) String() string {
 func (*Reserve) ProtoMessage() {}
 
 func (x *Reserve) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[71]
+	mi := &file_kefu_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4402,7 +4450,7 @@ func (x *Reserve) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reserve.ProtoReflect.Descriptor instead.
 func (*Reserve) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{71}
+	return file_kefu_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *Reserve) GetConv() string {
@@ -4430,7 +4478,7 @@ type ReserveResponse struct {
 
 func (x *ReserveResponse) Reset() {
 	*x = ReserveResponse{}
-	mi := &file_kefu_proto_msgTypes[72]
+	mi := &file_kefu_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4442,7 +4490,7 @@ func (x *ReserveResponse) String() string {
 func (*ReserveResponse) ProtoMessage() {}
 
 func (x *ReserveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[72]
+	mi := &file_kefu_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4455,7 +4503,7 @@ func (x *ReserveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveResponse.ProtoReflect.Descriptor instead.
 func (*ReserveResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{72}
+	return file_kefu_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ReserveResponse) GetOk() bool {
@@ -4489,7 +4537,7 @@ type Release struct {
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_kefu_proto_msgTypes[73]
+	mi := &file_kefu_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4501,7 +4549,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[73]
+	mi := &file_kefu_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4514,7 +4562,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{73}
+	return file_kefu_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *Release) GetConv() string {
@@ -4543,7 +4591,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_kefu_proto_msgTypes[74]
+	mi := &file_kefu_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4555,7 +4603,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[74]
+	mi := &file_kefu_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4568,7 +4616,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{74}
+	return file_kefu_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *AgentStatus) GetAgentId() string {
@@ -4642,7 +4690,7 @@ type GetAgentStatus struct {
 
 func (x *GetAgentStatus) Reset() {
 	*x = GetAgentStatus{}
-	mi := &file_kefu_proto_msgTypes[75]
+	mi := &file_kefu_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4654,7 +4702,7 @@ func (x *GetAgentStatus) String() string {
 func (*GetAgentStatus) ProtoMessage() {}
 
 func (x *GetAgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[75]
+	mi := &file_kefu_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4667,7 +4715,7 @@ func (x *GetAgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAgentStatus.ProtoReflect.Descriptor instead.
 func (*GetAgentStatus) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{75}
+	return file_kefu_proto_rawDescGZIP(), []int{76}
 }
 
 // AgentConnect registers one of the agent's devices (a staff session).
@@ -4683,7 +4731,7 @@ type AgentConnect struct {
 
 func (x *AgentConnect) Reset() {
 	*x = AgentConnect{}
-	mi := &file_kefu_proto_msgTypes[76]
+	mi := &file_kefu_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4695,7 +4743,7 @@ func (x *AgentConnect) String() string {
 func (*AgentConnect) ProtoMessage() {}
 
 func (x *AgentConnect) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[76]
+	mi := &file_kefu_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4708,7 +4756,7 @@ func (x *AgentConnect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentConnect.ProtoReflect.Descriptor instead.
 func (*AgentConnect) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{76}
+	return file_kefu_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *AgentConnect) GetDevice() *PIDRef {
@@ -4734,7 +4782,7 @@ type SetPresence struct {
 
 func (x *SetPresence) Reset() {
 	*x = SetPresence{}
-	mi := &file_kefu_proto_msgTypes[77]
+	mi := &file_kefu_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4746,7 +4794,7 @@ func (x *SetPresence) String() string {
 func (*SetPresence) ProtoMessage() {}
 
 func (x *SetPresence) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[77]
+	mi := &file_kefu_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4759,7 +4807,7 @@ func (x *SetPresence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPresence.ProtoReflect.Descriptor instead.
 func (*SetPresence) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{77}
+	return file_kefu_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *SetPresence) GetPresence() string {
@@ -4778,7 +4826,7 @@ type ProfileChanged struct {
 
 func (x *ProfileChanged) Reset() {
 	*x = ProfileChanged{}
-	mi := &file_kefu_proto_msgTypes[78]
+	mi := &file_kefu_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4790,7 +4838,7 @@ func (x *ProfileChanged) String() string {
 func (*ProfileChanged) ProtoMessage() {}
 
 func (x *ProfileChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[78]
+	mi := &file_kefu_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4803,7 +4851,7 @@ func (x *ProfileChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfileChanged.ProtoReflect.Descriptor instead.
 func (*ProfileChanged) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{78}
+	return file_kefu_proto_rawDescGZIP(), []int{79}
 }
 
 // Notice is something staff should see now: an assignment, an invitation,
@@ -4822,7 +4870,7 @@ type Notice struct {
 
 func (x *Notice) Reset() {
 	*x = Notice{}
-	mi := &file_kefu_proto_msgTypes[79]
+	mi := &file_kefu_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4834,7 +4882,7 @@ func (x *Notice) String() string {
 func (*Notice) ProtoMessage() {}
 
 func (x *Notice) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[79]
+	mi := &file_kefu_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4847,7 +4895,7 @@ func (x *Notice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notice.ProtoReflect.Descriptor instead.
 func (*Notice) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{79}
+	return file_kefu_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *Notice) GetKind() string {
@@ -4895,7 +4943,7 @@ type WatchAlerts struct {
 
 func (x *WatchAlerts) Reset() {
 	*x = WatchAlerts{}
-	mi := &file_kefu_proto_msgTypes[80]
+	mi := &file_kefu_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4907,7 +4955,7 @@ func (x *WatchAlerts) String() string {
 func (*WatchAlerts) ProtoMessage() {}
 
 func (x *WatchAlerts) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[80]
+	mi := &file_kefu_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4920,7 +4968,7 @@ func (x *WatchAlerts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAlerts.ProtoReflect.Descriptor instead.
 func (*WatchAlerts) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{80}
+	return file_kefu_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *WatchAlerts) GetDevice() *PIDRef {
@@ -4947,7 +4995,7 @@ type TenantConfig struct {
 
 func (x *TenantConfig) Reset() {
 	*x = TenantConfig{}
-	mi := &file_kefu_proto_msgTypes[81]
+	mi := &file_kefu_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4959,7 +5007,7 @@ func (x *TenantConfig) String() string {
 func (*TenantConfig) ProtoMessage() {}
 
 func (x *TenantConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[81]
+	mi := &file_kefu_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4972,7 +5020,7 @@ func (x *TenantConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantConfig.ProtoReflect.Descriptor instead.
 func (*TenantConfig) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{81}
+	return file_kefu_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *TenantConfig) GetCaller() *Caller {
@@ -5020,7 +5068,7 @@ type TenantConfigResponse struct {
 
 func (x *TenantConfigResponse) Reset() {
 	*x = TenantConfigResponse{}
-	mi := &file_kefu_proto_msgTypes[82]
+	mi := &file_kefu_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5032,7 +5080,7 @@ func (x *TenantConfigResponse) String() string {
 func (*TenantConfigResponse) ProtoMessage() {}
 
 func (x *TenantConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[82]
+	mi := &file_kefu_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5045,7 +5093,7 @@ func (x *TenantConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantConfigResponse.ProtoReflect.Descriptor instead.
 func (*TenantConfigResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{82}
+	return file_kefu_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *TenantConfigResponse) GetError() *Error {
@@ -5079,7 +5127,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_kefu_proto_msgTypes[83]
+	mi := &file_kefu_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5091,7 +5139,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[83]
+	mi := &file_kefu_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5104,7 +5152,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{83}
+	return file_kefu_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *AuditEntry) GetId() string {
@@ -5169,7 +5217,7 @@ type AppendAudit struct {
 
 func (x *AppendAudit) Reset() {
 	*x = AppendAudit{}
-	mi := &file_kefu_proto_msgTypes[84]
+	mi := &file_kefu_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5181,7 +5229,7 @@ func (x *AppendAudit) String() string {
 func (*AppendAudit) ProtoMessage() {}
 
 func (x *AppendAudit) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[84]
+	mi := &file_kefu_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5194,7 +5242,7 @@ func (x *AppendAudit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendAudit.ProtoReflect.Descriptor instead.
 func (*AppendAudit) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{84}
+	return file_kefu_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *AppendAudit) GetEntries() []*AuditEntry {
@@ -5213,7 +5261,7 @@ type AppendAuditResponse struct {
 
 func (x *AppendAuditResponse) Reset() {
 	*x = AppendAuditResponse{}
-	mi := &file_kefu_proto_msgTypes[85]
+	mi := &file_kefu_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5225,7 +5273,7 @@ func (x *AppendAuditResponse) String() string {
 func (*AppendAuditResponse) ProtoMessage() {}
 
 func (x *AppendAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[85]
+	mi := &file_kefu_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5238,7 +5286,7 @@ func (x *AppendAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendAuditResponse.ProtoReflect.Descriptor instead.
 func (*AppendAuditResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{85}
+	return file_kefu_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *AppendAuditResponse) GetError() *Error {
@@ -5264,7 +5312,7 @@ type ListAudit struct {
 
 func (x *ListAudit) Reset() {
 	*x = ListAudit{}
-	mi := &file_kefu_proto_msgTypes[86]
+	mi := &file_kefu_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5276,7 +5324,7 @@ func (x *ListAudit) String() string {
 func (*ListAudit) ProtoMessage() {}
 
 func (x *ListAudit) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[86]
+	mi := &file_kefu_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5289,7 +5337,7 @@ func (x *ListAudit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAudit.ProtoReflect.Descriptor instead.
 func (*ListAudit) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{86}
+	return file_kefu_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ListAudit) GetCaller() *Caller {
@@ -5344,7 +5392,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_kefu_proto_msgTypes[87]
+	mi := &file_kefu_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5356,7 +5404,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kefu_proto_msgTypes[87]
+	mi := &file_kefu_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5369,7 +5417,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_kefu_proto_rawDescGZIP(), []int{87}
+	return file_kefu_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ListAuditResponse) GetError() *Error {
@@ -5669,7 +5717,10 @@ const file_kefu_proto_rawDesc = "" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\"6\n" +
 	"\tFireTimer\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x15\n" +
-	"\x06due_ms\x18\x02 \x01(\x03R\x05dueMs\",\n" +
+	"\x06due_ms\x18\x02 \x01(\x03R\x05dueMs\" \n" +
+	"\n" +
+	"Registered\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\",\n" +
 	"\x0fStoredElsewhere\x12\x19\n" +
 	"\blast_seq\x18\x01 \x01(\x03R\alastSeq\"\x91\x01\n" +
 	"\aEnqueue\x12\x12\n" +
@@ -5774,7 +5825,7 @@ func file_kefu_proto_rawDescGZIP() []byte {
 	return file_kefu_proto_rawDescData
 }
 
-var file_kefu_proto_msgTypes = make([]protoimpl.MessageInfo, 89)
+var file_kefu_proto_msgTypes = make([]protoimpl.MessageInfo, 90)
 var file_kefu_proto_goTypes = []any{
 	(*PIDRef)(nil),                    // 0: kefu.actors.v1.PIDRef
 	(*Party)(nil),                     // 1: kefu.actors.v1.Party
@@ -5840,31 +5891,32 @@ var file_kefu_proto_goTypes = []any{
 	(*ListEventsResponse)(nil),        // 61: kefu.actors.v1.ListEventsResponse
 	(*QueueStatus)(nil),               // 62: kefu.actors.v1.QueueStatus
 	(*FireTimer)(nil),                 // 63: kefu.actors.v1.FireTimer
-	(*StoredElsewhere)(nil),           // 64: kefu.actors.v1.StoredElsewhere
-	(*Enqueue)(nil),                   // 65: kefu.actors.v1.Enqueue
-	(*Dequeue)(nil),                   // 66: kefu.actors.v1.Dequeue
-	(*Offer)(nil),                     // 67: kefu.actors.v1.Offer
-	(*OfferResponse)(nil),             // 68: kefu.actors.v1.OfferResponse
-	(*QueueSnapshot)(nil),             // 69: kefu.actors.v1.QueueSnapshot
-	(*QueueSnapshotResponse)(nil),     // 70: kefu.actors.v1.QueueSnapshotResponse
-	(*Reserve)(nil),                   // 71: kefu.actors.v1.Reserve
-	(*ReserveResponse)(nil),           // 72: kefu.actors.v1.ReserveResponse
-	(*Release)(nil),                   // 73: kefu.actors.v1.Release
-	(*AgentStatus)(nil),               // 74: kefu.actors.v1.AgentStatus
-	(*GetAgentStatus)(nil),            // 75: kefu.actors.v1.GetAgentStatus
-	(*AgentConnect)(nil),              // 76: kefu.actors.v1.AgentConnect
-	(*SetPresence)(nil),               // 77: kefu.actors.v1.SetPresence
-	(*ProfileChanged)(nil),            // 78: kefu.actors.v1.ProfileChanged
-	(*Notice)(nil),                    // 79: kefu.actors.v1.Notice
-	(*WatchAlerts)(nil),               // 80: kefu.actors.v1.WatchAlerts
-	(*TenantConfig)(nil),              // 81: kefu.actors.v1.TenantConfig
-	(*TenantConfigResponse)(nil),      // 82: kefu.actors.v1.TenantConfigResponse
-	(*AuditEntry)(nil),                // 83: kefu.actors.v1.AuditEntry
-	(*AppendAudit)(nil),               // 84: kefu.actors.v1.AppendAudit
-	(*AppendAuditResponse)(nil),       // 85: kefu.actors.v1.AppendAuditResponse
-	(*ListAudit)(nil),                 // 86: kefu.actors.v1.ListAudit
-	(*ListAuditResponse)(nil),         // 87: kefu.actors.v1.ListAuditResponse
-	nil,                               // 88: kefu.actors.v1.AgentStatus.SkillsEntry
+	(*Registered)(nil),                // 64: kefu.actors.v1.Registered
+	(*StoredElsewhere)(nil),           // 65: kefu.actors.v1.StoredElsewhere
+	(*Enqueue)(nil),                   // 66: kefu.actors.v1.Enqueue
+	(*Dequeue)(nil),                   // 67: kefu.actors.v1.Dequeue
+	(*Offer)(nil),                     // 68: kefu.actors.v1.Offer
+	(*OfferResponse)(nil),             // 69: kefu.actors.v1.OfferResponse
+	(*QueueSnapshot)(nil),             // 70: kefu.actors.v1.QueueSnapshot
+	(*QueueSnapshotResponse)(nil),     // 71: kefu.actors.v1.QueueSnapshotResponse
+	(*Reserve)(nil),                   // 72: kefu.actors.v1.Reserve
+	(*ReserveResponse)(nil),           // 73: kefu.actors.v1.ReserveResponse
+	(*Release)(nil),                   // 74: kefu.actors.v1.Release
+	(*AgentStatus)(nil),               // 75: kefu.actors.v1.AgentStatus
+	(*GetAgentStatus)(nil),            // 76: kefu.actors.v1.GetAgentStatus
+	(*AgentConnect)(nil),              // 77: kefu.actors.v1.AgentConnect
+	(*SetPresence)(nil),               // 78: kefu.actors.v1.SetPresence
+	(*ProfileChanged)(nil),            // 79: kefu.actors.v1.ProfileChanged
+	(*Notice)(nil),                    // 80: kefu.actors.v1.Notice
+	(*WatchAlerts)(nil),               // 81: kefu.actors.v1.WatchAlerts
+	(*TenantConfig)(nil),              // 82: kefu.actors.v1.TenantConfig
+	(*TenantConfigResponse)(nil),      // 83: kefu.actors.v1.TenantConfigResponse
+	(*AuditEntry)(nil),                // 84: kefu.actors.v1.AuditEntry
+	(*AppendAudit)(nil),               // 85: kefu.actors.v1.AppendAudit
+	(*AppendAuditResponse)(nil),       // 86: kefu.actors.v1.AppendAuditResponse
+	(*ListAudit)(nil),                 // 87: kefu.actors.v1.ListAudit
+	(*ListAuditResponse)(nil),         // 88: kefu.actors.v1.ListAuditResponse
+	nil,                               // 89: kefu.actors.v1.AgentStatus.SkillsEntry
 }
 var file_kefu_proto_depIdxs = []int32{
 	1,  // 0: kefu.actors.v1.Caller.party:type_name -> kefu.actors.v1.Party
@@ -5939,19 +5991,19 @@ var file_kefu_proto_depIdxs = []int32{
 	3,  // 69: kefu.actors.v1.ListEventsResponse.error:type_name -> kefu.actors.v1.Error
 	2,  // 70: kefu.actors.v1.QueueSnapshot.caller:type_name -> kefu.actors.v1.Caller
 	3,  // 71: kefu.actors.v1.QueueSnapshotResponse.error:type_name -> kefu.actors.v1.Error
-	74, // 72: kefu.actors.v1.ReserveResponse.status:type_name -> kefu.actors.v1.AgentStatus
-	88, // 73: kefu.actors.v1.AgentStatus.skills:type_name -> kefu.actors.v1.AgentStatus.SkillsEntry
+	75, // 72: kefu.actors.v1.ReserveResponse.status:type_name -> kefu.actors.v1.AgentStatus
+	89, // 73: kefu.actors.v1.AgentStatus.skills:type_name -> kefu.actors.v1.AgentStatus.SkillsEntry
 	0,  // 74: kefu.actors.v1.AgentConnect.device:type_name -> kefu.actors.v1.PIDRef
 	1,  // 75: kefu.actors.v1.Notice.by:type_name -> kefu.actors.v1.Party
 	0,  // 76: kefu.actors.v1.WatchAlerts.device:type_name -> kefu.actors.v1.PIDRef
 	2,  // 77: kefu.actors.v1.TenantConfig.caller:type_name -> kefu.actors.v1.Caller
 	3,  // 78: kefu.actors.v1.TenantConfigResponse.error:type_name -> kefu.actors.v1.Error
 	1,  // 79: kefu.actors.v1.AuditEntry.actor:type_name -> kefu.actors.v1.Party
-	83, // 80: kefu.actors.v1.AppendAudit.entries:type_name -> kefu.actors.v1.AuditEntry
+	84, // 80: kefu.actors.v1.AppendAudit.entries:type_name -> kefu.actors.v1.AuditEntry
 	3,  // 81: kefu.actors.v1.AppendAuditResponse.error:type_name -> kefu.actors.v1.Error
 	2,  // 82: kefu.actors.v1.ListAudit.caller:type_name -> kefu.actors.v1.Caller
 	3,  // 83: kefu.actors.v1.ListAuditResponse.error:type_name -> kefu.actors.v1.Error
-	83, // 84: kefu.actors.v1.ListAuditResponse.entries:type_name -> kefu.actors.v1.AuditEntry
+	84, // 84: kefu.actors.v1.ListAuditResponse.entries:type_name -> kefu.actors.v1.AuditEntry
 	85, // [85:85] is the sub-list for method output_type
 	85, // [85:85] is the sub-list for method input_type
 	85, // [85:85] is the sub-list for extension type_name
@@ -5980,7 +6032,7 @@ func file_kefu_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kefu_proto_rawDesc), len(file_kefu_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   89,
+			NumMessages:   90,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
