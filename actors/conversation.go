@@ -188,14 +188,9 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 		a.d.Metrics.conversationStarted()
 		ctx.SetReceiveTimeout(a.d.IdleTimeout)
 		a.async(ctx, a.load)
-		if a.routes.ownerElsewhere(m.Identity.Identity, KindConversation) != "" {
-			later(ctx, misplacedGrace, &misplacedMsg{})
-		}
+		checkPlacement(ctx, m)
 	case *misplacedMsg:
-		if owner := a.routes.ownerElsewhere(ConversationIdentity(a.tenant, a.id), KindConversation); owner != "" {
-			a.log.Info("activated on a member that does not own the conversation; leaving it to the owner", "owner", owner)
-			ctx.Poison(ctx.Self())
-		}
+		leaveIfMisplaced(ctx, m, a.log)
 	case *actor.Stopping:
 		// The node shuts down or the cluster moves the conversation: its
 		// state and timer changes still queued are stored now, blocking
@@ -761,16 +756,6 @@ func (a *conversationActor) onReloaded(ctx actor.Context, m *reloadedMsg) {
 	clear(a.resent)
 	a.pump(ctx)
 }
-
-// misplacedGrace is how long an activation on a member that does not own
-// its conversation serves before it stops. A member whose view of the
-// topology is older asked for it; by then that member has seen the change
-// and asks the owner, so the two do not take turns activating it.
-const misplacedGrace = time.Second
-
-// misplacedMsg tells a new activation to check, misplacedGrace after it
-// started, whether its member owns the conversation now.
-type misplacedMsg struct{}
 
 // tellOwner tells the conversation's owner, when that is another member,
 // the last seq this activation stored. Members see a change of the

@@ -19,20 +19,17 @@ import (
 	"github.com/kefu-dev/kefu/engine"
 )
 
-// Members see a change of the topology at different times, so one whose
-// view is older may activate a conversation on a member that no longer
-// owns it, beside the owner's activation, and send a customer's message
-// there. The owner's subscribers still get that message pushed, without
-// resuming and without another write to wake the owner: the activation
-// beside it leaves soon and tells the owner what it stored.
-func TestMessageStoredBesideTheOwnerReachesTheOwnersSubscribers(t *testing.T) {
+// twoMembers starts two members on an etcd of the test's own, sharing one
+// store, and returns them once each sees the other, with a client of the
+// second.
+func twoMembers(t *testing.T) (a, b *cluster.Node, client *actors.Client) {
+	t.Helper()
 	if raceEnabled {
 		t.Skip("two members in one process: protoactor-go's own data races (see cluster's skipProtoactorRaces)")
 	}
 	etcd := clustertest.StartEtcd(t)
 	store := openStore(t)
 	var members [2]*cluster.Node
-	var clients [2]*actors.Client
 	for i := range members {
 		deps := actors.Deps{Store: store, Metrics: actors.NewMetrics(prometheus.NewRegistry())}
 		n, err := cluster.New(cluster.Config{Etcd: etcd}, actors.Kinds(deps)...)
@@ -41,7 +38,7 @@ func TestMessageStoredBesideTheOwnerReachesTheOwnersSubscribers(t *testing.T) {
 		}
 		// Before it joins, as the kefu command does: its routes see
 		// every topology.
-		clients[i] = actors.NewClient(n.Cluster, 5*time.Second, nil)
+		client = actors.NewClient(n.Cluster, 5*time.Second, nil)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		err = n.Join(ctx)
 		cancel()
@@ -51,7 +48,7 @@ func TestMessageStoredBesideTheOwnerReachesTheOwnersSubscribers(t *testing.T) {
 		t.Cleanup(n.Shutdown) // before the store closes
 		members[i] = n
 	}
-	a, b, client := members[0], members[1], clients[1]
+	a, b = members[0], members[1]
 	deadline := time.Now().Add(20 * time.Second)
 	for len(a.Members()) < 2 || len(b.Members()) < 2 {
 		if time.Now().After(deadline) {
@@ -59,6 +56,77 @@ func TestMessageStoredBesideTheOwnerReachesTheOwnersSubscribers(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return a, b, client
+}
+
+// activateOn asks n's placement for an activation of ci, as a member whose
+// view of the topology makes n the owner would.
+func activateOn(t *testing.T, n *cluster.Node, ci *protocluster.ClusterIdentity) *actor.PID {
+	t.Helper()
+	res, err := n.System.Root.RequestFuture(actor.NewPID(n.Address(), disthash.PartitionActivatorActorName),
+		&protocluster.ActivationRequest{ClusterIdentity: ci}, 5*time.Second).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := res.(*protocluster.ActivationResponse).Pid
+	if pid == nil || pid.Address != n.Address() {
+		t.Fatalf("activation of %v on %s: %v", ci, n.Address(), pid)
+	}
+	return pid
+}
+
+// waitStopped waits until pid, an activation on n, has stopped.
+func waitStopped(t *testing.T, n *cluster.Node, pid *actor.PID, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		if _, alive := n.System.ProcessRegistry.GetLocal(pid.Id); !alive {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the activation %s on a member that does not own it is still running after %v", pid.Id, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// An agent, a queue or a tenant activated on a member that does not own
+// it (by a member whose view of the topology is older) leaves within a
+// second or so; one on its owner stays.
+func TestActivationOnAMemberThatDoesNotOwnItLeaves(t *testing.T) {
+	a, b, _ := twoMembers(t)
+	rdv := protocluster.NewRendezvous()
+	rdv.UpdateMembers(b.Members())
+	for _, kind := range []string{actors.KindAgent, actors.KindQueue, actors.KindTenant} {
+		owned := map[string]*protocluster.ClusterIdentity{}
+		for i := 0; len(owned) < 2 && i < 64; i++ {
+			identity := fmt.Sprintf("t1/x%d", i)
+			if kind == actors.KindTenant {
+				identity = fmt.Sprintf("t%d", i)
+			}
+			ci := protocluster.NewClusterIdentity(identity, kind)
+			owned[rdv.GetByClusterIdentity(ci)] = ci
+		}
+		if len(owned) < 2 {
+			t.Fatalf("no %s identity for each member", kind)
+		}
+		misplaced := activateOn(t, a, owned[b.Address()])
+		placed := activateOn(t, a, owned[a.Address()])
+		waitStopped(t, a, misplaced, 10*time.Second)
+		if _, alive := a.System.ProcessRegistry.GetLocal(placed.Id); !alive {
+			t.Errorf("the %s activation on its owner stopped", kind)
+		}
+	}
+}
+
+// Members see a change of the topology at different times, so one whose
+// view is older may activate a conversation on a member that no longer
+// owns it, beside the owner's activation, and send a customer's message
+// there. The owner's subscribers still get that message pushed, without
+// resuming and without another write to wake the owner: the activation
+// beside it leaves soon and tells the owner what it stored.
+func TestMessageStoredBesideTheOwnerReachesTheOwnersSubscribers(t *testing.T) {
+	a, b, client := twoMembers(t)
 
 	// A conversation b owns, and a customer's session subscribed there.
 	rdv := protocluster.NewRendezvous()
@@ -86,16 +154,8 @@ func TestMessageStoredBesideTheOwnerReachesTheOwnersSubscribers(t *testing.T) {
 
 	// A member with an older view asks a for it, and a customer's message
 	// goes there.
-	res, err := a.System.Root.RequestFuture(actor.NewPID(a.Address(), disthash.PartitionActivatorActorName),
-		&protocluster.ActivationRequest{ClusterIdentity: ci}, 5*time.Second).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	beside := res.(*protocluster.ActivationResponse).Pid
-	if beside == nil || beside.Address != a.Address() {
-		t.Fatalf("activation on the member that does not own it: %v", beside)
-	}
-	res, err = a.System.Root.RequestFuture(beside, &actorpb.Append{
+	beside := activateOn(t, a, ci)
+	res, err := a.System.Root.RequestFuture(beside, &actorpb.Append{
 		Caller:      &actorpb.Caller{Tenant: "t1", Party: &actorpb.Party{Role: string(customer.Party.Role), Id: customer.Party.ID}},
 		ClientMsgId: "beside", Body: &actorpb.Body{Type: string(engine.BodyText), Text: "还在吗"},
 	}, 5*time.Second).Result()
@@ -108,15 +168,7 @@ func TestMessageStoredBesideTheOwnerReachesTheOwnersSubscribers(t *testing.T) {
 	}); !ok {
 		t.Fatal("the owner's subscriber never received the message stored beside the owner")
 	}
-	for {
-		if _, alive := a.System.ProcessRegistry.GetLocal(beside.Id); !alive {
-			break
-		}
-		if time.Now().After(deadline.Add(10 * time.Second)) {
-			t.Fatal("the activation on the member that does not own the conversation is still running")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitStopped(t, a, beside, 10*time.Second)
 }
 
 // A new activation of an agent knows none of the agent's sockets, and a

@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"sync"
 	"time"
@@ -77,6 +78,39 @@ func (r *routes) ownerElsewhere(identity, kind string) string {
 		return ""
 	}
 	return owner
+}
+
+// misplacedGrace is how long an activation on a member that does not own
+// it serves before it stops. protoactor's placement activates whatever it
+// is asked for, and stops an activation only when its member sees the
+// topology change that moves it; a member whose view is older than this
+// one's asked for it, and by misplacedGrace later has seen the change and
+// asks the owner, so the two do not take turns activating it. Left
+// running, it would live beside the owner's activation for as long as
+// anybody talks to it.
+const misplacedGrace = time.Second
+
+// misplacedMsg tells a new activation to check, misplacedGrace after it
+// started, whether its member owns it now.
+type misplacedMsg struct{ identity, kind string }
+
+// checkPlacement is called by a virtual actor as it starts: when another
+// member owns it, it is told to check again misplacedGrace later.
+func checkPlacement(ctx actor.Context, m *cluster.ClusterInit) {
+	if routesFor(m.Cluster).ownerElsewhere(m.Identity.Identity, m.Identity.Kind) != "" {
+		later(ctx, misplacedGrace, &misplacedMsg{identity: m.Identity.Identity, kind: m.Identity.Kind})
+	}
+}
+
+// leaveIfMisplaced stops the activation, after what its mailbox holds,
+// when another member owns it still. Its stopping path is the one a move
+// takes.
+func leaveIfMisplaced(ctx actor.Context, m *misplacedMsg, log *slog.Logger) {
+	owner := routesFor(cluster.GetCluster(ctx.ActorSystem())).ownerElsewhere(m.identity, m.kind)
+	if owner != "" {
+		log.Info("activated on a member that does not own it; leaving it to the owner", "kind", m.kind, "identity", m.identity, "owner", owner)
+		ctx.Poison(ctx.Self())
+	}
 }
 
 // allRoutes holds the routes of each cluster in this process (one, but
