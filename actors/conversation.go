@@ -771,17 +771,9 @@ func (a *conversationActor) tellOwner(ctx actor.Context) {
 	if a.routes.ownerElsewhere(identity, KindConversation) == "" {
 		return
 	}
-	r, root, log := a.routes, ctx.ActorSystem().Root, a.log
-	msg := &actorpb.StoredElsewhere{LastSeq: a.lastSeq}
-	timeout := cluster.GetCluster(ctx.ActorSystem()).Config.RequestTimeoutTime
-	go func() {
-		pid, err := r.resolve(identity, KindConversation, timeout)
-		if err != nil {
-			log.Warn("telling the owner what this activation stored", "err", err)
-			return
-		}
-		root.Send(pid, msg)
-	}()
+	// This member's PID cache may name this activation: not the owner.
+	cluster.GetCluster(ctx.ActorSystem()).PidCache.RemoveByValue(identity, KindConversation, ctx.Self())
+	tell(ctx, KindConversation, identity, &actorpb.StoredElsewhere{LastSeq: a.lastSeq})
 }
 
 // learnStoredElsewhere re-reads the store when another activation stored
