@@ -67,6 +67,9 @@ type Node struct {
 	joined  bool
 	once    sync.Once // Shutdown
 	members atomic.Pointer[[]*cluster.Member]
+	// stopping is set as Shutdown starts: from then on the member refuses
+	// new activations (spawnActivation).
+	stopping atomic.Bool
 }
 
 // ErrStart is returned, wrapped, when a member cannot start.
@@ -139,8 +142,12 @@ func New(cfg Config, kinds ...*cluster.Kind) (*Node, error) {
 		n.etcd = newEtcdProvider(cfg.Name, cfg.Etcd, cfg.LeaseTTL, logger)
 		provider = n.etcd
 	}
+	hosted := make([]*cluster.Kind, len(kinds))
+	for i, k := range kinds {
+		hosted[i] = &cluster.Kind{Kind: k.Kind, Props: k.Props.Clone(actor.WithSpawnFunc(n.spawnActivation)), StrategyBuilder: k.StrategyBuilder}
+	}
 	clusterCfg := cluster.Configure(cfg.Name, provider, disthash.New(), remote.Configure(cfg.Host, cfg.Port, opts...),
-		cluster.WithKinds(kinds...),
+		cluster.WithKinds(hosted...),
 		cluster.WithRequestTimeout(cfg.RequestTimeout),
 	)
 	n.Cluster = cluster.New(system, clusterCfg)
@@ -236,6 +243,7 @@ func (n *Node) Lost() <-chan error {
 // actor system first), and activations stop before the remote.
 func (n *Node) Shutdown() {
 	n.once.Do(func() {
+		n.stopping.Store(true)
 		if n.etcd != nil {
 			n.etcd.leave()
 		}
@@ -274,6 +282,30 @@ func (n *Node) Shutdown() {
 		n.Cluster.Shutdown(false)
 	})
 }
+
+// spawnActivation spawns an activation for protoactor's placement actor,
+// or, once the member is stopping, an actor that stops at once instead.
+// The placement actor activates whatever it is asked for, also while it
+// waits for its activations to stop; it stops them all once, so one it
+// started after that would keep it, and Shutdown, waiting. Members ask
+// for activations during a shutdown: an activation telling another as it
+// stops, a session registering again.
+func (n *Node) spawnActivation(system *actor.ActorSystem, id string, props *actor.Props, parent actor.SpawnerContext) (*actor.PID, error) {
+	if n.stopping.Load() {
+		n.logger.Info("cluster: refusing an activation; the member is stopping", "actor", id)
+		props = refusedActivation
+	}
+	return actor.DefaultSpawner(system, id, props, parent)
+}
+
+// refusedActivation stops as soon as it starts. What was sent to it is
+// dropped; a request fails with its timeout, and the sender's next lookup
+// finds the member gone.
+var refusedActivation = actor.PropsFromFunc(func(ctx actor.Context) {
+	if _, ok := ctx.Message().(*actor.Started); ok {
+		ctx.Stop(ctx.Self())
+	}
+})
 
 // watch returns a channel closed once the local actor pid has stopped (at
 // once if it has already). It returns once pid has the watch in its
