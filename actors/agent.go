@@ -75,9 +75,6 @@ func (a *agentActor) Receive(ctx actor.Context) {
 		a.tenant, a.id, _ = strings.Cut(m.Identity.Identity, "/")
 		a.credWrites = writeQueue{timeout: a.d.StoreTimeout, log: a.d.Logger.With("tenant", a.tenant, "staff", a.id)}
 		a.load(ctx)
-		checkPlacement(ctx, m)
-	case *misplacedMsg:
-		leaveIfMisplaced(ctx, m, a.d.Logger)
 	case *actor.Stopping:
 		// The node shuts down or the cluster moves the agent: the sign-in
 		// writes still queued (a revocation, a failed-login count) are

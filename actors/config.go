@@ -116,15 +116,22 @@ func (d Deps) withDefaults() Deps {
 	return d
 }
 
-// Kinds returns the cluster kinds this package hosts.
+// Kinds returns the cluster kinds this package hosts. Each leaves a member
+// that does not own it (leavesIfMisplaced).
 func Kinds(d Deps) []*cluster.Kind {
 	d = d.withDefaults()
-	return []*cluster.Kind{
+	kinds := []*cluster.Kind{
 		cluster.NewKind(KindConversation, actor.PropsFromProducer(func() actor.Actor { return newConversation(&d) })),
 		cluster.NewKind(KindTenant, actor.PropsFromProducer(func() actor.Actor { return newTenant(&d) })),
 		cluster.NewKind(KindAgent, actor.PropsFromProducer(func() actor.Actor { return newAgent(&d) })),
 		cluster.NewKind(KindQueue, actor.PropsFromProducer(func() actor.Actor { return newQueue(&d) })),
 	}
+	for _, k := range kinds {
+		// After protoactor's own middleware, which turns Started into
+		// ClusterInit.
+		k.Props.Configure(actor.WithReceiverMiddleware(leavesIfMisplaced(d.Logger)))
+	}
+	return kinds
 }
 
 // Caller is who makes a request, as the edge authenticated them.

@@ -188,9 +188,6 @@ func (a *conversationActor) Receive(ctx actor.Context) {
 		a.d.Metrics.conversationStarted()
 		ctx.SetReceiveTimeout(a.d.IdleTimeout)
 		a.async(ctx, a.load)
-		checkPlacement(ctx, m)
-	case *misplacedMsg:
-		leaveIfMisplaced(ctx, m, a.log)
 	case *actor.Stopping:
 		// The node shuts down or the cluster moves the conversation: its
 		// state and timer changes still queued are stored now, blocking

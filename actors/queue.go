@@ -93,9 +93,6 @@ func (q *queueActor) Receive(ctx actor.Context) {
 		q.tenant, q.group, _ = strings.Cut(m.Identity.Identity, "/")
 		q.load(ctx)
 		later(ctx, queueRefresh, &queueTickMsg{})
-		checkPlacement(ctx, m)
-	case *misplacedMsg:
-		leaveIfMisplaced(ctx, m, q.d.Logger)
 	case *queueTickMsg:
 		q.load(ctx)
 		later(ctx, queueRefresh, &queueTickMsg{}) // the one refresh timer

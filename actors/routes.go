@@ -94,22 +94,30 @@ const misplacedGrace = time.Second
 // started, whether its member owns it now.
 type misplacedMsg struct{ identity, kind string }
 
-// checkPlacement is called by a virtual actor as it starts: when another
-// member owns it, it is told to check again misplacedGrace later.
-func checkPlacement(ctx actor.Context, m *cluster.ClusterInit) {
-	if routesFor(m.Cluster).ownerElsewhere(m.Identity.Identity, m.Identity.Kind) != "" {
-		later(ctx, misplacedGrace, &misplacedMsg{identity: m.Identity.Identity, kind: m.Identity.Kind})
-	}
-}
-
-// leaveIfMisplaced stops the activation, after what its mailbox holds,
-// when another member owns it still. Its stopping path is the one a move
-// takes.
-func leaveIfMisplaced(ctx actor.Context, m *misplacedMsg, log *slog.Logger) {
-	owner := routesFor(cluster.GetCluster(ctx.ActorSystem())).ownerElsewhere(m.identity, m.kind)
-	if owner != "" {
-		log.Info("activated on a member that does not own it; leaving it to the owner", "kind", m.kind, "identity", m.identity, "owner", owner)
-		ctx.Poison(ctx.Self())
+// leavesIfMisplaced is a receiver middleware of every kind this package
+// hosts: as an activation starts (after its ClusterInit), when another
+// member owns it, it is told to check again misplacedGrace later, and it
+// stops then, after what its mailbox holds, if another member owns it
+// still. Its stopping path is the one a move takes.
+func leavesIfMisplaced(log *slog.Logger) actor.ReceiverMiddleware {
+	return func(next actor.ReceiverFunc) actor.ReceiverFunc {
+		return func(c actor.ReceiverContext, env *actor.MessageEnvelope) {
+			switch m := env.Message.(type) {
+			case *cluster.ClusterInit:
+				next(c, env)
+				if routesFor(m.Cluster).ownerElsewhere(m.Identity.Identity, m.Identity.Kind) != "" {
+					later(c.(actor.Context), misplacedGrace, &misplacedMsg{identity: m.Identity.Identity, kind: m.Identity.Kind})
+				}
+			case *misplacedMsg:
+				owner := routesFor(cluster.GetCluster(c.ActorSystem())).ownerElsewhere(m.identity, m.kind)
+				if owner != "" {
+					log.Info("activated on a member that does not own it; leaving it to the owner", "kind", m.kind, "identity", m.identity, "owner", owner)
+					c.(actor.Context).Poison(c.Self())
+				}
+			default:
+				next(c, env)
+			}
+		}
 	}
 }
 

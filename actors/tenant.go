@@ -52,9 +52,6 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 		a.tenant = m.Identity.Identity
 		a.writes = writeQueue{timeout: a.d.StoreTimeout, log: a.d.Logger.With("tenant", a.tenant)}
 		ctx.SetReceiveTimeout(a.d.IdleTimeout)
-		checkPlacement(ctx, m)
-	case *misplacedMsg:
-		leaveIfMisplaced(ctx, m, a.d.Logger)
 	case *actor.ReceiveTimeout:
 		if a.writes.idle() && len(a.watchers) == 0 && a.auditing == nil && len(a.audit) == 0 {
 			ctx.Stop(ctx.Self())
